@@ -1,0 +1,168 @@
+"""`spec.rollout`: how a new revision replaces the serving one."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import SpecModel
+from .durations import bounded_duration
+from .formats import DNS1123Label
+from .problems import FieldProblem
+
+PauseDuration = bounded_duration(1, 24 * 3600)
+AnalysisInterval = bounded_duration(1, 3600)
+
+MAX_STEPS = 20
+MAX_METRICS = 10
+MAX_QUERY_LENGTH = 4096
+
+
+class PauseStep(SpecModel):
+    """Hold the current weight. Without a duration, wait for `approvedVersion`."""
+
+    duration: PauseDuration | None = Field(
+        None, description="How long to hold, e.g. 60s. Omit to wait for approval (rollout.approvedVersion)."
+    )
+
+
+class Step(SpecModel):
+    """One rollout step: shift traffic (setWeight) or wait (pause), never both."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.setWeight) != has(self.pause)",
+                    "message": "each rollout step sets exactly one of setWeight or pause",
+                }
+            ]
+        }
+    }
+
+    set_weight: int | None = Field(
+        None, ge=0, le=100, description="Percent of traffic sent to the canary (0-100)."
+    )
+    pause: PauseStep | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> "Step":
+        if (self.set_weight is None) == (self.pause is None):
+            raise FieldProblem((), "each rollout step sets exactly one of setWeight or pause")
+        return self
+
+
+DEFAULT_STEPS = (
+    Step(set_weight=20),
+    Step(pause=PauseStep(duration="60s")),
+    Step(set_weight=50),
+    Step(pause=PauseStep(duration="60s")),
+)
+
+
+class PrometheusSpec(SpecModel):
+    address: str = Field(
+        max_length=512,
+        pattern=r"^https?://.+",
+        description="Base URL of the Prometheus API, e.g. http://prometheus.monitoring:9090.",
+    )
+
+
+class MetricCheck(SpecModel):
+    """A PromQL query whose value must stay within [min, max]."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "has(self.min) || has(self.max)", "message": "a metric needs min, max, or both"},
+                {
+                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "message": "a metric's min must be <= its max",
+                },
+            ]
+        }
+    }
+
+    name: DNS1123Label
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="PromQL returning one number.")
+    min: float | None = Field(None, description="Fail when the value is below this.")
+    max: float | None = Field(None, description="Fail when the value is above this.")
+    compare_to_stable: bool = Field(
+        False,
+        description="Compare the canary's value to the stable's (bounds apply to canary minus stable).",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "MetricCheck":
+        if self.min is None and self.max is None:
+            raise FieldProblem((), "a metric needs min, max, or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise FieldProblem("min", f"must be <= max (got {self.min} > {self.max})")
+        return self
+
+
+class AnalysisSpec(SpecModel):
+    """Metric checks run every `interval` while the canary takes traffic."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.metrics) || size(self.metrics) == 0 || has(self.prometheus)",
+                    "message": "analysis.metrics need analysis.prometheus.address",
+                },
+                {
+                    "rule": "!has(self.minSamples) || self.minSamples == 0 || has(self.samplesQuery)",
+                    "message": "analysis.minSamples needs analysis.samplesQuery to count the samples",
+                },
+            ]
+        }
+    }
+
+    interval: AnalysisInterval = "30s"
+    failure_limit: int = Field(2, ge=0, le=100, description="Failed checks tolerated before rolling back.")
+    min_samples: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Checks with fewer samples (samplesQuery) are Inconclusive, never a vacuous Pass.",
+    )
+    samples_query: str | None = Field(None, max_length=MAX_QUERY_LENGTH)
+    on_inconclusive: Literal["Pause", "Rollback", "Continue"] = "Pause"
+    prometheus: PrometheusSpec | None = None
+    metrics: list[MetricCheck] = Field(default_factory=list, max_length=MAX_METRICS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AnalysisSpec":
+        if self.metrics and self.prometheus is None:
+            raise FieldProblem("prometheus", "required when metrics are set (where should queries go?)")
+        if self.min_samples and not self.samples_query:
+            raise FieldProblem("samplesQuery", "required when minSamples > 0 (it counts the samples)")
+        names = [metric.name for metric in self.metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FieldProblem("metrics", f"metric names must be unique (repeated: {', '.join(duplicates)})")
+        return self
+
+
+class RolloutSpec(SpecModel):
+    strategy: Literal["Canary", "Recreate"] = Field(
+        "Canary", description="Canary shifts traffic step by step; Recreate replaces the serving pods at once."
+    )
+    steps: list[Step] = Field(
+        default_factory=lambda: list(DEFAULT_STEPS),
+        max_length=MAX_STEPS,
+        description="Canary steps. An empty list promotes as soon as the canary is ready.",
+        json_schema_extra={
+            "default": [step.model_dump(mode="json", by_alias=True, exclude_none=True) for step in DEFAULT_STEPS]
+        },
+    )
+    approved_version: str | None = Field(
+        None, max_length=128, description="Set to the canary's model.version to release a pause without duration."
+    )
+    progress_deadline_seconds: int = Field(
+        600,
+        ge=10,
+        le=86400,
+        description="How long pods may take to become ready before the deployment is Stalled.",
+    )
+    analysis: AnalysisSpec | None = None

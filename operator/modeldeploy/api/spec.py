@@ -1,0 +1,227 @@
+"""`spec` of a ModelDeployment: what to serve, with what, and how many."""
+
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from .base import SpecModel
+from .formats import DNS1123Label, DNS1123Subdomain, ModelUri, Quantity
+from .problems import FieldProblem
+from .rollout import RolloutSpec
+from .traffic import TrafficSpec
+
+MAX_REPLICAS = 1000
+MAX_LIST_ITEMS = 64
+MAX_ARG_LENGTH = 4096
+
+# Validation context key: the formats the operator's runtime table knows.
+KNOWN_FORMATS = "known_formats"
+
+
+class ModelSource(SpecModel):
+    uri: ModelUri = Field(
+        description="Where the model lives: s3://, gs://, https://, hf:// or pvc://claim/path "
+        "(the claim is mounted read-only)."
+    )
+    version: str = Field(
+        min_length=1, max_length=128, description="Free text recorded in the revision history, e.g. v7."
+    )
+    format: DNS1123Label | None = Field(
+        None, description="Model format (sklearn, onnx, huggingface...); picks the serving runtime."
+    )
+
+    @property
+    def scheme(self) -> str:
+        return self.uri.split("://", 1)[0]
+
+    @property
+    def pvc_claim(self) -> str | None:
+        """The claim name of a pvc:// URI, else None."""
+        if self.scheme != "pvc":
+            return None
+        return self.uri.split("://", 1)[1].split("/", 1)[0]
+
+    @property
+    def pvc_path(self) -> str:
+        """The path inside the claim of a pvc:// URI ("" means the whole claim)."""
+        rest = self.uri.split("://", 1)[1]
+        return rest.split("/", 1)[1].strip("/") if "/" in rest else ""
+
+    @field_validator("uri")
+    @classmethod
+    def _pvc_claim_is_a_name(cls, uri: str) -> str:
+        if uri.startswith("pvc://"):
+            claim = uri[len("pvc://") :].split("/", 1)[0]
+            if not claim or claim != claim.lower() or not all(c.isalnum() or c in "-." for c in claim):
+                raise ValueError(f"pvc:// URIs start with a PersistentVolumeClaim name (got {claim!r})")
+        return uri
+
+
+class EnvVar(SpecModel):
+    """A container environment variable, as in a Pod spec."""
+
+    name: str = Field(min_length=1, max_length=256)
+    value: str | None = Field(None, max_length=32768)
+    value_from: dict[str, Any] | None = Field(
+        None,
+        description="As in a Pod spec (secretKeyRef, configMapKeyRef, fieldRef...).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class RuntimeSpec(SpecModel):
+    """Overrides of the serving container; unset fields come from the format's runtime."""
+
+    image: str | None = Field(None, min_length=1, max_length=512)
+    port: int | None = Field(None, ge=1, le=65535, description="HTTP port the server listens on.")
+    command: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Replaces the runtime's command when non-empty.",
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Replaces the runtime's args when non-empty.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Added to the runtime's env; a name given here wins.",
+    )
+    readiness_path: str | None = Field(
+        None,
+        max_length=256,
+        pattern=r"^/",
+        description="HTTP path that answers 200 once the model is loaded. "
+        "Without it (and without a format) readiness only checks the port is open.",
+    )
+
+
+class Autoscaling(SpecModel):
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+                    "message": "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+                }
+            ]
+        }
+    }
+
+    min_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    target_cpu_utilization_percentage: int = Field(
+        80,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",  # spelled as in HPA autoscaling/v1
+        description="Average CPU use, as a percent of requests.cpu, the HPA aims for."
+    )
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> "Autoscaling":
+        if self.min_replicas > self.max_replicas:
+            raise FieldProblem(
+                "minReplicas", f"must be <= maxReplicas (got {self.min_replicas} > {self.max_replicas})"
+            )
+        return self
+
+
+class Resources(SpecModel):
+    """Container resources; GPUs go in limits, e.g. nvidia.com/gpu: 1."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class PodMetadata(SpecModel):
+    """Labels and annotations copied onto the model pods (the operator's own labels win)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelDeploymentSpec(SpecModel):
+    """What to serve (model), with what (runtime), how many (replicas/autoscaling),
+    how to roll out changes (rollout) and how traffic reaches it (traffic).
+
+    Without replicas and autoscaling, one replica runs: a model someone applied is
+    expected to serve, and 1 is the smallest count that does.
+    """
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.replicas) && has(self.autoscaling))",
+                    "message": "set either spec.replicas or spec.autoscaling, not both",
+                },
+                {
+                    "rule": "!has(self.autoscaling) || (has(self.resources) && "
+                    "has(self.resources.requests) && 'cpu' in self.resources.requests)",
+                    "message": "spec.autoscaling scales on CPU use, so it needs spec.resources.requests.cpu",
+                },
+            ]
+        }
+    }
+
+    model: ModelSource
+    runtime: RuntimeSpec | None = None
+    replicas: int | None = Field(None, ge=0, le=MAX_REPLICAS, description="Fixed replica count (default 1).")
+    autoscaling: Autoscaling | None = None
+    resources: Resources = Field(default_factory=Resources)
+    pod_metadata: PodMetadata = Field(default_factory=PodMetadata)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    )
+    service_account_name: DNS1123Subdomain | None = None
+    # `default: {}` in the CRD makes the API server fill in the nested defaults,
+    # so `kubectl get -o yaml` shows the strategy and provider actually in use.
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra={"default": {}})
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec, json_schema_extra={"default": {}})
+
+    @property
+    def fixed_replicas(self) -> int | None:
+        """Replicas the operator sets itself; None when the HPA owns the count."""
+        if self.autoscaling is not None:
+            return None
+        return 1 if self.replicas is None else self.replicas
+
+    @property
+    def wants_disruption_budget(self) -> bool:
+        """More than one replica asked: a PodDisruptionBudget keeps all but one up."""
+        if self.autoscaling is not None:
+            return self.autoscaling.min_replicas > 1
+        return (self.fixed_replicas or 0) > 1
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self, info: ValidationInfo) -> "ModelDeploymentSpec":
+        if self.replicas is not None and self.autoscaling is not None:
+            raise FieldProblem((), "set either spec.replicas or spec.autoscaling, not both")
+        if self.autoscaling is not None and "cpu" not in self.resources.requests:
+            raise FieldProblem(
+                ("resources", "requests", "cpu"),
+                "required with spec.autoscaling: CPU utilization is measured against it",
+            )
+        self._check_runtime_is_known(info)
+        return self
+
+    def _check_runtime_is_known(self, info: ValidationInfo) -> None:
+        known = (info.context or {}).get(KNOWN_FORMATS)
+        if known is None or (self.runtime is not None and self.runtime.image):
+            return
+        choices = ", ".join(sorted(known))
+        if self.model.format is None:
+            raise FieldProblem(
+                ("model", "format"), f"required unless spec.runtime.image is set (known formats: {choices})"
+            )
+        if self.model.format not in known:
+            raise FieldProblem(
+                ("model", "format"),
+                f"unknown format {self.model.format!r}: use one of {choices}, or set spec.runtime.image",
+            )

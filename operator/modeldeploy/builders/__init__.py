@@ -1,0 +1,1 @@
+"""Builders (pure): a spec in, Kubernetes manifests out, as plain dicts."""

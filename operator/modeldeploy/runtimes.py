@@ -1,0 +1,135 @@
+"""The runtime table (format -> serving container) and how a spec picks from it.
+
+The table is data (data/runtimes.yaml, documented there). `load_runtime_table`
+reads the packaged default or an operator-supplied file; `resolve_runtime`
+merges a spec's `runtime` overrides onto the entry for its `model.format`.
+Both are pure apart from reading the file.
+"""
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from .api.spec import ModelDeploymentSpec
+
+DEFAULT_MODEL_MOUNT_PATH = "/mnt/models"
+DEFAULT_PORT = 8080
+DEFAULT_RUN_AS_USER = 1000
+
+
+class _TableModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_alias=True, validate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ReadinessProbe(_TableModel):
+    path: str = Field(pattern=r"^/")
+    initial_delay_seconds: int = Field(5, ge=0)
+    period_seconds: int = Field(5, ge=1)
+    timeout_seconds: int = Field(2, ge=1)
+    failure_threshold: int = Field(3, ge=1)
+
+
+class RuntimeEntry(_TableModel):
+    image: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[dict[str, str], ...] = ()
+    run_as_user: int = Field(DEFAULT_RUN_AS_USER, ge=1)
+    model_mount_path: str = Field(DEFAULT_MODEL_MOUNT_PATH, pattern=r"^/")
+    readiness_probe: ReadinessProbe
+
+
+class StorageInitializer(_TableModel):
+    image: str = Field(min_length=1)
+    run_as_user: int = Field(DEFAULT_RUN_AS_USER, ge=1)
+
+
+class RuntimeTable(_TableModel):
+    storage_initializer: StorageInitializer
+    formats: dict[str, RuntimeEntry] = Field(min_length=1)
+
+    @property
+    def known_formats(self) -> frozenset[str]:
+        return frozenset(self.formats)
+
+
+class RuntimeTableError(ValueError):
+    """The runtime table file is missing or malformed (an operator config error)."""
+
+
+def load_runtime_table(path: str | Path | None = None) -> RuntimeTable:
+    """Read the runtime table from `path`, or the packaged default when None."""
+    if path is None:
+        text = resources.files("modeldeploy").joinpath("data/runtimes.yaml").read_text()
+        source = "packaged runtimes.yaml"
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise RuntimeTableError(f"cannot read runtime table {path}: {error}") from error
+        source = str(path)
+    try:
+        return RuntimeTable.model_validate(yaml.safe_load(text))
+    except (yaml.YAMLError, ValidationError) as error:
+        raise RuntimeTableError(f"invalid runtime table {source}: {error}") from error
+
+
+@dataclass(frozen=True)
+class ResolvedRuntime:
+    """The serving container to run, after merging spec overrides onto the table.
+
+    Everything here reaches the pod template, so all of it feeds the revision hash.
+    """
+
+    image: str
+    port: int
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[dict, ...]
+    run_as_user: int
+    model_mount_path: str
+    readiness: ReadinessProbe | None  # None: only check that the port accepts connections
+    storage_initializer: StorageInitializer
+
+
+def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedRuntime:
+    """The container for `spec`: the format's table entry, overridden field by field
+    by `spec.runtime`. The spec must have been validated against this table's formats."""
+    entry = table.formats.get(spec.model.format) if spec.model.format else None
+    override = spec.runtime
+    image = override.image if override and override.image else None
+    if entry is None and image is None:
+        raise ValueError(f"no runtime for format {spec.model.format!r} and no spec.runtime.image")
+
+    readiness = entry.readiness_probe if entry else None
+    if override and override.readiness_path:
+        base = readiness or ReadinessProbe(path=override.readiness_path)
+        readiness = base.model_copy(update={"path": override.readiness_path})
+
+    return ResolvedRuntime(
+        image=image or entry.image,
+        port=(override.port if override and override.port else None) or (entry.port if entry else DEFAULT_PORT),
+        command=tuple(override.command) if override and override.command else (entry.command if entry else ()),
+        args=tuple(override.args) if override and override.args else (entry.args if entry else ()),
+        env=_merge_env(entry.env if entry else (), override.env if override else ()),
+        run_as_user=entry.run_as_user if entry else DEFAULT_RUN_AS_USER,
+        model_mount_path=entry.model_mount_path if entry else DEFAULT_MODEL_MOUNT_PATH,
+        readiness=readiness,
+        storage_initializer=table.storage_initializer,
+    )
+
+
+def _merge_env(table_env, spec_env) -> tuple[dict, ...]:
+    """Table env first, then the spec's; a name the spec repeats replaces the table's
+    value in place (order matters for $(VAR) expansion)."""
+    merged: dict[str, dict] = {item["name"]: dict(item) for item in table_env}
+    for var in spec_env:
+        merged[var.name] = var.model_dump(by_alias=True, exclude_none=True)
+    return tuple(merged.values())

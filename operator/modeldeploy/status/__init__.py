@@ -1,0 +1,1 @@
+"""Status derivation (pure): what the cluster shows -> the status to write."""

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The local control plane: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and kwok (the simulated kubelet) as plain processes, built
+# from their Go modules by hack/build-binaries.sh.
+#
+#   hack/cluster.sh up      build what is missing, start, wait until usable
+#   hack/cluster.sh down    stop every process this started (by pid), remove state
+#   hack/cluster.sh status  exit 0 when the cluster answers
+#
+# State lives in $CLUSTER_DIR (default .cluster/ in the repository):
+# kubeconfig, pki/, pids/, logs/, etcd/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/versions.sh"
+dir=${CLUSTER_DIR:-$root/.cluster}
+nodes=${KWOK_NODES:-4}
+say() { echo "cluster: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+pids=$dir/pids logs=$dir/logs pki=$dir/pki
+
+alive() { [[ -f $pids/$1.pid ]] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
+
+healthy() {
+  [[ -f $dir/kubeconfig && -f $dir/ports ]] || return 1
+  source "$dir/ports"
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do alive $c || return 1; done
+  curl -sf --max-time 3 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds, or fails with the
+# tail of the relevant log so the reason is on screen.
+wait_for() {
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      say "timed out after ${secs}s waiting for $what"
+      for f in "$logs"/*.log; do [[ -f $f ]] && { echo "--- tail $f" >&2; tail -n 15 "$f" >&2; }; done
+      exit 1
+    fi
+    sleep 0.3
+  done
+}
+
+start() { # start NAME BINARY ARGS...: detached, own session, pid recorded
+  local name=$1 bin=$2; shift 2
+  setsid "$bin" "$@" >"$logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$pids/$name.pid"
+}
+
+make_pki() {
+  [[ -f $pki/admin.crt ]] && return 0
+  mkdir -p "$pki"; local o="-loglevel error"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=modeldeploy-local-ca" -keyout ca.key -out ca.crt 2>/dev/null
+    # API server serving certificate: loopback plus the in-cluster names.
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\nextendedKeyUsage=serverAuth\n' > apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    # Admin client certificate: group system:masters.
+    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=modeldeploy-admin" -keyout admin.key -out admin.csr 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > client.ext
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile client.ext -out admin.crt 2>/dev/null
+    # Service-account token signing key pair.
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr ./*.ext ./*.srl
+  )
+}
+
+write_kubeconfig() {
+  local b64='base64 -w0'
+  cat >"$dir/kubeconfig.tmp" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: modeldeploy-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $($b64 "$pki/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $($b64 "$pki/admin.crt")
+    client-key-data: $($b64 "$pki/admin.key")
+contexts:
+- name: modeldeploy-local
+  context: {cluster: modeldeploy-local, user: admin}
+current-context: modeldeploy-local
+KC
+  mv "$dir/kubeconfig.tmp" "$dir/kubeconfig"
+}
+
+apply_nodes() {
+  local i manifest=""
+  for ((i = 0; i < nodes; i++)); do
+    manifest+="apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}
+  labels: {kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}
+status:
+  capacity: {cpu: \"64\", memory: 512Gi, pods: \"1000\", nvidia.com/gpu: \"8\"}
+  allocatable: {cpu: \"64\", memory: 512Gi, pods: \"1000\", nvidia.com/gpu: \"8\"}
+---
+"
+  done
+  "$kubectl" apply --server-side -f - <<<"$manifest" >/dev/null
+}
+
+install_crds() {
+  # Gateway API (standard channel) and Istio networking CRDs, taken from the
+  # pinned Go modules' own YAML so no download other than the module proxy.
+  local gw istio
+  gw=$(cd "$here/k8s" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  istio=$(cd "$here/k8s" && go mod download -json "istio.io/api@$ISTIO_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  "$kubectl" apply --server-side -f "$gw/config/crd/standard/" >/dev/null
+  "${PYTHON:-python3}" "$here/select-istio-crds.py" "$istio/kubernetes/customresourcedefinitions.gen.yaml" \
+    | "$kubectl" apply --server-side -f - 2>&1 >/dev/null | { grep -v 'unrecognized format "binary"' >&2 || true; }
+  "$kubectl" wait --for=condition=Established --timeout=60s crd/httproutes.gateway.networking.k8s.io crd/virtualservices.networking.istio.io crd/destinationrules.networking.istio.io >/dev/null
+}
+
+up() {
+  if healthy; then
+    say "already up"; echo "export KUBECONFIG=$dir/kubeconfig"; return 0
+  fi
+  # Anything half-started from an earlier attempt goes first.
+  [[ -d $pids ]] && down quiet
+  local t0=$SECONDS bin
+  bin=$("$here/build-binaries.sh")
+  kubectl=$bin/kubectl
+  mkdir -p "$pids" "$logs" "$dir/etcd"
+  make_pki
+  {
+    echo "ETCD_PORT=$(free_port)"; echo "ETCD_PEER_PORT=$(free_port)"; echo "APISERVER_PORT=$(free_port)"
+    echo "KCM_PORT=$(free_port)"; echo "SCHEDULER_PORT=$(free_port)"; echo "KWOK_PORT=$(free_port)"
+    echo "BIN_DIR=$bin"
+  } >"$dir/ports"
+  source "$dir/ports"
+  local t_start=$SECONDS
+
+  start etcd "$bin/etcd" --name=local --data-dir="$dir/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --quota-backend-bytes=4294967296 --auto-compaction-retention=1 --log-level=warn \
+    --unsafe-no-fsync  # test cluster: durability across power loss is not wanted, speed is
+  wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --api-audiences=https://kubernetes.default.svc.cluster.local \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=false \
+    --profiling=false --v=1
+  wait_for 90 kube-apiserver curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz"
+  write_kubeconfig
+  export KUBECONFIG=$dir/kubeconfig
+
+  start kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
+    --leader-elect=false --use-service-account-credentials=true \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach,-ttl-after-finished' \
+    --kube-api-qps=500 --kube-api-burst=1000 --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 \
+    --concurrent-gc-syncs=40 --v=1
+  start kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false \
+    --kube-api-qps=500 --kube-api-burst=1000 --v=1
+  start kwok "$bin/kwok" --kubeconfig="$dir/kubeconfig" --config="$here/kwok/stages.yaml" \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 --node-ip=10.240.0.1 \
+    --server-address="127.0.0.1:$KWOK_PORT"
+
+  apply_nodes
+  install_crds
+  wait_for 60 "a Ready node" bash -c "'$kubectl' get nodes -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+  wait_for 60 "the default ServiceAccount" "$kubectl" -n default get serviceaccount default
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do alive $c || die "$c exited; see $logs/$c.log"; done
+  echo "BUILD_SECONDS=$((t_start - t0))" >>"$dir/ports"
+  echo "START_SECONDS=$((SECONDS - t_start))" >>"$dir/ports"
+  say "up in $((SECONDS - t0))s (start $((SECONDS - t_start))s); logs in $logs"
+  echo "export KUBECONFIG=$dir/kubeconfig"
+}
+
+down() {
+  local quiet=${1:-}
+  if [[ -d $pids ]]; then
+    local f pid
+    # Reverse start order: the simulated kubelet and controllers before the API server, etcd last.
+    for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+      f=$pids/$c.pid; [[ -f $f ]] || continue
+      pid=$(cat "$f")
+      if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done
+  fi
+  rm -rf "$dir"
+  [[ -n $quiet ]] || say "down"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) healthy && echo "export KUBECONFIG=$dir/kubeconfig" ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,102 @@
+"""The local control plane as the tests see it: started once per session by
+hack/cluster.sh (or reused when already up), reached with the real kubectl
+built from the same release, and with the official Python client."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
+
+
+class ClusterUnavailable(RuntimeError):
+    pass
+
+
+def read_ports(cluster_dir: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (cluster_dir / "ports").read_text().splitlines() if "=" in line)
+    return {k: v for k, v in pairs}
+
+
+@dataclass
+class Cluster:
+    dir: Path
+    started_here: bool
+    kubeconfig: Path = field(init=False)
+    bin_dir: Path = field(init=False)
+    api: client.ApiClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.bin_dir = Path(read_ports(self.dir)["BIN_DIR"])
+        self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    @property
+    def ports(self) -> dict[str, str]:
+        return read_ports(self.dir)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a child process that should talk to this cluster
+        with the kubectl of the same release."""
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                kubeconfig: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        env = self.env
+        if kubeconfig:
+            env["KUBECONFIG"] = str(kubeconfig)
+        proc = subprocess.run([str(self.bin_dir / "kubectl"), *args], input=input, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    def apply(self, namespace: str, manifest: dict | list[dict] | str) -> None:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump_all(
+            manifest if isinstance(manifest, list) else [manifest])
+        self.kubectl("apply", "-n", namespace, "-f", "-", input=text)
+
+    def get_json(self, *args: str) -> dict:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    # Typed clients, built on demand from the one ApiClient.
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+
+def cluster_is_up(cluster_dir: Path) -> bool:
+    env = dict(os.environ, CLUSTER_DIR=str(cluster_dir))
+    return subprocess.run([str(CLUSTER_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
+
+
+def start_cluster(cluster_dir: Path) -> None:
+    env = dict(os.environ, CLUSTER_DIR=str(cluster_dir))
+    env.setdefault("PYTHON", str(REPO / ".venv" / "bin" / "python"))
+    proc = subprocess.run([str(CLUSTER_SCRIPT), "up"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ClusterUnavailable(f"hack/cluster.sh up failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def stop_cluster(cluster_dir: Path) -> None:
+    env = dict(os.environ, CLUSTER_DIR=str(cluster_dir))
+    subprocess.run([str(CLUSTER_SCRIPT), "down"], env=env, capture_output=True)

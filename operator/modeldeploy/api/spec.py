@@ -14,6 +14,9 @@ MAX_REPLICAS = 1000
 MAX_LIST_ITEMS = 64
 MAX_ARG_LENGTH = 4096
 
+# The operator sets MODELDEPLOY_NAME, MODELDEPLOY_MODEL_VERSION, MODELDEPLOY_MODEL_DIR.
+RESERVED_ENV_PREFIX = "MODELDEPLOY_"
+
 # Validation context key: the formats the operator's runtime table knows.
 KNOWN_FORMATS = "known_formats"
 
@@ -96,6 +99,17 @@ class RuntimeSpec(SpecModel):
         description="HTTP path that answers 200 once the model is loaded. "
         "Without it (and without a format) readiness only checks the port is open.",
     )
+
+
+    @field_validator("env")
+    @classmethod
+    def _reserved_names_untouched(cls, env: list[EnvVar]) -> list[EnvVar]:
+        for index, var in enumerate(env):
+            if var.name.startswith(RESERVED_ENV_PREFIX):
+                raise FieldProblem(
+                    (index, "name"), f"{RESERVED_ENV_PREFIX}* variables are set by the operator (got {var.name})"
+                )
+        return env
 
 
 class Autoscaling(SpecModel):

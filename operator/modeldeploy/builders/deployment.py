@@ -1,0 +1,56 @@
+"""The Deployment of one role (stable or canary)."""
+
+from typing import Any
+
+from ..api.spec import ModelDeploymentSpec
+from ..runtimes import RuntimeTable, resolve_runtime
+from .labels import MODEL_URI, MODEL_VERSION, role_labels, selector_labels
+from .naming import Role, deployment_name
+from .ownership import Owner, child_metadata
+from .pod import build_pod_template
+from .revision import compute_revision
+
+# A few old ReplicaSets are enough to inspect a past revision; the operator's
+# own history lives in status.history.
+REVISION_HISTORY_LIMIT = 3
+
+
+def build_deployment(
+    owner: Owner, spec: ModelDeploymentSpec, table: RuntimeTable, *, role: Role, replicas: int | None
+) -> dict[str, Any]:
+    """The Deployment running `spec` in `role`.
+
+    `replicas=None` leaves the field out, for when the HPA owns the count: with
+    server-side apply, a value here would fight the HPA on every reconcile.
+    """
+    runtime = resolve_runtime(spec, table)
+    revision = compute_revision(spec, table)
+    deployment_spec: dict[str, Any] = {}
+    if replicas is not None:
+        deployment_spec["replicas"] = replicas
+    deployment_spec["selector"] = {"matchLabels": selector_labels(owner.name, role)}
+    deployment_spec["strategy"] = _strategy(spec)
+    deployment_spec["progressDeadlineSeconds"] = spec.rollout.progress_deadline_seconds
+    deployment_spec["revisionHistoryLimit"] = REVISION_HISTORY_LIMIT
+    deployment_spec["template"] = build_pod_template(spec, runtime, name=owner.name, role=role, revision=revision)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(
+            owner,
+            deployment_name(owner.name, role),
+            role_labels(owner.name, role, revision),
+            # Read back by the status code: what this Deployment serves.
+            {MODEL_VERSION: spec.model.version, MODEL_URI: spec.model.uri},
+        ),
+        "spec": deployment_spec,
+    }
+
+
+def _strategy(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    if spec.rollout.strategy == "Recreate":
+        # Asked for explicitly, e.g. when two model versions cannot run side by side
+        # (one GPU per node): accepts downtime.
+        return {"type": "Recreate"}
+    # Never take a ready pod away before its replacement is ready.
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}

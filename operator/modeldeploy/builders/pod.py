@@ -1,0 +1,133 @@
+"""The pod template: storage initializer + model server, Pod Security `restricted`."""
+
+import copy
+from typing import Any
+
+from ..api.spec import ModelDeploymentSpec
+from ..runtimes import ResolvedRuntime
+from .labels import MODEL_VERSION, pod_labels
+from .naming import Role
+
+SERVER_CONTAINER = "model-server"
+INITIALIZER_CONTAINER = "storage-initializer"
+MODEL_VOLUME = "model-dir"
+PORT_NAME = "http"
+
+# Enough for the initializer to stream a download; the model lands on disk, not in memory.
+INITIALIZER_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "100Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+
+
+
+def _container_security() -> dict[str, Any]:
+    """Container-level half of Pod Security "restricted" (pod-level: _pod_security)."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def build_pod_template(
+    spec: ModelDeploymentSpec, runtime: ResolvedRuntime, *, name: str, role: Role, revision: str
+) -> dict[str, Any]:
+    pod_spec: dict[str, Any] = {}
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    pod_spec["securityContext"] = _pod_security(runtime)
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = copy.deepcopy(spec.tolerations)
+    if spec.model.pvc_claim is None:
+        pod_spec["initContainers"] = [_storage_initializer(spec, runtime)]
+    pod_spec["containers"] = [_model_server(spec, runtime, name)]
+    pod_spec["volumes"] = [_model_volume(spec)]
+
+    return {
+        "metadata": {
+            "labels": pod_labels(spec.pod_metadata.labels, name, role, revision),
+            "annotations": {**spec.pod_metadata.annotations, MODEL_VERSION: spec.model.version},
+        },
+        "spec": pod_spec,
+    }
+
+
+def _pod_security(runtime: ResolvedRuntime) -> dict[str, Any]:
+    # A numeric runAsUser lets runAsNonRoot be verified even for images whose
+    # USER is a name; seccomp RuntimeDefault is required by "restricted".
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": runtime.run_as_user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _storage_initializer(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict[str, Any]:
+    initializer = runtime.storage_initializer
+    container: dict[str, Any] = {
+        "name": INITIALIZER_CONTAINER,
+        "image": initializer.image,
+        "args": [spec.model.uri, runtime.model_mount_path],
+        "resources": copy.deepcopy(INITIALIZER_RESOURCES),
+        "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": runtime.model_mount_path}],
+        "securityContext": {**_container_security(), "runAsUser": initializer.run_as_user},
+    }
+    return container
+
+
+def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": SERVER_CONTAINER, "image": runtime.image}
+    if runtime.command:
+        container["command"] = list(runtime.command)
+    if runtime.args:
+        container["args"] = list(runtime.args)
+    container["ports"] = [{"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"}]
+    container["env"] = _env(spec, runtime, name)
+    container["readinessProbe"] = _readiness_probe(runtime)
+    resources = spec.resources.model_dump(mode="json", exclude_defaults=True)
+    if resources:
+        container["resources"] = resources
+    container["volumeMounts"] = [_model_mount(spec, runtime)]
+    container["securityContext"] = _container_security()
+    return container
+
+
+def _env(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str) -> list[dict[str, Any]]:
+    # Ours come first so runtime entries and users can refer to them as $(VAR).
+    ours = [
+        {"name": "MODELDEPLOY_NAME", "value": name},
+        {"name": "MODELDEPLOY_MODEL_VERSION", "value": spec.model.version},
+        {"name": "MODELDEPLOY_MODEL_DIR", "value": runtime.model_mount_path},
+    ]
+    reserved = {var["name"] for var in ours}
+    return ours + [copy.deepcopy(var) for var in runtime.env if var["name"] not in reserved]
+
+
+def _readiness_probe(runtime: ResolvedRuntime) -> dict[str, Any]:
+    probe = runtime.readiness
+    if probe is None:
+        # A custom image without a known health path: the best we can check is the port.
+        return {"tcpSocket": {"port": PORT_NAME}, "periodSeconds": 5, "failureThreshold": 3}
+    return {
+        "httpGet": {"path": probe.path, "port": PORT_NAME},
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def _model_volume(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    if spec.model.pvc_claim is not None:
+        return {
+            "name": MODEL_VOLUME,
+            "persistentVolumeClaim": {"claimName": spec.model.pvc_claim, "readOnly": True},
+        }
+    return {"name": MODEL_VOLUME, "emptyDir": {}}
+
+
+def _model_mount(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict[str, Any]:
+    # The server only reads the model: mount it read-only in every case.
+    mount: dict[str, Any] = {"name": MODEL_VOLUME, "mountPath": runtime.model_mount_path, "readOnly": True}
+    if spec.model.pvc_claim is not None and spec.model.pvc_path:
+        mount["subPath"] = spec.model.pvc_path
+    return mount

@@ -1,0 +1,45 @@
+"""The revision: a short hash of everything that reaches the pod template.
+
+Two specs with the same revision run identical pods, so a revision change is
+exactly "a rollout is needed". Replicas, autoscaling, rollout and traffic
+settings are left out on purpose: scaling or re-tuning a rollout must not
+start one.
+"""
+
+import dataclasses
+import hashlib
+import json
+
+from ..api.spec import ModelDeploymentSpec
+from ..runtimes import ResolvedRuntime, RuntimeTable, resolve_runtime
+
+REVISION_LENGTH = 10
+
+
+def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
+    """The parts of the spec (and the runtime resolved for it) that shape the pods."""
+    dump = spec.model_dump(mode="json", by_alias=True)
+    return {
+        "model": dump["model"],
+        "runtime": dataclasses.asdict(runtime),  # includes the table entry and storage initializer
+        "resources": dump["resources"],
+        "podMetadata": dump["podMetadata"],
+        "nodeSelector": dump["nodeSelector"],
+        "tolerations": dump["tolerations"],
+        "serviceAccountName": dump["serviceAccountName"],
+    }
+
+
+def compute_revision(spec: ModelDeploymentSpec, table: RuntimeTable) -> str:
+    """10 hex characters of sha256 over canonical JSON: the same in every process."""
+    canonical = json.dumps(
+        pod_inputs(spec, resolve_runtime(spec, table)), sort_keys=True, separators=(",", ":"), default=_plain
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def _plain(value):
+    # Table models (e.g. the readiness probe) inside the resolved runtime.
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True)
+    raise TypeError(f"cannot hash {type(value).__name__}")

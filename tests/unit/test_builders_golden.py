@@ -1,0 +1,76 @@
+"""Builder output compared with reviewed YAML in tests/unit/golden/.
+
+After an intended change, regenerate and review the diff:
+
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_builders_golden.py
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modeldeploy.api import parse_spec
+from modeldeploy.builders import Owner, Role, build_deployment, desired_children
+
+GOLDEN = Path(__file__).parent / "golden"
+OWNER = Owner(name="fraud", namespace="ml", uid="0b7e6a4c-1111-4222-8333-944455556666")
+
+CASES = {
+    "sklearn-fixed-replicas": {
+        "model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn"},
+        "replicas": 2,
+    },
+    "onnx-autoscaled-gpu": {
+        "model": {"uri": "gs://models/fraud/v8", "version": "v8", "format": "onnx"},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
+        "resources": {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi", "nvidia.com/gpu": 1}},
+        "podMetadata": {
+            "labels": {"team": "risk", "modeldeploy.io/role": "user-tried-to-override"},
+            "annotations": {"owner": "risk@example.com"},
+        },
+        "nodeSelector": {"pool": "gpu"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "serviceAccountName": "fraud-model",
+        "rollout": {"progressDeadlineSeconds": 1200},
+    },
+    "pvc-single-replica": {
+        "model": {"uri": "pvc://model-store/llm/mistral", "version": "2024-05", "format": "huggingface"},
+    },
+    "custom-image-recreate": {
+        "model": {"uri": "https://example.com/models/fraud.tar.gz", "version": "v9"},
+        "runtime": {
+            "image": "registry.example.com/fraud-server:1.2.3",
+            "port": 9000,
+            "command": ["/serve"],
+            "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "fraud", "key": "token"}}}],
+        },
+        "rollout": {"strategy": "Recreate"},
+    },
+}
+
+
+def _render(manifests) -> str:
+    return yaml.safe_dump_all(manifests, sort_keys=False, width=120)
+
+
+def _check(name: str, manifests) -> None:
+    text = _render(manifests)
+    assert "&id" not in text, "builders returned shared (aliased) objects; callers could mutate both"
+    path = GOLDEN / f"{name}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(), f"{path.name} differs: review, then UPDATE_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_steady_state_children(case, runtime_table, known_formats):
+    spec = parse_spec(CASES[case], known_formats=known_formats, name=OWNER.name)
+    _check(case, desired_children(OWNER, spec, runtime_table))
+
+
+def test_canary_deployment(runtime_table, known_formats):
+    spec = parse_spec(CASES["sklearn-fixed-replicas"], known_formats=known_formats)
+    _check("canary-deployment", [build_deployment(OWNER, spec, runtime_table, role=Role.CANARY, replicas=1)])

@@ -1,0 +1,115 @@
+"""The runtime table: packaged defaults, operator overrides, spec overrides."""
+
+import pytest
+import yaml
+
+from modeldeploy.api import parse_spec
+from modeldeploy.runtimes import RuntimeTableError, load_runtime_table, resolve_runtime
+
+
+def test_packaged_table_covers_the_documented_formats(runtime_table):
+    expected = {"sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "llm"}
+    assert runtime_table.known_formats == expected
+    assert runtime_table.formats["xgboost"].image == "docker.io/seldonio/mlserver:1.7.1"
+    assert runtime_table.formats["pytorch"].image.startswith("nvcr.io/nvidia/tritonserver:")
+    assert runtime_table.formats["llm"].image.startswith("docker.io/vllm/vllm-openai:")
+    assert runtime_table.storage_initializer.image == "docker.io/kserve/storage-initializer:v0.15.0"
+
+
+def test_images_are_pinned(runtime_table):
+    for fmt, entry in runtime_table.formats.items():
+        tag = entry.image.rsplit(":", 1)[-1]
+        assert "/" not in tag and tag != "latest", f"{fmt} image {entry.image} is not pinned"
+
+
+def test_readiness_waits_for_the_model_not_the_process(runtime_table):
+    paths = {fmt: entry.readiness_probe.path for fmt, entry in runtime_table.formats.items()}
+    assert paths["sklearn"] == paths["onnx"] == "/v2/health/ready"
+    assert paths["huggingface"] == "/health"
+
+
+def test_each_mlserver_format_picks_its_implementation(runtime_table):
+    def implementation(fmt):
+        env = {v["name"]: v["value"] for v in runtime_table.formats[fmt].env}
+        return env["MLSERVER_MODEL_IMPLEMENTATION"]
+
+    assert implementation("sklearn") == "mlserver_sklearn.SKLearnModel"
+    assert implementation("xgboost") == "mlserver_xgboost.XGBoostModel"
+    assert implementation("lightgbm") == "mlserver_lightgbm.LightGBMModel"
+
+
+def test_operator_can_supply_its_own_table(tmp_path):
+    path = tmp_path / "runtimes.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "storageInitializer": {"image": "registry.internal/storage-initializer:v1"},
+                "formats": {
+                    "paddle": {
+                        "image": "registry.internal/paddle-serving:2.0",
+                        "port": 9292,
+                        "readinessProbe": {"path": "/ready"},
+                    }
+                },
+            }
+        )
+    )
+    table = load_runtime_table(path)
+    assert table.known_formats == {"paddle"}
+    spec = parse_spec(
+        {"model": {"uri": "s3://m/p", "version": "1", "format": "paddle"}}, known_formats=table.known_formats
+    )
+    runtime = resolve_runtime(spec, table)
+    assert (runtime.image, runtime.port, runtime.model_mount_path) == ("registry.internal/paddle-serving:2.0", 9292, "/mnt/models")
+    assert runtime.storage_initializer.image == "registry.internal/storage-initializer:v1"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [("formats: {}\n", "storageInitializer"), ("storageInitializer: {image: x}\nformats: {a: {port: 1}}\n", "image"), (": :", "invalid")],
+)
+def test_a_broken_table_is_a_clear_error(tmp_path, content, fragment):
+    path = tmp_path / "runtimes.yaml"
+    path.write_text(content)
+    with pytest.raises(RuntimeTableError, match=fragment):
+        load_runtime_table(path)
+
+
+def test_a_missing_table_file_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeTableError, match="cannot read runtime table"):
+        load_runtime_table(tmp_path / "nope.yaml")
+
+
+def test_spec_runtime_overrides_field_by_field(runtime_table):
+    spec = parse_spec(
+        {
+            "model": {"uri": "s3://m/f", "version": "1", "format": "sklearn"},
+            "runtime": {
+                "image": "docker.io/seldonio/mlserver:1.7.1-slim",
+                "env": [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": "custom.Model"}, {"name": "EXTRA", "value": "1"}],
+            },
+        },
+        known_formats=runtime_table.known_formats,
+    )
+    runtime = resolve_runtime(spec, runtime_table)
+    assert runtime.image == "docker.io/seldonio/mlserver:1.7.1-slim"
+    assert runtime.port == 8080  # from the table
+    assert runtime.readiness.path == "/v2/health/ready"  # from the table
+    names = [v["name"] for v in runtime.env]
+    assert names[0] == "MLSERVER_MODEL_IMPLEMENTATION" and names[-1] == "EXTRA"  # replaced in place
+    assert runtime.env[0]["value"] == "custom.Model"
+
+
+def test_custom_image_without_format_uses_port_check_or_given_path(runtime_table):
+    raw = {"model": {"uri": "s3://m/f", "version": "1"}, "runtime": {"image": "example.org/server:1"}}
+    runtime = resolve_runtime(parse_spec(raw, known_formats=runtime_table.known_formats), runtime_table)
+    assert runtime.readiness is None and runtime.port == 8080
+    raw["runtime"]["readinessPath"] = "/ready"
+    runtime = resolve_runtime(parse_spec(raw, known_formats=runtime_table.known_formats), runtime_table)
+    assert runtime.readiness.path == "/ready"
+
+
+def test_operator_env_names_are_reserved(runtime_table):
+    raw = {"model": {"uri": "s3://m/f", "version": "1", "format": "sklearn"}, "runtime": {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}}
+    with pytest.raises(ValueError, match=r"spec\.runtime\.env\[0\]\.name: MODELDEPLOY_\* variables are set by the operator"):
+        parse_spec(raw, known_formats=runtime_table.known_formats)

@@ -1,0 +1,55 @@
+"""Condition types and reasons: the one place they are spelled.
+
+Types follow kstatus (https://github.com/kubernetes-sigs/cli-utils/tree/master/pkg/kstatus),
+so Argo CD, Flux and `kubectl wait --for=condition=Ready` understand a
+ModelDeployment without custom health code:
+
+- Ready        True once the desired revision serves with every replica ready
+               and no pod crash-looping.
+- Reconciling  True while the operator or the cluster is still converging.
+- Stalled      True when convergence cannot happen without a change by a person
+               (a bad spec, an image that cannot be pulled, pods that do not get
+               ready within spec.rollout.progressDeadlineSeconds, a rollback).
+"""
+
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+TYPES = (READY, RECONCILING, STALLED)
+
+TRUE = "True"
+FALSE = "False"
+UNKNOWN = "Unknown"
+
+# Ready=True
+SERVING = "Serving"
+
+# Converging (Ready=False, Reconciling=True)
+CREATING = "Creating"
+ROLLING_OUT = "RollingOut"
+REPLICAS_NOT_READY = "ReplicasNotReady"
+PODS_CRASH_LOOPING = "PodsCrashLooping"
+CANARY_IN_PROGRESS = "CanaryInProgress"
+
+# Stuck (Ready=False, Stalled=True); PODS_CRASH_LOOPING too, once past the deadline
+INVALID_SPEC = "InvalidSpec"
+IMAGE_PULL_FAILED = "ImagePullFailed"
+CONTAINER_CONFIG_ERROR = "ContainerConfigError"
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+ROLLED_BACK = "RolledBack"
+
+# The "nothing to report" side of Reconciling and Stalled
+RECONCILED = "Reconciled"
+NOT_STALLED = "NotStalled"
+
+# Stalled reasons that come from the progress deadline: once set for a
+# generation, they stay until the spec changes or the pods recover.
+DEADLINE_REASONS = (PROGRESS_DEADLINE_EXCEEDED, PODS_CRASH_LOOPING)
+
+# Container waiting reasons, as the kubelet reports them.
+IMAGE_PULL_WAITING_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+CONFIG_WAITING_REASONS = ("CreateContainerConfigError", "CreateContainerError")
+CRASH_LOOP_WAITING_REASON = "CrashLoopBackOff"
+
+# Deployment condition set by the Deployment controller when progressDeadlineSeconds passes.
+DEPLOYMENT_DEADLINE_REASON = "ProgressDeadlineExceeded"

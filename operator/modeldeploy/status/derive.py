@@ -1,0 +1,153 @@
+"""derive_status: (spec, what the cluster shows, previous status, now) -> new status.
+
+Pure and deterministic: the same inputs give an identical dict, so the kube
+layer writes status only when the result differs from what is stored.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import conditions as c
+from ..api.parsing import InvalidSpec
+from ..api.spec import ModelDeploymentSpec
+from ..api.status import MAX_HISTORY, HistoryEntry, ModelDeploymentStatus, RoleStatus, TrafficStatus
+from ..builders.naming import cluster_url
+from .health import Clock, Health, assess, stuck
+from .observed import Observed, ObservedDeployment
+from .phase import derive_phase
+from .transitions import condition, format_time, parse_time
+
+DEPLOYED = "Deployed"
+
+
+def derive_status(
+    *,
+    name: str,
+    namespace: str,
+    generation: int,
+    spec: ModelDeploymentSpec | InvalidSpec,
+    revision: str | None,
+    observed: Observed,
+    previous: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The status to write, as a camelCase dict.
+
+    `spec` is the parsed spec, or the InvalidSpec raised while parsing it (then
+    `revision` is None and serving is left alone). `revision` is
+    builders.compute_revision(spec, table). `previous` is the stored status.
+    """
+    before = _parse_previous(previous)
+    if isinstance(spec, InvalidSpec):
+        health = stuck(c.INVALID_SPEC, f"spec is invalid: {spec}")
+    else:
+        health = assess(spec, revision, observed, _clock(before, generation, now))
+
+    status = ModelDeploymentStatus(
+        observed_generation=generation,
+        conditions=_conditions(before, health, generation, now),
+        stable=_role(observed.stable),
+        canary=_role(observed.canary),
+        traffic=_traffic(before, observed),
+        rollout=before.rollout if observed.canary is not None else None,
+        url=cluster_url(name, namespace),
+        history=_history(before, spec, revision, health, now),
+        message=health.message,
+    )
+    status.phase = derive_phase(status)
+    return status.to_wire()
+
+
+def _parse_previous(previous: Mapping[str, Any] | None) -> ModelDeploymentStatus:
+    # A status we cannot read (hand-edited, older format) must not block
+    # reconciling: start over from an empty one.
+    try:
+        return ModelDeploymentStatus.model_validate(previous or {})
+    except ValidationError:
+        return ModelDeploymentStatus()
+
+
+def _clock(before: ModelDeploymentStatus, generation: int, now: datetime) -> Clock:
+    reconciling = before.condition(c.RECONCILING)
+    stalled = before.condition(c.STALLED)
+    same_generation = before.observed_generation == generation
+    if (
+        stalled is not None
+        and stalled.status == c.TRUE
+        and stalled.reason in c.DEADLINE_REASONS
+        and same_generation
+    ):
+        return Clock(now=now, started_at=now, deadline_already_passed=True)
+    if reconciling is not None and reconciling.status == c.TRUE and same_generation:
+        return Clock(now=now, started_at=parse_time(reconciling.last_transition_time))
+    return Clock(now=now, started_at=now)
+
+
+def _conditions(before: ModelDeploymentStatus, health: Health, generation: int, now: datetime):
+    quiet = ""
+    return [
+        condition(before, c.READY, health.ready, health.reason, health.message, generation=generation, now=now),
+        condition(
+            before,
+            c.RECONCILING,
+            health.reconciling,
+            health.reason if health.reconciling else c.RECONCILED,
+            health.message if health.reconciling else quiet,
+            generation=generation,
+            now=now,
+        ),
+        condition(
+            before,
+            c.STALLED,
+            health.stalled,
+            health.reason if health.stalled else c.NOT_STALLED,
+            health.message if health.stalled else quiet,
+            generation=generation,
+            now=now,
+        ),
+    ]
+
+
+def _role(deployment: ObservedDeployment | None) -> RoleStatus | None:
+    if deployment is None:
+        return None
+    return RoleStatus(
+        revision=deployment.revision,
+        model_version=deployment.model_version,
+        replicas=deployment.replicas,
+        ready_replicas=deployment.ready_replicas,
+    )
+
+
+def _traffic(before: ModelDeploymentStatus, observed: Observed) -> TrafficStatus | None:
+    if observed.canary is not None:
+        return before.traffic  # weights belong to the rollout machine while a canary runs
+    # No canary pods exist, so whatever routes requests can only reach stable.
+    return TrafficStatus(stable=100, canary=0, verified=observed.stable is not None)
+
+
+def _history(
+    before: ModelDeploymentStatus,
+    spec: ModelDeploymentSpec | InvalidSpec,
+    revision: str | None,
+    health: Health,
+    now: datetime,
+) -> list[HistoryEntry]:
+    history = list(before.history)
+    if not health.ready or isinstance(spec, InvalidSpec) or revision is None:
+        return history
+    if history and history[-1].revision == revision:
+        return history
+    history.append(
+        HistoryEntry(
+            revision=revision,
+            model_version=spec.model.version,
+            uri=spec.model.uri,
+            result=DEPLOYED,
+            time=format_time(now),
+        )
+    )
+    return history[-MAX_HISTORY:]

@@ -1,0 +1,155 @@
+"""Assess whether the desired revision is serving, converging, or stuck.
+
+One pure function, `assess`, walks the checks in order of severity and stops
+at the first that applies (like Argo Rollouts' early-return reconcile steps).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .. import conditions as c
+from ..api.spec import ModelDeploymentSpec
+from .observed import Observed, ObservedDeployment, PodSummary
+
+# The kubelet resets a container's crash back-off after it has run for 10
+# minutes; a restart more recent than that means the loop is still going,
+# even if the container happens to be running (and ready) right now.
+CRASH_LOOP_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Health:
+    ready: bool
+    reconciling: bool
+    stalled: bool
+    reason: str
+    message: str
+
+
+def serving(message: str) -> Health:
+    return Health(True, False, False, c.SERVING, message)
+
+
+def converging(reason: str, message: str) -> Health:
+    return Health(False, True, False, reason, message)
+
+
+def stuck(reason: str, message: str) -> Health:
+    return Health(False, False, True, reason, message)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """When convergence of this generation started, and whether its deadline
+    already ran out earlier (a stall on the deadline must not clear itself
+    just because the clock restarted)."""
+
+    now: datetime
+    started_at: datetime
+    deadline_already_passed: bool = False
+
+    def past(self, deadline_seconds: int) -> bool:
+        return self.deadline_already_passed or self.now - self.started_at > timedelta(seconds=deadline_seconds)
+
+
+def assess(spec: ModelDeploymentSpec, revision: str, observed: Observed, clock: Clock) -> Health:
+    """Health of a valid spec whose desired revision is `revision`."""
+    deadline = spec.rollout.progress_deadline_seconds
+    pods = [p for p in observed.pods if p.revision == revision]
+
+    pod_problem = _pod_problem(pods, clock, deadline)
+    if pod_problem is not None:
+        return pod_problem
+    if observed.canary is not None:
+        return converging(c.CANARY_IN_PROGRESS, f"canary revision {observed.canary.revision} is being tried out")
+
+    stable = observed.stable
+    if stable is None:
+        return converging(c.CREATING, "creating the model server")
+    if _deployment_deadline_exceeded(stable):
+        return stuck(c.PROGRESS_DEADLINE_EXCEEDED, _not_ready_message(stable, deadline, pods))
+
+    pending = _rollout_pending(stable, revision)
+    if pending is None:
+        pending = _replicas_pending(stable)
+    if pending is None:
+        return serving(f"revision {revision} ({stable.model_version}) serves with {stable.ready_replicas} ready replicas")
+    if clock.past(deadline):
+        return stuck(c.PROGRESS_DEADLINE_EXCEEDED, _not_ready_message(stable, deadline, pods))
+    return pending
+
+
+def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health | None:
+    for reasons, health_reason in (
+        (c.IMAGE_PULL_WAITING_REASONS, c.IMAGE_PULL_FAILED),
+        (c.CONFIG_WAITING_REASONS, c.CONTAINER_CONFIG_ERROR),
+    ):
+        for pod in pods:
+            for waiting in pod.waiting:
+                if waiting.reason in reasons:
+                    # Waiting here again will not help: the image or the pod config must change.
+                    return stuck(health_reason, _describe(pod, waiting.container, waiting.reason, waiting.message))
+
+    crashing = [pod for pod in pods if _crash_looping(pod, clock.now)]
+    if not crashing:
+        return None
+    pod = crashing[0]
+    container = next((w.container for w in pod.waiting if w.reason == c.CRASH_LOOP_WAITING_REASON), None)
+    message = _describe(pod, container, "CrashLoopBackOff", f"{pod.restart_count} restarts") + (
+        f" ({len(crashing)} pods crash-looping)" if len(crashing) > 1 else ""
+    )
+    if clock.past(deadline):
+        return stuck(c.PODS_CRASH_LOOPING, f"{message}; still failing after {deadline}s")
+    return converging(c.PODS_CRASH_LOOPING, message)
+
+
+def _crash_looping(pod: PodSummary, now: datetime) -> bool:
+    if any(w.reason == c.CRASH_LOOP_WAITING_REASON for w in pod.waiting):
+        return True
+    # Between two crashes the container is running, possibly even ready; a second
+    # restart within the back-off window still means it is looping.
+    recent = pod.last_terminated_at is not None and now - pod.last_terminated_at < CRASH_LOOP_WINDOW
+    return pod.restart_count >= 2 and recent
+
+
+def _deployment_deadline_exceeded(deployment: ObservedDeployment) -> bool:
+    progressing = deployment.condition("Progressing")
+    return (
+        progressing is not None
+        and progressing.status == c.FALSE
+        and progressing.reason == c.DEPLOYMENT_DEADLINE_REASON
+        and deployment.observed_generation >= deployment.generation
+    )
+
+
+def _rollout_pending(stable: ObservedDeployment, revision: str) -> Health | None:
+    if stable.revision != revision:
+        return converging(c.ROLLING_OUT, f"rolling out revision {revision} (serving {stable.revision})")
+    if stable.observed_generation < stable.generation:
+        return converging(c.ROLLING_OUT, f"waiting for the Deployment controller to see revision {revision}")
+    if stable.updated_replicas < stable.replicas or stable.status_replicas > stable.updated_replicas:
+        return converging(
+            c.ROLLING_OUT,
+            f"rolling out revision {revision}: {stable.updated_replicas}/{stable.replicas} pods updated",
+        )
+    return None
+
+
+def _replicas_pending(stable: ObservedDeployment) -> Health | None:
+    if stable.ready_replicas < stable.replicas:
+        return converging(c.REPLICAS_NOT_READY, f"{stable.ready_replicas}/{stable.replicas} replicas ready")
+    return None
+
+
+def _not_ready_message(stable: ObservedDeployment, deadline: int, pods: list[PodSummary]) -> str:
+    not_ready = sorted(p.name for p in pods if not p.ready)
+    suffix = f" (not ready: {', '.join(not_ready[:3])}{', ...' if len(not_ready) > 3 else ''})" if not_ready else ""
+    return (
+        f"{stable.ready_replicas}/{stable.replicas} replicas ready after {deadline}s "
+        f"(spec.rollout.progressDeadlineSeconds){suffix}"
+    )
+
+
+def _describe(pod: PodSummary, container: str | None, reason: str, detail: str) -> str:
+    where = f"pod {pod.name}" + (f" container {container}" if container else "")
+    return f"{where}: {reason}" + (f": {detail}" if detail else "")

@@ -1,0 +1,122 @@
+"""What the kube layer reads from the cluster, reduced to what status needs.
+
+The kube layer fills these from the live objects (`observe_deployment`,
+`summarize_pod` accept the raw camelCase dicts); status derivation never sees
+a client object, so it stays pure and table-testable.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..builders.labels import MODEL_VERSION, REVISION, ROLE
+
+
+@dataclass(frozen=True)
+class DeploymentCondition:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedDeployment:
+    """One role's Deployment. Absent Deployments are None in `Observed`."""
+
+    revision: str | None  # label modeldeploy.io/revision
+    model_version: str | None  # annotation modeldeploy.io/model-version
+    generation: int
+    observed_generation: int
+    replicas: int  # spec.replicas (set by us, or by the HPA)
+    status_replicas: int = 0  # status.replicas: every pod, old revisions included
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    conditions: tuple[DeploymentCondition, ...] = ()
+
+    def condition(self, type_: str) -> DeploymentCondition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+@dataclass(frozen=True)
+class ContainerWaiting:
+    container: str
+    reason: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    name: str
+    role: str | None
+    revision: str | None
+    ready: bool
+    restart_count: int = 0  # summed over init and main containers
+    waiting: tuple[ContainerWaiting, ...] = ()
+    last_terminated_at: datetime | None = None  # latest lastState.terminated.finishedAt
+
+
+@dataclass(frozen=True)
+class Observed:
+    stable: ObservedDeployment | None = None
+    canary: ObservedDeployment | None = None
+    pods: tuple[PodSummary, ...] = field(default_factory=tuple)
+
+
+def observe_deployment(body: Mapping[str, Any] | None) -> ObservedDeployment | None:
+    """Reduce a Deployment (as a camelCase dict) to what status needs."""
+    if not body:
+        return None
+    metadata, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
+    return ObservedDeployment(
+        revision=(metadata.get("labels") or {}).get(REVISION),
+        model_version=(metadata.get("annotations") or {}).get(MODEL_VERSION),
+        generation=metadata.get("generation", 0),
+        observed_generation=status.get("observedGeneration", 0),
+        replicas=spec.get("replicas", 1),  # the API server defaults it to 1
+        status_replicas=status.get("replicas", 0),
+        updated_replicas=status.get("updatedReplicas", 0),
+        ready_replicas=status.get("readyReplicas", 0),
+        available_replicas=status.get("availableReplicas", 0),
+        conditions=tuple(
+            DeploymentCondition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
+            for c in status.get("conditions") or ()
+        ),
+    )
+
+
+def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
+    """Reduce a Pod (as a camelCase dict) to readiness, restarts and waiting reasons."""
+    metadata, status = body.get("metadata", {}), body.get("status") or {}
+    labels = metadata.get("labels") or {}
+    containers = [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]
+    waiting = tuple(
+        ContainerWaiting(c["name"], c["state"]["waiting"].get("reason", ""), c["state"]["waiting"].get("message", ""))
+        for c in containers
+        if (c.get("state") or {}).get("waiting")
+    )
+    finished = [
+        _parse_time(c["lastState"]["terminated"]["finishedAt"])
+        for c in containers
+        if ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+    ]
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+    return PodSummary(
+        name=metadata.get("name", ""),
+        role=labels.get(ROLE),
+        revision=labels.get(REVISION),
+        ready=ready,
+        restart_count=sum(c.get("restartCount", 0) for c in containers),
+        waiting=waiting,
+        last_terminated_at=max(finished) if finished else None,
+    )
+
+
+def _parse_time(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):  # the kubernetes client returns datetimes
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

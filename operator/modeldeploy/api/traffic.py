@@ -41,16 +41,18 @@ class TrafficSpec(SpecModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.provider != 'gatewayAPI' || has(self.gatewayAPI)",
+                    # has() guards: the API server also checks these rules against the
+                    # schema default `{}`, before the nested provider default applies.
+                    "rule": "!has(self.provider) || self.provider != 'gatewayAPI' || has(self.gatewayAPI)",
                     "message": "traffic.provider gatewayAPI needs traffic.gatewayAPI",
                 },
                 {
-                    "rule": "self.provider != 'istio' || has(self.istio)",
+                    "rule": "!has(self.provider) || self.provider != 'istio' || has(self.istio)",
                     "message": "traffic.provider istio needs traffic.istio",
                 },
                 {
-                    "rule": "(self.provider == 'gatewayAPI' || !has(self.gatewayAPI)) && "
-                    "(self.provider == 'istio' || !has(self.istio))",
+                    "rule": "((has(self.provider) && self.provider == 'gatewayAPI') || !has(self.gatewayAPI)) && "
+                    "((has(self.provider) && self.provider == 'istio') || !has(self.istio))",
                     "message": "traffic settings are given for a provider that is not selected",
                 },
             ]

@@ -167,6 +167,8 @@ up() {
     --service-cluster-ip-range=10.96.0.0/16 \
     --endpoint-reconciler-type=none \
     --allow-privileged=false \
+    --audit-policy-file="$here/audit-policy.yaml" --audit-log-path="$logs/audit.log" \
+    --audit-log-maxsize=200 --audit-log-maxbackup=1 --audit-log-mode=blocking \
     --profiling=false --v=1
   wait_for 90 kube-apiserver curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz"
   write_kubeconfig

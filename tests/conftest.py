@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+# Everything in the session (kopf's login, the kubernetes client, kubectl)
+# talks to the local control plane. Set before the kubernetes package is
+# imported: it reads KUBECONFIG once, at import time.
+CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", Path(__file__).resolve().parents[1] / ".cluster"))
+os.environ["KUBECONFIG"] = str(CLUSTER_DIR / "kubeconfig")
+
 from support.cluster import REPO, Cluster, cluster_is_up, start_cluster, stop_cluster
 
 
@@ -27,7 +33,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def cluster() -> Cluster:
-    cluster_dir = Path(os.environ.get("CLUSTER_DIR", REPO / ".cluster"))
+    cluster_dir = CLUSTER_DIR
     started = False
     if not cluster_is_up(cluster_dir):
         start_cluster(cluster_dir)
@@ -51,3 +57,12 @@ def namespace(cluster: Cluster, request) -> str:
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def operator(cluster):
+    """One operator for the whole session, watching all namespaces."""
+    from support.operator import running_operator
+
+    with running_operator(cluster) as op:
+        yield op

@@ -71,7 +71,7 @@ def assess(spec: ModelDeploymentSpec, revision: str, observed: Observed, clock: 
 
     pending = _rollout_pending(stable, revision)
     if pending is None:
-        pending = _replicas_pending(stable)
+        pending = _replicas_pending(spec, stable)
     if pending is None:
         return serving(f"revision {revision} ({stable.model_version}) serves with {stable.ready_replicas} ready replicas")
     if clock.past(deadline):
@@ -135,9 +135,19 @@ def _rollout_pending(stable: ObservedDeployment, revision: str) -> Health | None
     return None
 
 
-def _replicas_pending(stable: ObservedDeployment) -> Health | None:
-    if stable.ready_replicas < stable.replicas:
-        return converging(c.REPLICAS_NOT_READY, f"{stable.ready_replicas}/{stable.replicas} replicas ready")
+def desired_replicas(spec: ModelDeploymentSpec, stable: ObservedDeployment) -> int:
+    """Replicas the user asked for. Under autoscaling the HPA owns the count,
+    but never below minReplicas: a fresh Deployment starts at 1 until the HPA
+    raises it, and that is not yet what was asked."""
+    if spec.autoscaling is not None:
+        return max(spec.autoscaling.min_replicas, stable.replicas)
+    return stable.replicas
+
+
+def _replicas_pending(spec: ModelDeploymentSpec, stable: ObservedDeployment) -> Health | None:
+    desired = desired_replicas(spec, stable)
+    if stable.ready_replicas < desired:
+        return converging(c.REPLICAS_NOT_READY, f"{stable.ready_replicas}/{desired} replicas ready")
     return None
 
 

@@ -1,0 +1,193 @@
+"""The reconcile: a short list of steps with early returns.
+
+    read    the ModelDeployment and its children from the watch cache
+    parse   the spec (pydantic); an invalid one stalls with InvalidSpec and
+            touches nothing that serves
+    build   the desired children (pure builders)
+    apply   only those that differ from what is live; prune the ones no
+            longer wanted
+    observe pods, only while something is not yet ready
+    report  derive the status in memory and write it once, only if it changed
+
+Everything the reconcile decides comes from the pure layers; this module only
+moves data between them and the API server.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from kubernetes.client.exceptions import ApiException
+
+from . import conditions as c
+from .api import InvalidSpec, parse_spec
+from .builders.children import desired_children
+from .builders.labels import NAME, ROLE
+from .builders.naming import Role
+from .builders.ownership import Owner
+from .builders.revision import compute_revision
+from .kube.cache import Cache, Key
+from .kube.clients import make_api_client
+from .kube.drift import holds
+from .kube.queue import ReconcileQueue
+from .kube.resources import CHILD_KINDS
+from .kube.writing import Kube
+from .runtimes import load_runtime_table
+from .settings import OperatorSettings
+from .status.derive import derive_status
+from .status.observed import Observed, observe_deployment, summarize_pod
+
+log = logging.getLogger(__name__)
+
+# Kinds the steady state may prune when no longer desired (e.g. the HPA after
+# autoscaling is turned off). Routes belong to their traffic provider.
+PRUNABLE = {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Service"}
+
+
+def _stalled_reason(status: dict | None) -> tuple[str, str] | None:
+    for cond in (status or {}).get("conditions", []):
+        if cond.get("type") == c.STALLED and cond.get("status") == c.TRUE:
+            return cond.get("reason", ""), cond.get("message", "")
+    return None
+
+
+class Controller:
+    def __init__(self, settings: OperatorSettings, kube: Kube | None = None) -> None:
+        self.settings = settings
+        self.table = load_runtime_table(settings.runtime_table)
+        self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers),
+                                 workers=settings.api_workers)
+        self.cache = Cache()
+        self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
+        self.started = False
+        self.resyncs = 0
+        self._resync_task: asyncio.Task | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    async def start(self) -> None:
+        self._resync_task = asyncio.get_running_loop().create_task(self._resync_forever())
+        self.started = True
+
+    async def stop(self) -> None:
+        if self._resync_task:
+            self._resync_task.cancel()
+        await self.queue.close()
+        self.kube.close()
+
+    async def _resync_forever(self) -> None:
+        # A full pass now and then catches anything a watch could have missed.
+        # In a steady state it writes nothing, so it is cheap to keep.
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            for key in list(self.cache.models):
+                self.queue.add(key)
+            while not self.queue.idle:
+                await asyncio.sleep(0.05)
+            self.resyncs += 1
+
+    # -- watch events ------------------------------------------------------
+    def on_model_event(self, kind: str | None, body: dict) -> None:
+        meta = body["metadata"]
+        if kind == "DELETED":
+            self.cache.drop_model(meta["namespace"], meta["name"])
+            return
+        self.cache.put_model(body)
+        self.queue.add((meta["namespace"], meta["name"]))
+
+    def on_child_event(self, kind: str | None, body: dict) -> None:
+        key = self.cache.drop_child(body) if kind == "DELETED" else self.cache.put_child(body)
+        if key is not None and key in self.cache.models:
+            self.queue.add(key)
+
+    # -- the reconcile -----------------------------------------------------
+    async def reconcile(self, key: Key) -> float | None:
+        try:
+            return await self._reconcile(key)
+        except ApiException as exc:
+            if _namespace_going_away(exc):
+                return None  # its ModelDeployments go with it; nothing to converge
+            raise
+
+    async def _reconcile(self, key: Key) -> float | None:
+        md = self.cache.models.get(key)
+        if md is None or md["metadata"].get("deletionTimestamp"):
+            return None  # owner references let the garbage collector remove the children
+        namespace, name = key
+        now = datetime.now(timezone.utc)
+        generation = md["metadata"].get("generation", 0)
+        children = self.cache.children_of(key)
+
+        try:
+            spec = parse_spec(md.get("spec"), known_formats=self.table.known_formats, name=name)
+        except InvalidSpec as invalid:
+            # Serving stays exactly as it is: no child is written or pruned.
+            observed = Observed(stable=observe_deployment(children.get(("Deployment", f"{name}-stable"))))
+            status = derive_status(name=name, namespace=namespace, generation=generation, spec=invalid,
+                                   revision=None, observed=observed, previous=md.get("status"), now=now)
+            await self._report(md, status)
+            return None
+
+        revision = compute_revision(spec, self.table)
+        owner = Owner.from_metadata(md["metadata"])
+        desired = desired_children(owner, spec, self.table)
+        await self._apply_changed(key, desired, children)
+        await self._prune(key, desired, children)
+
+        children = self.cache.children_of(key)
+        stable = observe_deployment(children.get(("Deployment", f"{name}-stable")))
+        pods = ()
+        if stable is None or not _settled(stable, revision):
+            pods = tuple(summarize_pod(p) for p in await self.kube.list_pods(namespace, f"{NAME}={name}"))
+        observed = Observed(stable=stable, pods=pods)
+        status = derive_status(name=name, namespace=namespace, generation=generation, spec=spec,
+                               revision=revision, observed=observed, previous=md.get("status"), now=now)
+        await self._report(md, status)
+        # Pod-level trouble (crash loops, pull errors) does not change the
+        # Deployment until its deadline: look again soon while converging.
+        return None if _settled(stable, revision) else self.settings.progressing_poll_seconds
+
+    async def _apply_changed(self, key: Key, desired: list[dict], live: dict) -> None:
+        for manifest in desired:
+            current = live.get((manifest["kind"], manifest["metadata"]["name"]))
+            if self.settings.skip_unchanged_writes and current is not None and holds(manifest, current):
+                continue
+            applied = await self.kube.apply(manifest)
+            self.cache.put_child(applied)
+
+    async def _prune(self, key: Key, desired: list[dict], live: dict) -> None:
+        wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+        for (kind, child_name), body in live.items():
+            if kind in PRUNABLE and (kind, child_name) not in wanted:
+                await self.kube.delete(CHILD_KINDS[kind], key[0], child_name)
+                self.cache.drop_child(body)
+
+    async def _report(self, md: dict, status: dict) -> None:
+        """Write the status once, only when it differs; an Event only when the
+        ModelDeployment newly stalls (not on every pass that finds it stalled)."""
+        previous = md.get("status") or {}
+        if self.settings.skip_unchanged_writes and status == previous:
+            return
+        meta = md["metadata"]
+        try:
+            written = await self.kube.apply_status(meta["namespace"], meta["name"], status)
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile
+            raise
+        self.cache.put_model(written)
+        stalled, was = _stalled_reason(status), _stalled_reason(previous)
+        if stalled and stalled != was:
+            await self.kube.event(md, type="Warning", reason=stalled[0], message=stalled[1])
+
+
+def _namespace_going_away(exc: ApiException) -> bool:
+    return exc.status in (403, 404) and "NamespaceTerminating" in (exc.body or "") or (
+        exc.status == 404 and "namespaces" in (exc.body or ""))
+
+
+def _settled(stable, revision: str) -> bool:
+    """The stable Deployment runs `revision` with every replica ready and nothing left over."""
+    return (stable is not None and stable.revision == revision
+            and stable.observed_generation >= stable.generation
+            and stable.ready_replicas == stable.replicas == stable.updated_replicas == stable.status_replicas)

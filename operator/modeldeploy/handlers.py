@@ -1,0 +1,74 @@
+"""kopf handlers: a few lines each. Watch events feed the in-memory cache and
+enqueue the owning ModelDeployment; the controller does the rest.
+
+No handler here is change-detecting (on.create/on.update), so kopf keeps no
+per-object progress and writes nothing of its own: a steady state costs no
+request. kopf's storages are still given our prefix in case one is added.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kopf
+
+from .api import GROUP, PLURAL, VERSION
+from .builders.labels import MANAGED_BY
+from .controller import Controller
+from .settings import OperatorSettings
+
+MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # routine progress is not an Event
+    settings.watching.reconnect_backoff = 1.0
+    settings.watching.server_timeout = 270  # re-list before the server's own timeout
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+    memo.controller = Controller(OperatorSettings())
+    await memo.controller.start()
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_) -> None:
+    await memo.controller.stop()
+
+
+# The liveness endpoint doubles as a small progress report (tests and
+# `modeldeploy status` read it): kopf serves each probe's value under its id.
+@kopf.on.probe(id="ready")
+async def probe_ready(memo: kopf.Memo, **_) -> bool:
+    return memo.controller.started
+
+
+@kopf.on.probe(id="reconciles")
+async def probe_reconciles(memo: kopf.Memo, **_) -> int:
+    return memo.controller.queue.passes
+
+
+@kopf.on.probe(id="resyncs")
+async def probe_resyncs(memo: kopf.Memo, **_) -> int:
+    return memo.controller.resyncs
+
+
+@kopf.on.probe(id="idle")
+async def probe_idle(memo: kopf.Memo, **_) -> bool:
+    return memo.controller.queue.idle
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def model_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
+    memo.controller.on_model_event(event["type"], event["object"])
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
+    memo.controller.on_child_event(event["type"], event["object"])

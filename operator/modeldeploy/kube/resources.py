@@ -1,0 +1,47 @@
+"""Where each kind the operator writes lives on the API server."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..api import GROUP, PLURAL, VERSION
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+
+    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        path = f"{base}/namespaces/{namespace}/{self.plural}"
+        if name:
+            path += f"/{name}"
+        if subresource:
+            path += f"/{subresource}"
+        return path
+
+
+MODEL_DEPLOYMENT = Resource(f"{GROUP}/{VERSION}", "ModelDeployment", PLURAL)
+DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments")
+SERVICE = Resource("v1", "Service", "services")
+HPA = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+PDB = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+HTTPROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+VIRTUALSERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")
+POD = Resource("v1", "Pod", "pods")
+EVENT = Resource("v1", "Event", "events")
+
+# Children the operator owns, by kind. The API version is the one we write:
+# a child read back under another version is still the same kind.
+CHILD_KINDS: dict[str, Resource] = {r.kind: r for r in (DEPLOYMENT, SERVICE, HPA, PDB, HTTPROUTE, VIRTUALSERVICE)}
+
+
+def resource_of(manifest: dict) -> Resource:
+    kind = manifest["kind"]
+    if kind == MODEL_DEPLOYMENT.kind:
+        return MODEL_DEPLOYMENT
+    try:
+        return CHILD_KINDS[kind]
+    except KeyError:
+        raise ValueError(f"the operator does not manage {kind} objects") from None

@@ -1,0 +1,35 @@
+"""Operator configuration: command-line flags, with environment variables
+(MODELDEPLOY_*) as defaults so a Deployment can configure it either way."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass
+class OperatorSettings:
+    # Empty: all namespaces. Otherwise only these.
+    namespaces: list[str] = field(default_factory=list)
+    runtime_table: str | None = field(default_factory=lambda: os.environ.get("MODELDEPLOY_RUNTIME_TABLE") or None)
+    # How many ModelDeployments are reconciled at once, and the threads/
+    # connections that carry their API calls.
+    concurrency: int = field(default_factory=lambda: _env_int("MODELDEPLOY_CONCURRENCY", 8))
+    api_workers: int = field(default_factory=lambda: _env_int("MODELDEPLOY_API_WORKERS", 8))
+    # A full pass over every ModelDeployment; in a steady state it writes nothing.
+    resync_seconds: float = field(default_factory=lambda: _env_float("MODELDEPLOY_RESYNC_SECONDS", 300))
+    # While pods are still coming up, how often pod-level facts (crash loops,
+    # image pull errors) are looked at again: those do not show on the
+    # Deployment until its progress deadline passes.
+    progressing_poll_seconds: float = field(
+        default_factory=lambda: _env_float("MODELDEPLOY_PROGRESSING_POLL_SECONDS", 5))
+    # Off only to measure what write avoidance saves (the "naive" benchmark).
+    skip_unchanged_writes: bool = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NAIVE") != "1")
+    kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)

@@ -281,9 +281,17 @@ deployments = st.one_of(
 def test_derivation_is_idempotent(stable, pod_list, seconds_later):
     observed = Observed(stable=stable, pods=tuple(pod_list))
     first = derive(observed)
-    again = derive(observed, previous=first, now=NOW + timedelta(seconds=seconds_later))
-    if conditions(again) == conditions(first):
-        assert again == first
+    # Same cluster, same instant: the identical dict, so nothing is written.
+    assert derive(observed, previous=first) == first
+    # Later, a condition whose status and reason did not change keeps its
+    # transition time (messages may legitimately age, e.g. "crash-looping"
+    # only counts recent restarts).
+    later = derive(observed, previous=first, now=NOW + timedelta(seconds=seconds_later))
+    before = {c["type"]: c for c in first["conditions"]}
+    for cond in later["conditions"]:
+        old = before[cond["type"]]
+        if (old["status"], old["reason"]) == (cond["status"], cond["reason"]):
+            assert cond["lastTransitionTime"] == old["lastTransitionTime"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -333,3 +341,19 @@ def test_summarize_pod_from_a_raw_object():
         ContainerWaiting("model-server", "PodInitializing", ""),
     )
     assert summary.last_terminated_at == datetime(2025, 3, 1, 11, 59, tzinfo=timezone.utc)
+
+
+def test_autoscaled_deployment_is_not_ready_below_min_replicas():
+    spec = parse_spec(
+        {"model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn"},
+         "resources": {"requests": {"cpu": "100m"}},
+         "autoscaling": {"minReplicas": 3, "maxReplicas": 5}},
+        known_formats=TABLE.known_formats,
+    )
+    revision = compute_revision(spec, TABLE)
+    # A fresh Deployment starts at 1 replica until the HPA raises it to 3.
+    starting = derive(Observed(stable=deployment(revision=revision, ready=1, replicas=1)), spec=spec, revision=revision)
+    assert conditions(starting)["Ready"] == ("False", "ReplicasNotReady")
+    assert "1/3 replicas ready" in starting["message"]
+    raised = derive(Observed(stable=deployment(revision=revision, ready=3, replicas=3)), spec=spec, revision=revision)
+    assert conditions(raised)["Ready"] == ("True", "Serving")

@@ -140,3 +140,37 @@ def test_schema_refuses_a_bad_spec_with_a_clear_message(cluster, namespace, oper
     assert proc.returncode != 0 and "spec.model.uri" in proc.stderr, proc.stderr
     assert not cluster.custom.list_namespaced_custom_object("modeldeploy.io", "v1alpha1", namespace,
                                                             "modeldeployments")["items"]
+
+
+def test_invalid_spec_past_the_schema_stalls_and_leaves_serving_alone(cluster, namespace, operator):
+    doc = model_deployment("guarded", replicas=2)
+    apply_md(cluster, namespace, doc)
+    serving = wait_ready(cluster, namespace, "guarded")
+    template_before = cluster.get_json("-n", namespace, "deployment", "guarded-stable")["spec"]["template"]
+
+    # The schema cannot know that MODELDEPLOY_* variables are the operator's own;
+    # the operator's validation does.
+    bad = edited(doc, runtime={"env": [{"name": "MODELDEPLOY_MODEL_DIR", "value": "/tmp"}]})
+    apply_md(cluster, namespace, bad)
+    md = wait_until(lambda: is_true(m := get_md(cluster, namespace, "guarded"), "Stalled") and m,
+                    timeout=30, what="Stalled/InvalidSpec",
+                    describe=lambda: status_view(get_md(cluster, namespace, "guarded")))
+    stalled = condition(md, "Stalled")
+    assert stalled["reason"] == "InvalidSpec"
+    assert "spec.runtime.env" in stalled["message"] and "MODELDEPLOY_" in stalled["message"]
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+    # Serving is untouched: same template, same revision, all replicas still ready.
+    live = cluster.get_json("-n", namespace, "deployment", "guarded-stable")
+    assert live["spec"]["template"] == template_before
+    assert md["status"]["stable"]["revision"] == serving["status"]["stable"]["revision"]
+    assert live["status"].get("readyReplicas") == 2
+    events = wait_until(
+        lambda: [e for e in cluster.core.list_namespaced_event(namespace).items
+                 if e.involved_object.name == "guarded" and e.reason == "InvalidSpec"],
+        timeout=15, what="a Warning Event")
+    assert len(events) == 1 and events[0].type == "Warning"
+
+    # Fixing the spec recovers without a person touching anything else.
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "guarded")
+    assert not is_true(get_md(cluster, namespace, "guarded"), "Stalled")

@@ -95,7 +95,9 @@ def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health 
         return None
     pod = crashing[0]
     container = next((w.container for w in pod.waiting if w.reason == c.CRASH_LOOP_WAITING_REASON), None)
-    message = _describe(pod, container, "CrashLoopBackOff", f"{pod.restart_count} restarts") + (
+    # No restart count in the message: it grows every few seconds, and a
+    # message that changes on every look would rewrite the status each time.
+    message = _describe(pod, container, "CrashLoopBackOff", "") + (
         f" ({len(crashing)} pods crash-looping)" if len(crashing) > 1 else ""
     )
     if clock.past(deadline):

@@ -1,0 +1,36 @@
+"""The one interface every traffic provider implements.
+
+Shape and weights are separate concerns (Flagger's router lesson): the route's
+shape (parents, hosts, backends) comes from the spec, its weights only from the
+argument, which the rollout machine chooses. Re-applying a route therefore never
+resets traffic: the caller always passes the weights the rollout currently holds.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ..api.spec import ModelDeploymentSpec
+from ..builders.ownership import Owner
+from ..status.observed import Observed
+from .weights import Weights
+
+# Live children as the kube layer caches them: (kind, name) -> object body.
+LiveObjects = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+class TrafficProvider(Protocol):
+    name: str
+    # True: weights are written to a route and can be read back and verified.
+    # False: the split follows the ready pods (nothing to write, only to measure).
+    weighted: bool
+    # (apiVersion, kind) of everything build_routes returns: to watch, read and prune.
+    route_kinds: tuple[tuple[str, str], ...]
+
+    def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
+        """Route manifests: shape from `spec`, weights from `weights` (never from the live route)."""
+        ...
+
+    def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
+        """The split the cluster realizes right now, or None when it cannot be told
+        (the route is missing or has no backend with weight)."""
+        ...

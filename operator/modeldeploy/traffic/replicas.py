@@ -1,0 +1,30 @@
+"""`replicas`: no route at all. The `<name>` Service selects the pods of both
+roles, so the split is the ratio of ready pods, and what status reports is the
+weight actually achieved, not the one asked for."""
+
+from typing import Any
+
+from ..api.spec import ModelDeploymentSpec
+from ..builders.ownership import Owner
+from ..status.observed import Observed
+from .provider import LiveObjects
+from .weights import Weights
+
+
+def achieved_weights(stable_ready: int, canary_ready: int) -> Weights | None:
+    """Each ready pod takes an equal share of requests behind one Service."""
+    return Weights.from_ratio(stable_ready, canary_ready)
+
+
+class ReplicasProvider:
+    name = "replicas"
+    weighted = False
+    route_kinds: tuple[tuple[str, str], ...] = ()
+
+    def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
+        return []  # the rollout sizes the canary Deployment instead
+
+    def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
+        stable_ready = observed.stable.ready_replicas if observed.stable is not None else 0
+        canary_ready = observed.canary.ready_replicas if observed.canary is not None else 0
+        return achieved_weights(stable_ready, canary_ready)

@@ -40,5 +40,8 @@ test: venv ## the whole suite, unit to end-to-end, on the local control plane
 test-unit: venv ## only the pure, cluster-free tests
 	$(VENV)/bin/pytest tests/unit -q
 
+run: venv ## install the CRD into $$KUBECONFIG's cluster and run the operator (Ctrl-C stops it)
+	$(VENV)/bin/modeldeploy run --install-crd $(RUN_ARGS)
+
 crds: venv ## regenerate crds/ from the pydantic models
 	$(PY) -m modeldeploy.crd > crds/modeldeployment.yaml

@@ -179,7 +179,7 @@ up() {
     --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
     --leader-elect=false --use-service-account-credentials=true \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
-    --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach,-ttl-after-finished' \
+    --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-attachdetach,-ttl-after-finished' \
     --kube-api-qps=500 --kube-api-burst=1000 --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 \
     --concurrent-gc-syncs=40 --v=1
   start kube-scheduler "$bin/kube-scheduler" \

@@ -62,7 +62,9 @@ def running_operator(cluster: Cluster, extra_env: dict[str, str] | None = None):
     os.environ.update(env)
     port = free_port()
     health_url = f"http://127.0.0.1:{port}/healthz"
-    args = ["run", "--all-namespaces", "--standalone", f"--liveness={health_url}", "-m", "modeldeploy.handlers"]
+    # Only the tests' own namespaces (t-*): a test may run a second operator
+    # (e.g. `make run`) in a namespace of its own without the two fighting.
+    args = ["run", "--namespace=t-*", "--standalone", f"--liveness={health_url}", "-m", "modeldeploy.handlers"]
     try:
         with KopfRunner(args, timeout=30) as runner:
             op = RunningOperator(runner, health_url)

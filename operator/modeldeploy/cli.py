@@ -1,0 +1,117 @@
+"""The `modeldeploy` command.
+
+    modeldeploy run [--namespace NS ...] [--install-crd]   the operator, in the foreground
+    modeldeploy crd                                         print the CRD YAML
+
+Errors are one line on stderr saying what is wrong and what to do, with a
+non-zero exit code; never a traceback for a user mistake.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _cmd_crd(args: argparse.Namespace) -> int:
+    from .crd import render_crd
+    from .runtimes import load_runtime_table
+
+    sys.stdout.write(render_crd(load_runtime_table(args.runtimes).known_formats))
+    return 0
+
+
+def _install_crd(kubeconfig: str | None, runtimes: str | None) -> None:
+    import yaml
+
+    from .crd import render_crd
+    from .kube.clients import make_api_client
+    from .runtimes import load_runtime_table
+
+    crd = yaml.safe_load(render_crd(load_runtime_table(runtimes).known_formats))
+    api = make_api_client(kubeconfig)
+    request = api.param_serialize(
+        "PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
+        query_params=[("fieldManager", "modeldeploy-operator"), ("force", "true")], body=crd,
+        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        auth_settings=["BearerToken"])
+    response = api.call_api(*request)
+    response.read()
+    if not 200 <= response.status <= 299:
+        raise RuntimeError(f"installing the CRD failed: HTTP {response.status}: {response.data[:300]!r}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    # The controller reads its settings from the environment (see settings.py),
+    # so flags and a Deployment's env configure it the same way.
+    if args.runtimes:
+        os.environ["MODELDEPLOY_RUNTIME_TABLE"] = args.runtimes
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    if args.install_crd:
+        _install_crd(args.kubeconfig, args.runtimes)
+        print("modeldeploy: CRD modeldeployments.modeldeploy.io installed", file=sys.stderr)
+    from . import handlers  # noqa: F401  (registers the handlers with kopf)
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    if not args.verbose:
+        # One line per watch event is noise at INFO; our own modules still log.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        standalone=not args.peering,
+        peering_name=args.peering or None,
+        priority=args.priority,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modeldeploy", description="Take a trained model to production.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the operator in the foreground (Ctrl-C stops it)")
+    run.add_argument("-n", "--namespace", action="append", default=[],
+                     help="watch only this namespace (repeatable); default: all namespaces")
+    run.add_argument("--install-crd", action="store_true", help="server-side apply the CRD before starting")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
+    run.add_argument("--runtimes", help="runtime table YAML overriding the packaged one")
+    run.add_argument("--liveness", help="serve kopf's liveness/progress probe at this URL, "
+                                        "e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--peering", default="", help="KopfPeering name for standby replicas (default: standalone)")
+    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=_cmd_run)
+
+    crd = sub.add_parser("crd", help="print the ModelDeployment CRD")
+    crd.add_argument("--runtimes", help="runtime table YAML whose formats the CRD accepts")
+    crd.set_defaults(func=_cmd_crd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a user-facing command: one line, not a traceback
+        print(f"modeldeploy: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The shipped examples, applied exactly as a user would: `kubectl apply -f
+examples/...` and `kubectl wait --for=condition=Ready`."""
+from __future__ import annotations
+
+
+import pytest
+import yaml
+
+from support.cluster import REPO
+
+EXAMPLES = sorted((REPO / "examples").glob("[0-9][0-9]-*.yaml"))
+
+
+def test_there_are_examples_for_at_least_three_formats():
+    formats = {yaml.safe_load(p.read_text())["spec"]["model"].get("format") for p in EXAMPLES}
+    assert len(formats - {None}) >= 3, formats
+
+
+def make_model_store(cluster, namespace):
+    """A statically bound claim for the pvc:// example (no provisioner runs here)."""
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-models"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                   "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/srv/models"},
+                   "claimRef": {"namespace": namespace, "name": "model-store"}}}
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "model-store"},
+           "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv["metadata"]["name"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pv))
+    cluster.apply(namespace, pvc)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_applies_and_becomes_ready(cluster, namespace, operator, example):
+    doc = yaml.safe_load(example.read_text())
+    name = doc["metadata"]["name"]
+    if doc["spec"]["model"]["uri"].startswith("pvc://"):
+        make_model_store(cluster, namespace)
+    cluster.kubectl("apply", "-n", namespace, "-f", str(example))
+    cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", f"md/{name}", "--timeout=90s", timeout=100)
+
+    md = cluster.get_json("-n", namespace, "md", name)
+    assert md["status"]["stable"]["modelVersion"] == doc["spec"]["model"]["version"]
+    table = cluster.kubectl("-n", namespace, "get", "md", name).stdout
+    assert "Ready" in table and doc["spec"]["model"]["version"] in table  # the printer columns
+
+    pod = cluster.get_json("-n", namespace, "pods", "-l", f"modeldeploy.io/name={name}")["items"][0]
+    server = pod["spec"]["containers"][-1]
+    limits = doc["spec"].get("resources", {}).get("limits", {})
+    if "nvidia.com/gpu" in limits:
+        assert server["resources"]["limits"]["nvidia.com/gpu"] == limits["nvidia.com/gpu"]
+    if "autoscaling" in doc["spec"]:
+        hpa = cluster.get_json("-n", namespace, "hpa", name)
+        assert hpa["spec"]["minReplicas"] == doc["spec"]["autoscaling"]["minReplicas"]
+    if doc["spec"]["model"]["uri"].startswith("pvc://"):
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        claims = [v["persistentVolumeClaim"] for v in volumes.values() if "persistentVolumeClaim" in v]
+        assert claims == [{"claimName": "model-store", "readOnly": True}]
+    else:
+        assert pod["spec"]["initContainers"], "the storage initializer downloads the model"
+    if "runtime" in doc["spec"] and "image" in doc["spec"]["runtime"]:
+        assert server["image"] == doc["spec"]["runtime"]["image"]

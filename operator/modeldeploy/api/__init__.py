@@ -14,6 +14,7 @@ from .status import (
     Phase,
     RoleStatus,
     RolloutProgress,
+    StableStatus,
     TrafficStatus,
 )
 from .traffic import GatewayAPITraffic, IstioTraffic, ParentRef, TrafficSpec
@@ -48,6 +49,7 @@ __all__ = [
     "RolloutProgress",
     "RolloutSpec",
     "RuntimeSpec",
+    "StableStatus",
     "Step",
     "TrafficSpec",
     "TrafficStatus",

@@ -5,7 +5,7 @@ Argo CD, Flux and `kubectl wait` understand the resource without custom code.
 """
 
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -45,6 +45,17 @@ class RoleStatus(StatusModel):
     ready_replicas: int = 0
 
 
+class StableStatus(RoleStatus):
+    """The stable role, plus what the operator needs to keep rendering it."""
+
+    spec: dict[str, Any] | None = Field(
+        None,
+        description="The pod-shaping part of the spec the stable revision was made from (model, runtime, "
+        "resources, podMetadata, nodeSelector, tolerations, serviceAccountName). While a newer revision "
+        "is tried out or was rolled back, the stable Deployment is rendered from it.",
+    )
+
+
 class TrafficStatus(StatusModel):
     stable: int = Field(100, ge=0, le=100, description="Percent of requests served by stable.")
     canary: int = Field(0, ge=0, le=100, description="Percent of requests served by the canary.")
@@ -64,11 +75,23 @@ class Decision(StatusModel):
 
 
 class RolloutProgress(StatusModel):
+    """Where the rollout is. Also the rollout's memory: the operator resumes from
+    it after a restart, so no step is repeated, skipped or lost."""
+
+    stage: Literal["Stable", "Canary", "Promoting", "RolledBack"] | None = None
+    revision: str | None = Field(None, description="The revision tried out (in flight, or the one rolled back).")
+    model_version: str | None = None
+    uri: str | None = None
     step: int = 0
     total_steps: int = 0
     step_started_at: str | None = None
+    weight: int = Field(0, ge=0, le=100, description="Percent of traffic the rollout has set for the canary.")
     paused_reason: str | None = None
     failed_checks: int = 0
+    restarts_seen: int = Field(0, description="Canary container restarts counted so far (a rise is a failed check).")
+    last_analysis_at: str | None = None
+    not_ready_since: str | None = Field(None, description="Since when the canary has fewer ready pods than wanted.")
+    message: str | None = Field(None, description="Why the rollout was rolled back.")
     decisions: list[Decision] = Field(default_factory=list, max_length=MAX_DECISIONS)
 
 
@@ -84,7 +107,7 @@ class ModelDeploymentStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    stable: RoleStatus | None = None
+    stable: StableStatus | None = None
     canary: RoleStatus | None = None
     traffic: TrafficStatus | None = None
     rollout: RolloutProgress | None = None

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from .. import conditions as c
 from ..api.parsing import InvalidSpec
 from ..api.spec import ModelDeploymentSpec
-from ..api.status import MAX_HISTORY, HistoryEntry, ModelDeploymentStatus, RoleStatus, TrafficStatus
+from ..api.status import MAX_HISTORY, HistoryEntry, ModelDeploymentStatus, RoleStatus, StableStatus, TrafficStatus
 from ..builders.naming import cluster_url
 from .health import Clock, Health, assess, stuck
 from .observed import Observed, ObservedDeployment
 from .phase import derive_phase
+from .rollout import RolloutReport
 from .transitions import condition, format_time, parse_time
 
 DEPLOYED = "Deployed"
@@ -33,24 +34,35 @@ def derive_status(
     observed: Observed,
     previous: Mapping[str, Any] | None,
     now: datetime,
+    rollout: RolloutReport | None = None,
 ) -> dict[str, Any]:
     """The status to write, as a camelCase dict.
 
     `spec` is the parsed spec, or the InvalidSpec raised while parsing it (then
     `revision` is None and serving is left alone). `revision` is
     builders.compute_revision(spec, table). `previous` is the stored status.
+    `rollout` is the rollout machine's report (Decision.report); without it
+    the status describes the stable Deployment alone.
     """
     before = _parse_previous(previous)
     if isinstance(spec, InvalidSpec):
         health = stuck(c.INVALID_SPEC, f"spec is invalid: {spec}")
+    elif rollout is not None and rollout.health is not None:
+        health = rollout.health
     else:
         health = assess(spec, revision, observed, _clock(before, generation, now))
+
+    if rollout is not None and not isinstance(spec, InvalidSpec):
+        return _with_rollout(
+            name=name, namespace=namespace, generation=generation, spec=spec, revision=revision,
+            observed=observed, before=before, health=health, report=rollout, now=now,
+        )
 
     status = ModelDeploymentStatus(
         observed_generation=generation,
         conditions=_conditions(before, health, generation, now),
-        stable=_role(observed.stable),
-        canary=_role(observed.canary),
+        stable=_role(observed.stable, StableStatus),
+        canary=_role(observed.canary, RoleStatus),
         traffic=_traffic(before, observed),
         rollout=before.rollout if observed.canary is not None else None,
         url=cluster_url(name, namespace),
@@ -59,6 +71,46 @@ def derive_status(
     )
     status.phase = derive_phase(status)
     return status.to_wire()
+
+
+def _with_rollout(
+    *,
+    name: str,
+    namespace: str,
+    generation: int,
+    spec: ModelDeploymentSpec,
+    revision: str | None,
+    observed: Observed,
+    before: ModelDeploymentStatus,
+    health: Health,
+    report: RolloutReport,
+    now: datetime,
+) -> dict[str, Any]:
+    """The status while the rollout machine runs: stable and canary as it renders
+    them, the traffic it set (as read back), its progress and decisions."""
+    before_history = before.model_copy(update={"history": [*before.history, *report.history][-MAX_HISTORY:]})
+    status = ModelDeploymentStatus(
+        observed_generation=generation,
+        conditions=_conditions(before, health, generation, now),
+        stable=_counted(report.stable, observed.stable),
+        canary=_counted(report.canary, observed.canary),
+        traffic=report.traffic,
+        rollout=report.progress,
+        url=cluster_url(name, namespace),
+        history=_history(before_history, spec, revision, health, now),
+        message=health.message,
+    )
+    status.phase = derive_phase(status)
+    return status.to_wire()
+
+
+def _counted(role: RoleStatus | StableStatus | None, deployment: ObservedDeployment | None) -> RoleStatus | StableStatus | None:
+    """A role as the machine names it, with the replica counts its Deployment shows."""
+    if role is None:
+        return None
+    if deployment is None:
+        return role.model_copy(update={"replicas": 0, "ready_replicas": 0})
+    return role.model_copy(update={"replicas": deployment.replicas, "ready_replicas": deployment.ready_replicas})
 
 
 def _parse_previous(previous: Mapping[str, Any] | None) -> ModelDeploymentStatus:
@@ -111,10 +163,10 @@ def _conditions(before: ModelDeploymentStatus, health: Health, generation: int, 
     ]
 
 
-def _role(deployment: ObservedDeployment | None) -> RoleStatus | None:
+def _role(deployment: ObservedDeployment | None, model: type[RoleStatus]) -> RoleStatus | None:
     if deployment is None:
         return None
-    return RoleStatus(
+    return model(
         revision=deployment.revision,
         model_version=deployment.model_version,
         replicas=deployment.replicas,

@@ -12,8 +12,10 @@ def derive_phase(status: ModelDeploymentStatus) -> Phase:
     if stalled is not None and stalled.status == c.TRUE:
         return Phase.ROLLED_BACK if stalled.reason == c.ROLLED_BACK else Phase.FAILED
 
+    rollout = status.rollout
+    if rollout is not None and rollout.stage == "Promoting":
+        return Phase.PROMOTING
     if status.canary is not None:
-        rollout = status.rollout
         if rollout is not None and rollout.paused_reason:
             return Phase.PAUSED
         if rollout is not None and rollout.total_steps and rollout.step >= rollout.total_steps:

@@ -1,0 +1,94 @@
+"""Built-in checks, run on every pass while a canary is tried out, with or
+without metric analysis: pods ready in time, no crash loop, restarts not rising."""
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from .. import conditions as c
+from ..api.status import Decision as DecisionRecord
+from ..status.observed import PodSummary
+from ..status.transitions import format_time
+from .analysis import FAIL, analysis_spec
+from .inputs import Inputs
+from .state import RolloutState
+
+READY_CHECK = "canary-ready"
+CRASH_LOOP_CHECK = "crash-loop"
+RESTARTS_CHECK = "restarts"
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    state: RolloutState  # with not_ready_since, restarts_seen, failed_checks, decisions updated
+    failure: str | None = None  # set: roll back, with this as the reason
+
+
+def canary_pods(inputs: Inputs, state: RolloutState) -> list[PodSummary]:
+    revision = state.canary.revision if state.canary else None
+    return [p for p in inputs.observed.pods if p.role == "canary" and p.revision == revision]
+
+
+def canary_ready_replicas(inputs: Inputs, state: RolloutState) -> int:
+    """Ready pods of the canary Deployment, counted only once it runs the canary's revision."""
+    canary = inputs.observed.canary
+    if canary is None or state.canary is None or canary.revision != state.canary.revision:
+        return 0
+    if canary.observed_generation < canary.generation:
+        return min(canary.ready_replicas, canary.updated_replicas)  # only pods already on this template
+    return canary.ready_replicas
+
+
+def run_builtin_checks(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
+    """`wanted`: canary pods the current step needs ready."""
+    for check in (_crash_loop, _restarts, _readiness):
+        outcome = check(inputs, state, wanted)
+        if outcome.failure is not None:
+            return outcome
+        state = outcome.state
+    return CheckOutcome(state)
+
+
+def _record(inputs: Inputs, metric: str, value: float | None, bound: str, action: str) -> DecisionRecord:
+    return DecisionRecord(time=format_time(inputs.now), metric=metric, value=value, bound=bound, verdict=FAIL, action=action)
+
+
+def _crash_loop(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
+    for pod in canary_pods(inputs, state):
+        for waiting in pod.waiting:
+            if waiting.reason == c.CRASH_LOOP_WAITING_REASON:
+                why = f"canary pod {pod.name} container {waiting.container} is crash-looping ({pod.restart_count} restarts)"
+                record = _record(inputs, CRASH_LOOP_CHECK, pod.restart_count, "no CrashLoopBackOff", "Rollback")
+                return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)
+    return CheckOutcome(state)
+
+
+def _restarts(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
+    restarts = sum(p.restart_count for p in canary_pods(inputs, state))
+    if restarts <= state.restarts_seen:
+        # Fewer after pods were replaced: count from the new baseline.
+        return CheckOutcome(replace(state, restarts_seen=restarts))
+    limit = analysis_spec(inputs).failure_limit
+    failed = state.failed_checks + 1
+    over = failed > limit
+    action = "Rollback" if over else f"Failed check {failed} of {limit} tolerated"
+    record = _record(inputs, RESTARTS_CHECK, restarts, f"restarts <= {state.restarts_seen}", action)
+    state = replace(state, restarts_seen=restarts, failed_checks=failed, decisions=state.with_decisions(record))
+    if over:
+        return CheckOutcome(state, f"canary containers restarted ({restarts} restarts; failed checks {failed} > failureLimit {limit})")
+    return CheckOutcome(state)
+
+
+def _readiness(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
+    ready = canary_ready_replicas(inputs, state)
+    if ready >= wanted:
+        return CheckOutcome(replace(state, not_ready_since=None))
+    since = state.not_ready_since or inputs.now
+    state = replace(state, not_ready_since=since)
+    deadline = inputs.spec.rollout.progress_deadline_seconds
+    if inputs.now - since <= timedelta(seconds=deadline):
+        return CheckOutcome(state)
+    record = _record(inputs, READY_CHECK, ready, f"ready >= {wanted} within {deadline}s", "Rollback")
+    reasons = sorted({w.reason for p in canary_pods(inputs, state) for w in p.waiting if w.reason})
+    detail = f" (pods waiting: {', '.join(reasons)})" if reasons else ""
+    why = f"canary pods not ready within {deadline}s (spec.rollout.progressDeadlineSeconds): {ready}/{wanted} ready{detail}"
+    return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)

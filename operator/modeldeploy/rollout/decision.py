@@ -1,0 +1,52 @@
+"""Decision: what decide() asks the kube layer to make true."""
+
+from dataclasses import dataclass
+
+from ..api.spec import ModelDeploymentSpec
+from ..api.status import HistoryEntry
+from ..status.rollout import RolloutReport
+from ..traffic.weights import Weights
+from .state import RolloutState
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    # Render `<name>-stable` from this spec (the snapshot's pods on the current
+    # spec while another revision is tried out or was rolled back).
+    stable_spec: ModelDeploymentSpec
+    # replicas for `<name>-stable`; None when the HPA owns the count.
+    stable_replicas: int | None
+    # replicas for `<name>-canary`, rendered from the current spec; None means
+    # the canary Deployment must not exist (delete it AFTER applying the routes,
+    # so no route points at pods that are going away).
+    canary_replicas: int | None
+    # Build the routes with these (provider.build_routes): the weights the
+    # rollout holds now, so re-applying a route's shape never moves traffic.
+    weights: Weights
+    # Annotations to remove from the ModelDeployment (requests consumed).
+    remove_annotations: tuple[str, ...]
+    # Events to post on the ModelDeployment (only on transitions).
+    events: tuple[Event, ...]
+    # Pass to derive_status(rollout=...): status blocks, conditions, history.
+    report: RolloutReport
+    # The new memory; already inside `report` (status), kept here for tests and logs.
+    state: RolloutState
+    # Call again within this many seconds (pause end, analysis, deadline, polling); None: on events only.
+    requeue_after: float | None
+
+    @property
+    def history(self):
+        return self.report.history
+
+
+__all__ = ["NORMAL", "WARNING", "Decision", "Event", "HistoryEntry"]

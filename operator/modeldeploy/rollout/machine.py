@@ -1,0 +1,412 @@
+"""decide(): the rollout as a pure function of (spec, stored state, observed, now).
+
+A flat list of situations, each handled by a small function with an early
+return (Argo Rollouts' reconcile style), never one long walk through the whole
+machine. In order:
+
+    first revision         -> straight to stable
+    no canary possible     -> Recreate, or nothing to protect (0 replicas)
+    spec back to stable    -> clear a rollback, or abort the canary in flight
+    still the rolled-back revision -> stay rolled back, retry nothing
+    new revision           -> (abort the one in flight and) start a canary
+    promoting              -> stable takes the canary's pods, then traffic returns
+    canary                 -> abort? checks, analysis, promote? steps
+"""
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from ..api.durations import parse_duration
+from ..api.rollout import Step
+from ..api.status import HistoryEntry
+from ..status.observed import ObservedDeployment
+from ..status.transitions import format_time
+from ..traffic.provider import TrafficProvider
+from ..traffic.registry import provider_for
+from ..traffic.weights import ALL_STABLE, Weights
+from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
+from .annotations import ABORT, PROMOTE, present
+from .checks import canary_ready_replicas, run_builtin_checks
+from .decision import NORMAL, WARNING, Decision, Event
+from .inputs import Inputs
+from .report import build_report
+from .sizing import base_replicas, canary_replicas
+from .snapshot import spec_for_stable, take_snapshot
+from .state import ACTIVE, CanaryRevision, RolloutState, Stage, StableRevision
+
+# While waiting on something that changes without an event we watch (a route's
+# weights read back, an analysis answer), look again this soon.
+POLL_SECONDS = 5.0
+# pausedReason prefix that marks a pause set by analysis (cleared by a conclusive run).
+INCONCLUSIVE_PAUSE = "analysis inconclusive"
+
+PROMOTED, ROLLED_BACK, ABORTED = "Promoted", "RolledBack", "Aborted"
+
+
+@dataclass(frozen=True)
+class _Context:
+    inputs: Inputs
+    provider: TrafficProvider
+    steps: tuple[Step, ...]
+    base: int  # replicas a weight is a share of
+    requests: tuple[str, ...]  # promote/abort annotations present (all consumed)
+
+
+def decide(inputs: Inputs) -> Decision:
+    ctx = _Context(
+        inputs=inputs,
+        provider=provider_for(inputs.spec),
+        steps=tuple(inputs.spec.rollout.steps),
+        base=base_replicas(inputs.spec, inputs.observed.stable),
+        requests=present(inputs.annotations),
+    )
+    return (
+        _first_revision(ctx)
+        or _without_canary(ctx)
+        or _back_to_stable(ctx)
+        or _still_rolled_back(ctx)
+        or _new_revision(ctx)
+        or _promoting(ctx, ctx.inputs.state)
+        or _canary(ctx, ctx.inputs.state)
+    )
+
+
+# -- situations --------------------------------------------------------------
+
+
+def _first_revision(ctx: _Context) -> Decision | None:
+    if ctx.inputs.state.stable is not None:
+        return None
+    return _steady(ctx, RolloutState(stable=_desired_as_stable(ctx)))
+
+
+def _without_canary(ctx: _Context) -> Decision | None:
+    """Recreate, or 0 replicas (nothing serves, so nothing to protect): the new
+    revision becomes stable at once, aborting any canary in flight."""
+    inputs, state = ctx.inputs, ctx.inputs.state
+    if inputs.revision == state.stable.revision:
+        return None
+    if inputs.spec.rollout.strategy != "Recreate" and ctx.base > 0:
+        return None
+    history, events = _aborted(ctx, state, "the new revision replaces stable directly")
+    return _steady(ctx, RolloutState(stable=_desired_as_stable(ctx), decisions=state.decisions), events, history)
+
+
+def _back_to_stable(ctx: _Context) -> Decision | None:
+    """The spec names the stable revision: a rollback is cleared, a canary in
+    flight is aborted, and stable keeps serving without a new canary."""
+    inputs, state = ctx.inputs, ctx.inputs.state
+    if inputs.revision != state.stable.revision:
+        return None
+    history, events = _aborted(ctx, state, "the spec returned to the stable revision")
+    return _steady(ctx, RolloutState(stable=_desired_as_stable(ctx), decisions=state.decisions), events, history)
+
+
+def _still_rolled_back(ctx: _Context) -> Decision | None:
+    """The spec still names the revision that failed: keep serving stable and
+    retry nothing until the spec changes."""
+    state = ctx.inputs.state
+    if state.stage != Stage.ROLLED_BACK or state.canary is None or state.canary.revision != ctx.inputs.revision:
+        return None
+    return _rolled_back_decision(ctx, state)
+
+
+def _new_revision(ctx: _Context) -> Decision | None:
+    """A revision that is neither stable nor the one in flight: a fresh canary
+    from stable, analysis reset (a running one is aborted first)."""
+    inputs, state = ctx.inputs, ctx.inputs.state
+    if state.stage in ACTIVE and state.canary is not None and state.canary.revision == inputs.revision:
+        return None
+    history, events = _aborted(ctx, state, f"superseded by revision {inputs.revision}")
+    spec = inputs.spec
+    fresh = RolloutState(
+        stage=Stage.CANARY,
+        stable=state.stable,
+        canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri),
+        step=0,
+        step_started_at=inputs.now,
+    )
+    started = Event(
+        NORMAL,
+        "CanaryStarted",
+        f"trying out {spec.model.version} (revision {inputs.revision}) as a canary; "
+        f"stable {state.stable.model_version} (revision {state.stable.revision}) keeps serving",
+    )
+    return _prepend(_canary(ctx, fresh), (*events, started), history)
+
+
+def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
+    """Stable takes the canary's pods; traffic returns to stable only once the
+    new stable is fully ready, then the canary goes. Never a moment without
+    ready capacity."""
+    if state.stage != Stage.PROMOTING:
+        return None
+    inputs = ctx.inputs
+    if ABORT in ctx.requests:
+        return _rollback(ctx, state, f"aborted by the {ABORT} annotation")
+    if not _settled(inputs.observed.stable, inputs.revision, inputs.spec.fixed_replicas):
+        return _active_decision(ctx, state, stable_spec=inputs.spec, requeue=POLL_SECONDS)
+    # Keep the canary at the size it serves with (the weight may already read 0
+    # from an earlier pass) until the route is read back at 100/0.
+    current = inputs.observed.canary.replicas if inputs.observed.canary is not None else 0
+    still_serving = max(_wanted_canary_pods(ctx, state), current)
+    state = replace(state, weight=0)
+    if ctx.provider.weighted and inputs.weights != ALL_STABLE:
+        return _active_decision(ctx, state, stable_spec=inputs.spec, canary=still_serving, requeue=POLL_SECONDS)
+    return _promoted(ctx, state)
+
+
+def _canary(ctx: _Context, state: RolloutState) -> Decision:
+    inputs = ctx.inputs
+    if ABORT in ctx.requests:
+        return _rollback(ctx, state, f"aborted by the {ABORT} annotation")
+
+    checked = run_builtin_checks(inputs, state, _wanted_canary_pods(ctx, state))
+    if checked.failure is not None:
+        return _rollback(ctx, checked.state, checked.failure)
+    state = checked.state
+
+    awaiting_analysis = analysis_due(inputs, state) and inputs.analysis is None
+    if analysis_due(inputs, state) and inputs.analysis is not None:
+        state, failure = _analyse(ctx, state)
+        if failure is not None:
+            return _rollback(ctx, state, failure)
+
+    if PROMOTE in ctx.requests:
+        return _start_promotion(ctx, state)
+    if not awaiting_analysis:  # no step passes on an analysis that has not run
+        state = _advance_steps(ctx, state)
+    if state.step >= len(ctx.steps) and _canary_ready_for(ctx, state, state.weight):
+        return _start_promotion(ctx, state)
+    return _active_decision(ctx, state, requeue=_canary_requeue(ctx, state, awaiting_analysis))
+
+
+# -- steps ----------------------------------------------------------------------
+
+
+def _advance_steps(ctx: _Context, state: RolloutState) -> RolloutState:
+    """Pass every step that is complete now; stop at the first that is not."""
+    while state.step < len(ctx.steps) and not _paused_by_analysis(state):
+        step = ctx.steps[state.step]
+        if step.set_weight is not None:
+            state, done = _set_weight(ctx, state, step.set_weight)
+        else:
+            state, done = _pause(ctx, state, step)
+        if not done:
+            return state
+        state = replace(state, step=state.step + 1, step_started_at=ctx.inputs.now, paused_reason=None)
+    return state
+
+
+def _set_weight(ctx: _Context, state: RolloutState, weight: int) -> tuple[RolloutState, bool]:
+    """Done once the weight is set and read back. A weight is never raised
+    above what ready canary pods can take: until they are, the step waits."""
+    if weight > state.weight and not _canary_ready_for(ctx, state, weight):
+        return state, False
+    if state.last_analysis_at is None and weight > 0:
+        state = replace(state, last_analysis_at=ctx.inputs.now)  # analysis clock starts with traffic
+    state = replace(state, weight=weight)
+    if not ctx.provider.weighted:
+        return state, True  # the split is the ready-pod ratio: nothing to read back
+    return state, ctx.inputs.weights == Weights.to_canary(weight)
+
+
+def _pause(ctx: _Context, state: RolloutState, step: Step) -> tuple[RolloutState, bool]:
+    inputs = ctx.inputs
+    if step.pause.duration is not None:
+        elapsed = inputs.now - (state.step_started_at or inputs.now)
+        return state, elapsed >= timedelta(seconds=parse_duration(step.pause.duration))
+    approved = inputs.spec.rollout.approved_version
+    if approved is not None and state.canary is not None and approved == state.canary.model_version:
+        return state, True
+    version = state.canary.model_version if state.canary else "the canary's version"
+    reason = f"waiting for approval: set spec.rollout.approvedVersion to {version} or annotate {PROMOTE}"
+    return replace(state, paused_reason=reason), False
+
+
+# -- analysis -------------------------------------------------------------------
+
+
+def _analyse(ctx: _Context, state: RolloutState) -> tuple[RolloutState, str | None]:
+    """Judge one round of metric results: count failures, apply onInconclusive."""
+    inputs = ctx.inputs
+    spec = analysis_spec(inputs)
+    verdicts = evaluate(spec, inputs.analysis)
+    failed = [v for v in verdicts if v.verdict == FAIL]
+    unsure = [v for v in verdicts if v.verdict == INCONCLUSIVE]
+    state = replace(state, last_analysis_at=inputs.now)
+    failure = None
+    paused = state.paused_reason if not _paused_by_analysis(state) else None
+    if failed:
+        count = state.failed_checks + 1
+        over = count > spec.failure_limit
+        action = "Rollback" if over else f"Failed check {count} of {spec.failure_limit} tolerated"
+        state = replace(state, failed_checks=count)
+        if over:
+            failure = f"{failed[0].why} (failed checks {count} > failureLimit {spec.failure_limit})"
+    elif unsure:
+        action = spec.on_inconclusive
+        if action == "Rollback":
+            failure = f"{INCONCLUSIVE_PAUSE}: {unsure[0].why} (onInconclusive: Rollback)"
+        elif action == "Pause":
+            paused = f"{INCONCLUSIVE_PAUSE}: {unsure[0].why}"
+    else:
+        action = "Continue"
+    records = [v.record(inputs.now, action) for v in verdicts]
+    return replace(state, paused_reason=paused, decisions=state.with_decisions(*records)), failure
+
+
+def _paused_by_analysis(state: RolloutState) -> bool:
+    return bool(state.paused_reason and state.paused_reason.startswith(INCONCLUSIVE_PAUSE))
+
+
+# -- outcomes -------------------------------------------------------------------
+
+
+def _start_promotion(ctx: _Context, state: RolloutState) -> Decision:
+    promoting = replace(state, stage=Stage.PROMOTING, step=len(ctx.steps), paused_reason=None,
+                        step_started_at=ctx.inputs.now, not_ready_since=None)
+    event = Event(NORMAL, "Promoting", f"promoting {_describe(state.canary)}: the stable Deployment takes its pods")
+    return _prepend(_promoting(ctx, promoting), (event,), ())
+
+
+def _promoted(ctx: _Context, state: RolloutState) -> Decision:
+    inputs = ctx.inputs
+    done = RolloutState(stable=_desired_as_stable(ctx), canary=state.canary, decisions=state.decisions)
+    event = Event(NORMAL, PROMOTED, f"promoted {_describe(state.canary)}: it is the stable revision now")
+    return _steady(ctx, done, (event,), (_history(inputs, state.canary, PROMOTED),))
+
+
+def _rollback(ctx: _Context, state: RolloutState, why: str) -> Decision:
+    """Traffic to stable at once, the canary removed, stable untouched."""
+    rolled = replace(state, stage=Stage.ROLLED_BACK, weight=0, paused_reason=None, not_ready_since=None, message=why)
+    event = Event(
+        WARNING,
+        ROLLED_BACK,
+        f"rolled back {_describe(state.canary)}: {why}; serving stable "
+        f"{state.stable.model_version} (revision {state.stable.revision})",
+    )
+    return _prepend(_rolled_back_decision(ctx, rolled), (event,), (_history(ctx.inputs, state.canary, ROLLED_BACK),))
+
+
+def _aborted(ctx: _Context, state: RolloutState, why: str) -> tuple[tuple[HistoryEntry, ...], tuple[Event, ...]]:
+    """History and Event for a canary in flight that is dropped (nothing if none is)."""
+    if state.stage not in ACTIVE or state.canary is None:
+        return (), ()
+    event = Event(NORMAL, ABORTED, f"aborted canary {_describe(state.canary)}: {why}")
+    return (_history(ctx.inputs, state.canary, ABORTED),), (event,)
+
+
+# -- decisions ------------------------------------------------------------------
+
+
+def _steady(ctx: _Context, state: RolloutState, events=(), history=()) -> Decision:
+    """One revision serves: stable from the spec (its revision is the spec's)."""
+    return _decision(ctx, state, stable_spec=ctx.inputs.spec, canary=None, weights=ALL_STABLE,
+                     events=events, history=history, requeue=None)
+
+
+def _rolled_back_decision(ctx: _Context, state: RolloutState) -> Decision:
+    return _decision(ctx, state, stable_spec=_stable_spec(ctx, state), canary=None, weights=ALL_STABLE, requeue=None)
+
+
+def _active_decision(
+    ctx: _Context, state: RolloutState, *, stable_spec=None, canary: int | None = None, requeue: float | None
+) -> Decision:
+    return _decision(
+        ctx,
+        state,
+        stable_spec=stable_spec or _stable_spec(ctx, state),
+        canary=canary or _wanted_canary_pods(ctx, state),
+        weights=Weights.to_canary(state.weight),
+        requeue=requeue,
+    )
+
+
+def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
+    report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights,
+                          total_steps=len(ctx.steps), history=tuple(history))
+    return Decision(
+        stable_spec=stable_spec,
+        stable_replicas=ctx.inputs.spec.fixed_replicas,
+        canary_replicas=canary,
+        weights=weights,
+        remove_annotations=ctx.requests,
+        events=tuple(events),
+        report=report,
+        state=state,
+        requeue_after=requeue,
+    )
+
+
+def _prepend(decision: Decision, events, history) -> Decision:
+    report = replace(decision.report, history=(*history, *decision.report.history))
+    return replace(decision, events=(*events, *decision.events), report=report)
+
+
+# -- small facts ----------------------------------------------------------------
+
+
+def _desired_as_stable(ctx: _Context) -> StableRevision:
+    return StableRevision(revision=ctx.inputs.revision, snapshot=take_snapshot(ctx.inputs.spec))
+
+
+def _stable_spec(ctx: _Context, state: RolloutState):
+    return spec_for_stable(ctx.inputs.spec, state.stable.snapshot)
+
+
+def _target_weight(ctx: _Context, state: RolloutState) -> int:
+    """The weight the canary is being sized for: the current step's, if it sets one."""
+    if state.stage == Stage.CANARY and state.step < len(ctx.steps):
+        step = ctx.steps[state.step]
+        if step.set_weight is not None:
+            return max(state.weight, step.set_weight)
+    return state.weight
+
+
+def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
+    return canary_replicas(ctx.base, _target_weight(ctx, state))
+
+
+def _canary_ready_for(ctx: _Context, state: RolloutState, weight: int) -> bool:
+    return canary_ready_replicas(ctx.inputs, state) >= canary_replicas(ctx.base, weight)
+
+
+def _settled(stable: ObservedDeployment | None, revision: str, fixed: int | None) -> bool:
+    """The stable Deployment runs `revision` on every replica, all ready, nothing left over."""
+    return (
+        stable is not None
+        and stable.revision == revision
+        and stable.observed_generation >= stable.generation
+        and (fixed is None or stable.replicas == fixed)
+        and stable.ready_replicas == stable.replicas == stable.updated_replicas == stable.status_replicas
+    )
+
+
+def _canary_requeue(ctx: _Context, state: RolloutState, awaiting_analysis: bool) -> float:
+    inputs, now = ctx.inputs, ctx.inputs.now
+    waits = []
+    if awaiting_analysis or state.not_ready_since is not None or not _canary_ready_for(ctx, state, state.weight):
+        waits.append(POLL_SECONDS)
+    if state.step < len(ctx.steps):
+        step = ctx.steps[state.step]
+        if step.set_weight is not None:
+            waits.append(POLL_SECONDS)  # waiting for pods or for the weight to read back
+        elif step.pause.duration is not None and state.step_started_at is not None:
+            end = state.step_started_at + timedelta(seconds=parse_duration(step.pause.duration))
+            waits.append((end - now).total_seconds())
+    if inputs.spec.rollout.analysis is not None and state.last_analysis_at is not None and state.weight > 0:
+        due = state.last_analysis_at + timedelta(seconds=interval_seconds(inputs))
+        waits.append((due - now).total_seconds())
+    return max(1.0, min(waits)) if waits else POLL_SECONDS
+
+
+def _history(inputs: Inputs, canary: CanaryRevision, result: str) -> HistoryEntry:
+    return HistoryEntry(
+        revision=canary.revision, model_version=canary.model_version, uri=canary.uri,
+        result=result, time=format_time(inputs.now),
+    )
+
+
+def _describe(canary: CanaryRevision | None) -> str:
+    return f"{canary.model_version} (revision {canary.revision})" if canary else "the canary"

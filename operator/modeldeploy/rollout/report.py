@@ -1,0 +1,100 @@
+"""From the machine's state to what status says (status.rollout.RolloutReport)."""
+
+from .. import conditions as c
+from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
+from ..status.health import Health, converging, stuck
+from ..status.rollout import RolloutReport
+from ..status.transitions import format_time
+from ..traffic.provider import TrafficProvider
+from ..traffic.weights import Weights
+from .inputs import Inputs
+from .state import ACTIVE, RolloutState, Stage
+
+
+def build_report(
+    inputs: Inputs,
+    state: RolloutState,
+    *,
+    provider: TrafficProvider,
+    weights: Weights,
+    total_steps: int,
+    history: tuple[HistoryEntry, ...] = (),
+) -> RolloutReport:
+    return RolloutReport(
+        stable=_stable(state),
+        canary=_canary(state),
+        traffic=traffic_status(inputs.weights, weights, provider),
+        progress=_progress(state, total_steps),
+        history=history,
+        health=_health(state, total_steps),
+    )
+
+
+def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProvider) -> TrafficStatus:
+    """The split as read back. Weighted providers are verified when the route
+    holds what the rollout set; with `replicas` the split is measured (the
+    ready-pod ratio), so it is verified once there is one to measure."""
+    if seen is None:
+        return TrafficStatus(stable=desired.stable, canary=desired.canary, verified=False)
+    verified = seen == desired if provider.weighted else True
+    return TrafficStatus(stable=seen.stable, canary=seen.canary, verified=verified)
+
+
+def _stable(state: RolloutState) -> StableStatus | None:
+    if state.stable is None:
+        return None
+    return StableStatus(
+        revision=state.stable.revision, model_version=state.stable.model_version, spec=dict(state.stable.snapshot)
+    )
+
+
+def _canary(state: RolloutState) -> RoleStatus | None:
+    if state.stage not in ACTIVE or state.canary is None:
+        return None
+    return RoleStatus(revision=state.canary.revision, model_version=state.canary.model_version)
+
+
+def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
+    canary = state.canary
+    return RolloutProgress(
+        stage=state.stage.value,
+        revision=canary.revision if canary else None,
+        model_version=canary.model_version if canary else None,
+        uri=canary.uri if canary else None,
+        step=state.step,
+        total_steps=total_steps,
+        step_started_at=_time(state.step_started_at),
+        weight=state.weight,
+        paused_reason=state.paused_reason,
+        failed_checks=state.failed_checks,
+        restarts_seen=state.restarts_seen,
+        last_analysis_at=_time(state.last_analysis_at),
+        not_ready_since=_time(state.not_ready_since),
+        message=state.message,
+        decisions=list(state.decisions),
+    )
+
+
+def _health(state: RolloutState, total_steps: int) -> Health | None:
+    canary, stable = state.canary, state.stable
+    if canary is None or stable is None or state.stage == Stage.STABLE:
+        return None  # the steady state: assess() judges the stable revision
+    tried = f"{canary.model_version} (revision {canary.revision})"
+    serving = f"{stable.model_version} (revision {stable.revision})"
+    if state.stage == Stage.ROLLED_BACK:
+        return stuck(
+            c.ROLLED_BACK,
+            f"rolled back {tried}: {state.message}. The cluster serves the stable {serving}; "
+            "change the spec to try a new version, or set it back to the stable one",
+        )
+    if state.stage == Stage.PROMOTING:
+        return converging(c.CANARY_IN_PROGRESS, f"promoting {tried}: the stable Deployment takes its pods")
+    where = f"step {min(state.step + 1, total_steps)}/{total_steps}" if total_steps else "no steps"
+    paused = f"; paused: {state.paused_reason}" if state.paused_reason else ""
+    return converging(
+        c.CANARY_IN_PROGRESS, f"canary {tried} takes {state.weight}% of traffic ({where}){paused}; stable serves {serving}"
+    )
+
+
+def _time(moment) -> str | None:
+    return format_time(moment) if moment is not None else None

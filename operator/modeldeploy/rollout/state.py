@@ -1,0 +1,118 @@
+"""RolloutState: the machine's memory, read from and written back to status.
+
+Everything the machine needs to resume after an operator restart lives here
+(and so in status): the stage, the step and when it started, the weight set,
+failed checks, the analysis clock, the stable snapshot and the last rollback.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.status import MAX_DECISIONS, ModelDeploymentStatus
+from ..api.status import Decision as DecisionRecord
+from ..status.transitions import parse_time
+
+
+class Stage(str, Enum):
+    STABLE = "Stable"  # one revision serves; nothing in flight
+    CANARY = "Canary"  # a new revision is tried out, step by step
+    PROMOTING = "Promoting"  # stable takes the canary's template; the canary serves until stable is ready
+    ROLLED_BACK = "RolledBack"  # the canary failed; stable serves until the spec changes
+
+
+ACTIVE = (Stage.CANARY, Stage.PROMOTING)
+
+
+@dataclass(frozen=True)
+class StableRevision:
+    """The revision the stable Deployment renders, and the spec fields it came from."""
+
+    revision: str
+    snapshot: Mapping[str, Any]  # rollout.snapshot.take_snapshot(spec)
+
+    @property
+    def model_version(self) -> str:
+        return str((self.snapshot.get("model") or {}).get("version", ""))
+
+
+@dataclass(frozen=True)
+class CanaryRevision:
+    """The revision tried out: in flight, or the one rolled back."""
+
+    revision: str
+    model_version: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    stage: Stage = Stage.STABLE
+    stable: StableRevision | None = None  # None until a first revision was taken
+    canary: CanaryRevision | None = None
+    step: int = 0  # index of the step in progress; len(steps) once all passed
+    step_started_at: datetime | None = None
+    weight: int = 0  # canary percent the rollout has set
+    failed_checks: int = 0
+    paused_reason: str | None = None
+    restarts_seen: int = 0
+    last_analysis_at: datetime | None = None  # None: the canary has not taken traffic yet
+    not_ready_since: datetime | None = None
+    message: str | None = None  # why it rolled back
+    decisions: tuple[DecisionRecord, ...] = ()
+
+    def with_decisions(self, *records: DecisionRecord) -> tuple[DecisionRecord, ...]:
+        """The decisions with `records` appended, keeping the last MAX_DECISIONS."""
+        return (*self.decisions, *records)[-MAX_DECISIONS:]
+
+
+def read_state(status: Mapping[str, Any] | None) -> RolloutState:
+    """The state stored in a ModelDeployment's status.
+
+    A status the operator cannot read (hand-edited) gives the empty state: the
+    spec's revision is then taken as stable, like a first revision.
+    """
+    try:
+        stored = ModelDeploymentStatus.model_validate(status or {})
+    except ValidationError:
+        return RolloutState()
+    stable = None
+    if stored.stable is not None and stored.stable.revision and stored.stable.spec is not None:
+        stable = StableRevision(revision=stored.stable.revision, snapshot=stored.stable.spec)
+    progress = stored.rollout
+    if stable is None or progress is None:
+        return RolloutState(stable=stable)
+    canary = None
+    if progress.revision:
+        canary = CanaryRevision(progress.revision, progress.model_version or "", progress.uri or "")
+    stage = Stage(progress.stage) if progress.stage else Stage.STABLE
+    if stage != Stage.STABLE and canary is None:
+        stage = Stage.STABLE  # nothing to resume without knowing which revision
+    return RolloutState(
+        stage=stage,
+        stable=stable,
+        canary=canary,
+        step=progress.step,
+        step_started_at=_time(progress.step_started_at),
+        weight=progress.weight if stage in ACTIVE else 0,
+        failed_checks=progress.failed_checks,
+        paused_reason=progress.paused_reason,
+        restarts_seen=progress.restarts_seen,
+        last_analysis_at=_time(progress.last_analysis_at),
+        not_ready_since=_time(progress.not_ready_since),
+        message=progress.message,
+        decisions=tuple(progress.decisions[-MAX_DECISIONS:]),
+    )
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        return None

@@ -1,7 +1,8 @@
 # modeldeploy-operator. `make help` lists the targets.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PYTHON ?= python3
+# The interpreter that creates the venv; everything after runs inside it.
+BOOTSTRAP_PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
@@ -14,7 +15,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from kubernetes.client.exceptions import ApiException
 
 from . import conditions as c
 from .api import InvalidSpec, parse_spec
-from .builders.children import desired_children
-from .builders.labels import NAME, ROLE
+from .builders.children import shared_children
+from .builders.deployment import build_deployment
+from .builders.labels import NAME
 from .builders.naming import Role
 from .builders.ownership import Owner
 from .builders.revision import compute_revision
@@ -31,18 +33,23 @@ from .kube.cache import Cache, Key
 from .kube.clients import make_api_client
 from .kube.drift import holds
 from .kube.queue import ReconcileQueue
-from .kube.resources import CHILD_KINDS
+from .kube.prometheus import run_plan
+from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
 from .kube.writing import Kube
+from .rollout import Inputs, decide, plan_analysis, read_state
 from .runtimes import load_runtime_table
 from .settings import OperatorSettings
 from .status.derive import derive_status
 from .status.observed import Observed, observe_deployment, summarize_pod
+from .traffic import provider_for
 
 log = logging.getLogger(__name__)
 
-# Kinds the steady state may prune when no longer desired (e.g. the HPA after
-# autoscaling is turned off). Routes belong to their traffic provider.
-PRUNABLE = {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Service"}
+# Kinds pruned when no longer desired: the HPA after autoscaling is turned
+# off, the canary Deployment after a rollout ends, a route after the traffic
+# provider changes.
+PRUNABLE = {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Service", "HTTPRoute",
+            "VirtualService"}
 
 
 def _stalled_reason(status: dict | None) -> tuple[str, str] | None:
@@ -128,24 +135,69 @@ class Controller:
             await self._report(md, status)
             return None
 
+        # 1. What is there, gathered once.
         revision = compute_revision(spec, self.table)
         owner = Owner.from_metadata(md["metadata"])
-        desired = desired_children(owner, spec, self.table)
-        await self._apply_changed(key, desired, children)
-        await self._prune(key, desired, children)
+        provider = provider_for(spec)
+        observed = await self._observe(key, children, revision)
+        inputs = Inputs(name=name, namespace=namespace, spec=spec, revision=revision,
+                        state=read_state(md.get("status")), observed=observed,
+                        weights=provider.read_weights(owner, children, observed), now=now,
+                        annotations=md["metadata"].get("annotations") or {})
+        plan = plan_analysis(inputs)
+        if plan is not None:
+            inputs = replace(inputs, analysis=await run_plan(plan, self.kube.pool))
 
+        # 2. What should be there (pure).
+        decision = decide(inputs)
+        desired = [build_deployment(owner, decision.stable_spec, self.table, role=Role.STABLE,
+                                    replicas=decision.stable_replicas)]
+        if decision.canary_replicas is not None:
+            desired.append(build_deployment(owner, spec, self.table, role=Role.CANARY,
+                                            replicas=decision.canary_replicas))
+        desired += shared_children(owner, spec)
+        desired += provider.build_routes(owner, spec, decision.weights)
+
+        # 3. Make it so: apply what differs; then prune, so the route has moved
+        # traffic off the canary before its Deployment goes.
+        await self._apply_changed(key, desired, children)
+        await self._prune(key, desired, self.cache.children_of(key))
+        if decision.remove_annotations:
+            await self._consume_annotations(md, decision.remove_annotations)
+        for event in decision.events:
+            await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
+
+        # 4. Tell the truth, once.
         children = self.cache.children_of(key)
-        stable = observe_deployment(children.get(("Deployment", f"{name}-stable")))
-        pods = ()
-        if stable is None or not _settled(stable, revision):
-            pods = tuple(summarize_pod(p) for p in await self.kube.list_pods(namespace, f"{NAME}={name}"))
-        observed = Observed(stable=stable, pods=pods)
+        observed = replace(observed, stable=observe_deployment(children.get(("Deployment", f"{name}-stable"))),
+                           canary=observe_deployment(children.get(("Deployment", f"{name}-canary"))))
         status = derive_status(name=name, namespace=namespace, generation=generation, spec=spec,
-                               revision=revision, observed=observed, previous=md.get("status"), now=now)
-        await self._report(md, status)
+                               revision=revision, observed=observed, previous=md.get("status"), now=now,
+                               rollout=decision.report)
+        await self._report(md, status, announced={e.reason for e in decision.events})
         # Pod-level trouble (crash loops, pull errors) does not change the
         # Deployment until its deadline: look again soon while converging.
-        return None if _settled(stable, revision) else self.settings.progressing_poll_seconds
+        waits = [t for t in (decision.requeue_after,
+                             None if _settled(observed.stable, revision) and observed.canary is None
+                             else self.settings.progressing_poll_seconds) if t is not None]
+        return min(waits) if waits else None
+
+    async def _observe(self, key: Key, children: dict, revision: str) -> Observed:
+        name = key[1]
+        stable = observe_deployment(children.get(("Deployment", f"{name}-stable")))
+        canary = observe_deployment(children.get(("Deployment", f"{name}-canary")))
+        pods = ()
+        # Pods only when something is in motion: the canary's health checks and
+        # crash-loop detection need them; a settled stable does not.
+        if canary is not None or not _settled(stable, revision):
+            pods = tuple(summarize_pod(p) for p in await self.kube.list_pods(key[0], f"{NAME}={name}"))
+        return Observed(stable=stable, canary=canary, pods=pods)
+
+    async def _consume_annotations(self, md: dict, names: tuple[str, ...]) -> None:
+        meta = md["metadata"]
+        updated = await self.kube.patch_metadata(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
+                                                 {"annotations": {n: None for n in names}})
+        self.cache.put_model(updated)
 
     async def _apply_changed(self, key: Key, desired: list[dict], live: dict) -> None:
         for manifest in desired:
@@ -162,9 +214,10 @@ class Controller:
                 await self.kube.delete(CHILD_KINDS[kind], key[0], child_name)
                 self.cache.drop_child(body)
 
-    async def _report(self, md: dict, status: dict) -> None:
+    async def _report(self, md: dict, status: dict, announced: set[str] = frozenset()) -> None:
         """Write the status once, only when it differs; an Event only when the
-        ModelDeployment newly stalls (not on every pass that finds it stalled)."""
+        ModelDeployment newly stalls (not on every pass that finds it stalled,
+        nor when the rollout already announced it, e.g. RolledBack)."""
         previous = md.get("status") or {}
         if self.settings.skip_unchanged_writes and status == previous:
             return
@@ -177,7 +230,7 @@ class Controller:
             raise
         self.cache.put_model(written)
         stalled, was = _stalled_reason(status), _stalled_reason(previous)
-        if stalled and stalled != was:
+        if stalled and stalled != was and stalled[0] not in announced:
             await self.kube.event(md, type="Warning", reason=stalled[0], message=stalled[1])
 
 

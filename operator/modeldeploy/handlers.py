@@ -70,5 +70,8 @@ async def model_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
 @kopf.on.event("", "v1", "services", labels=MANAGED)
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+# Routes: only served where their CRDs are installed (kopf waits for them).
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=MANAGED)
+@kopf.on.event("networking.istio.io", "v1", "virtualservices", labels=MANAGED)
 async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
     memo.controller.on_child_event(event["type"], event["object"])

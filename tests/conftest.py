@@ -66,3 +66,12 @@ def operator(cluster):
 
     with running_operator(cluster) as op:
         yield op
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """A real Prometheus for one test, scraping an exporter the test drives."""
+    from support.prometheus import running_prometheus
+
+    with running_prometheus(tmp_path) as server:
+        yield server

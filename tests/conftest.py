@@ -20,7 +20,7 @@ import pytest
 CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", Path(__file__).resolve().parents[1] / ".cluster"))
 os.environ["KUBECONFIG"] = str(CLUSTER_DIR / "kubeconfig")
 
-from support.cluster import REPO, Cluster, cluster_is_up, start_cluster, stop_cluster
+from support.cluster import Cluster, cluster_is_up, start_cluster, stop_cluster
 
 
 def pytest_collection_modifyitems(items):

@@ -7,7 +7,6 @@ request. kopf's storages are still given our prefix in case one is added.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import kopf

@@ -7,7 +7,6 @@ import subprocess
 
 import yaml
 
-from support.cluster import read_ports
 from support.waiting import wait_until
 
 

@@ -2,7 +2,6 @@
 Deployments become Available, and a pod label chooses how pods misbehave."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from support.waiting import holds_for, wait_until
 

@@ -8,7 +8,6 @@ import socket
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from kopf.testing import KopfRunner
 

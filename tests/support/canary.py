@@ -1,0 +1,70 @@
+"""Shared pieces of the canary tests: a Gateway API traffic spec, version
+bumps, route weights and a recorder of every split a route went through."""
+from __future__ import annotations
+
+import threading
+
+from support.models import edited, get_md, status_view
+from support.waiting import wait_until
+
+GATEWAY = {"provider": "gatewayAPI",
+           "gatewayAPI": {"parentRefs": [{"name": "public-gw", "namespace": "gateways"}],
+                          "hostnames": ["fraud.example.com"]}}
+
+
+def model_v(doc: dict, version: str, **spec) -> dict:
+    new = edited(doc, **spec)
+    new["spec"]["model"] = {**doc["spec"]["model"], "version": version,
+                            "uri": doc["spec"]["model"]["uri"].rsplit("/", 1)[0] + "/" + version}
+    return new
+
+
+def route_weights(cluster, namespace, name, kind="httproute"):
+    obj = cluster.get_json("-n", namespace, kind, name)
+    if kind == "httproute":
+        refs = obj["spec"]["rules"][0]["backendRefs"]
+        return tuple(r.get("weight", 1) for r in refs)
+    return tuple(r.get("weight", 0) for r in obj["spec"]["http"][0]["route"])
+
+
+class WeightRecorder:
+    """Samples a route's weights in the background for the length of a test,
+    so the assertions see the whole sequence traffic went through."""
+
+    def __init__(self, cluster, namespace, name, kind="httproute"):
+        self.seen: list[tuple[int, ...]] = []
+        self._args = (cluster, namespace, name, kind)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                w = route_weights(*self._args)
+                if not self.seen or self.seen[-1] != w:
+                    self.seen.append(w)
+            except Exception:
+                pass
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def stable_template(cluster, namespace, name):
+    return cluster.get_json("-n", namespace, "deployment", f"{name}-stable")["spec"]["template"]
+
+
+def canary_exists(cluster, namespace, name) -> bool:
+    return any(d.metadata.name == f"{name}-canary" for d in cluster.apps.list_namespaced_deployment(namespace).items)
+
+
+def wait_phase(cluster, namespace, name, phase, timeout=60):
+    return wait_until(lambda: (m := get_md(cluster, namespace, name)).get("status", {}).get("phase") == phase and m,
+                      timeout=timeout, what=f"phase {phase}",
+                      describe=lambda: status_view(get_md(cluster, namespace, name)))

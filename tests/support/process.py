@@ -1,0 +1,47 @@
+"""The operator as a separate process (`modeldeploy run`), for tests that
+kill it, restart it or run two at once."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from support.cluster import REPO, Cluster
+from support.operator import TEST_ENV, free_port
+from support.waiting import wait_until
+
+
+class OperatorProcess:
+    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.cluster, self.namespace, self.log = cluster, namespace, log
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen | None = None
+        self.port = free_port()
+
+    def start(self) -> "OperatorProcess":
+        env = {**self.cluster.env, **TEST_ENV}
+        out = self.log.open("a")
+        self.proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "modeldeploy"), "run", "--namespace", self.namespace,
+             f"--liveness=http://127.0.0.1:{self.port}/healthz", *self.extra_args],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        import urllib.request
+        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status == 200,
+                   timeout=60, what="the operator process to serve its probe",
+                   describe=lambda: self.log.read_text()[-1500:])
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=15)
+
+    def __enter__(self) -> "OperatorProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill(signal.SIGTERM)
+
+

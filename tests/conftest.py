@@ -45,8 +45,9 @@ def cluster() -> Cluster:
 
 
 def _namespace_name(node_name: str) -> str:
-    stem = re.sub(r"[^a-z0-9-]+", "-", node_name.lower()).strip("-")[:40].strip("-")
-    return f"t-{stem}-{uuid.uuid4().hex[:5]}"
+    stem = re.sub(r"[^a-z0-9-]+", "-", node_name.lower()).strip("-")[:38].strip("-")
+    from support.operator import SESSION_PREFIX
+    return f"{SESSION_PREFIX}-{stem}-{uuid.uuid4().hex[:5]}"
 
 
 @pytest.fixture

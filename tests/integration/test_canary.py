@@ -148,3 +148,32 @@ def test_spec_change_mid_rollout_aborts_and_starts_fresh(cluster, namespace, ope
     assert [(h["modelVersion"], h["result"]) for h in second["status"]["history"]][-1] == ("v2", "Aborted")
     assert second["status"]["stable"]["modelVersion"] == "v1"
     assert second["status"]["rollout"]["failedChecks"] == 0
+
+
+def test_weight_waits_for_slow_canary_pods(cluster, namespace, operator):
+    doc = model_deployment("patient", replicas=2, traffic=GATEWAY, rollout={"steps": [{"setWeight": 50}, {"pause": {}}]})
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "patient")
+    slow = model_v(doc, "v2")
+    slow["spec"]["podMetadata"] = {"annotations": {"sim.modeldeploy.io/ready-after": "5s"}}
+    with WeightRecorder(cluster, namespace, "patient") as recorder:
+        apply_md(cluster, namespace, slow)
+        wait_phase(cluster, namespace, "patient", "Paused")
+    moved_at = recorder.first_time(lambda w: w[1] > 0)
+    pods = cluster.core.list_namespaced_pod(namespace, label_selector="modeldeploy.io/role=canary").items
+    ready_at = max(next(c.last_transition_time for c in p.status.conditions if c.type == "Ready") for p in pods)
+    # The route only moved once the canary pods could take the traffic.
+    assert moved_at >= ready_at.timestamp() - 0.5, (moved_at, ready_at)
+
+
+def test_abort_annotation_rolls_back_now(cluster, namespace, operator):
+    doc = model_deployment("aborted", replicas=2, traffic=GATEWAY, rollout={"steps": [{"setWeight": 50}, {"pause": {}}]})
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "aborted")
+    apply_md(cluster, namespace, model_v(doc, "v2"))
+    wait_phase(cluster, namespace, "aborted", "Paused")
+    cluster.kubectl("-n", namespace, "annotate", "md", "aborted", "modeldeploy.io/abort=true")
+    md = wait_phase(cluster, namespace, "aborted", "RolledBack", timeout=30)
+    assert "modeldeploy.io/abort" not in (md["metadata"].get("annotations") or {})
+    assert route_weights(cluster, namespace, "aborted") == (100, 0)
+    assert md["status"]["stable"]["modelVersion"] == "v1"

@@ -19,7 +19,7 @@ STEPS = [{"setWeight": 20}, {"pause": {"duration": "2s"}}, {"setWeight": 40}, {"
 
 @pytest.fixture
 def own_namespace(cluster):
-    # Not t-*: only the operator process under test acts here.
+    # Outside the session's prefix: only the operator process under test acts here.
     name = f"restart-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     yield name

@@ -3,6 +3,7 @@ bumps, route weights and a recorder of every split a route went through."""
 from __future__ import annotations
 
 import threading
+import time
 
 from support.models import edited, get_md, status_view
 from support.waiting import wait_until
@@ -33,6 +34,7 @@ class WeightRecorder:
 
     def __init__(self, cluster, namespace, name, kind="httproute"):
         self.seen: list[tuple[int, ...]] = []
+        self.times: list[float] = []  # wall-clock time each entry of `seen` was first observed
         self._args = (cluster, namespace, name, kind)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -43,9 +45,13 @@ class WeightRecorder:
                 w = route_weights(*self._args)
                 if not self.seen or self.seen[-1] != w:
                     self.seen.append(w)
+                    self.times.append(time.time())
             except Exception:
                 pass
             self._stop.wait(0.1)
+
+    def first_time(self, predicate) -> float:
+        return next(t for w, t in zip(self.seen, self.times) if predicate(w))
 
     def __enter__(self):
         self._thread.start()

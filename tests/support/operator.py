@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from support.cluster import REPO, Cluster
 from support.waiting import wait_until
 
 CRD = REPO / "crds" / "modeldeployment.yaml"
+# Namespaces of this test session start with it (see tests/conftest.py).
+SESSION_PREFIX = f"t{uuid.uuid4().hex[:4]}"
 OPERATOR_AGENTS = ("modeldeploy-operator/", "kopf/")
 
 # Short periods so the tests see a full resync quickly.
@@ -61,9 +64,11 @@ def running_operator(cluster: Cluster, extra_env: dict[str, str] | None = None):
     os.environ.update(env)
     port = free_port()
     health_url = f"http://127.0.0.1:{port}/healthz"
-    # Only the tests' own namespaces (t-*): a test may run a second operator
-    # (e.g. `make run`) in a namespace of its own without the two fighting.
-    args = ["run", "--namespace=t-*", "--standalone", f"--liveness={health_url}", "-m", "modeldeploy.handlers"]
+    # Only this session's namespaces: a test may run a second operator (e.g.
+    # `make run`) in a namespace of its own, and two test sessions may share
+    # one cluster, without operators fighting.
+    args = ["run", f"--namespace={SESSION_PREFIX}-*", "--standalone", f"--liveness={health_url}",
+            "-m", "modeldeploy.handlers"]
     try:
         with KopfRunner(args, timeout=30) as runner:
             op = RunningOperator(runner, health_url)

@@ -58,6 +58,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _install_crd(args.kubeconfig, args.runtimes)
         print("modeldeploy: CRD modeldeployments.modeldeploy.io installed", file=sys.stderr)
     from . import handlers  # noqa: F401  (registers the handlers with kopf)
+    from . import metrics
+
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -87,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runtimes", help="runtime table YAML overriding the packaged one")
     run.add_argument("--liveness", help="serve kopf's liveness/progress probe at this URL, "
                                         "e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--metrics-port", type=int, default=int(os.environ.get("MODELDEPLOY_METRICS_PORT", 0)),
+                     help="serve Prometheus metrics on this port at /metrics (default: off)")
     run.add_argument("--peering", default="", help="KopfPeering name for standby replicas (default: standalone)")
     run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
     run.add_argument("-v", "--verbose", action="store_true")

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
 from kubernetes.client.exceptions import ApiException
 
 from . import conditions as c
+from . import metrics
 from .api import InvalidSpec, parse_spec
 from .builders.children import shared_children
 from .builders.deployment import build_deployment
@@ -40,6 +42,7 @@ from .rollout import Inputs, decide, plan_analysis, read_state
 from .runtimes import load_runtime_table
 from .settings import OperatorSettings
 from .status.derive import derive_status
+from .status.transitions import format_time
 from .status.observed import Observed, observe_deployment, summarize_pod
 from .traffic import provider_for
 
@@ -69,16 +72,17 @@ class Controller:
         self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
         self.started = False
         self.resyncs = 0
-        self._resync_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
-        self._resync_task = asyncio.get_running_loop().create_task(self._resync_forever())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._resync_forever()), loop.create_task(metrics.watch_loop_lag())]
         self.started = True
 
     async def stop(self) -> None:
-        if self._resync_task:
-            self._resync_task.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self.queue.close()
         self.kube.close()
 
@@ -98,6 +102,7 @@ class Controller:
         meta = body["metadata"]
         if kind == "DELETED":
             self.cache.drop_model(meta["namespace"], meta["name"])
+            metrics.forget_model(meta["namespace"], meta["name"])
             return
         self.cache.put_model(body)
         self.queue.add((meta["namespace"], meta["name"]))
@@ -109,12 +114,26 @@ class Controller:
 
     # -- the reconcile -----------------------------------------------------
     async def reconcile(self, key: Key) -> float | None:
+        started = time.perf_counter()
+        metrics.QUEUE_DEPTH.inc()
         try:
-            return await self._reconcile(key)
+            requeue = await self._reconcile(key)
         except ApiException as exc:
             if _namespace_going_away(exc):
+                metrics.RECONCILES.labels("ok").inc()
                 return None  # its ModelDeployments go with it; nothing to converge
+            metrics.RECONCILES.labels("error").inc()
+            metrics.RECONCILE_ERRORS.labels(f"http-{exc.status}").inc()
             raise
+        except Exception as exc:
+            metrics.RECONCILES.labels("error").inc()
+            metrics.RECONCILE_ERRORS.labels(type(exc).__name__).inc()
+            raise
+        finally:
+            metrics.QUEUE_DEPTH.dec()
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        metrics.RECONCILES.labels("ok").inc()
+        return requeue
 
     async def _reconcile(self, key: Key) -> float | None:
         md = self.cache.models.get(key)
@@ -175,6 +194,7 @@ class Controller:
                                revision=revision, observed=observed, previous=md.get("status"), now=now,
                                rollout=decision.report)
         await self._report(md, status, announced={e.reason for e in decision.events})
+        _count_outcomes(decision, analysed=inputs.analysis is not None, now=now)
         # Pod-level trouble (crash loops, pull errors) does not change the
         # Deployment until its deadline: look again soon while converging.
         waits = [t for t in (decision.requeue_after,
@@ -229,9 +249,20 @@ class Controller:
                 return  # deleted meanwhile
             raise
         self.cache.put_model(written)
+        metrics.track_model(meta["namespace"], meta["name"], status)
         stalled, was = _stalled_reason(status), _stalled_reason(previous)
         if stalled and stalled != was and stalled[0] not in announced:
             await self.kube.event(md, type="Warning", reason=stalled[0], message=stalled[1])
+
+
+def _count_outcomes(decision, *, analysed: bool, now: datetime) -> None:
+    for entry in decision.report.history:
+        metrics.ROLLOUTS.labels(entry.result).inc()
+    if analysed:
+        stamp = format_time(now)
+        for record in decision.report.progress.decisions:
+            if record.time == stamp:
+                metrics.VERDICTS.labels(record.verdict).inc()
 
 
 def _namespace_going_away(exc: ApiException) -> bool:

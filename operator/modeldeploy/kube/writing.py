@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .. import metrics
 from .resources import EVENT, MODEL_DEPLOYMENT, POD, Resource, resource_of
 
 FIELD_MANAGER = "modeldeploy-operator"
@@ -28,6 +29,10 @@ class Kube:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         self.writes: Counter[tuple[str, str]] = Counter()
         self.reads: Counter[tuple[str, str]] = Counter()
+
+    def _wrote(self, verb: str, kind: str) -> None:
+        self.writes[(verb, kind)] += 1
+        metrics.API_WRITES.labels(verb, kind).inc()
 
     async def _call(self, method: str, path: str, *, body: object = None, query: list | None = None,
                     content_type: str = "application/json") -> dict:
@@ -48,7 +53,7 @@ class Kube:
         do not send: e.g. ``replicas`` under an HPA stays the HPA's."""
         res = resource_of(manifest)
         meta = manifest["metadata"]
-        self.writes[("apply", res.kind)] += 1
+        self._wrote("apply", res.kind)
         return await self._call(
             "PATCH", res.path(meta["namespace"], meta["name"]), body=manifest,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
@@ -57,7 +62,7 @@ class Kube:
     async def apply_status(self, namespace: str, name: str, status: dict) -> dict:
         body = {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind,
                 "metadata": {"name": name, "namespace": namespace}, "status": status}
-        self.writes[("apply", "ModelDeployment/status")] += 1
+        self._wrote("apply", "ModelDeployment/status")
         return await self._call(
             "PATCH", MODEL_DEPLOYMENT.path(namespace, name, "status"), body=body,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
@@ -65,12 +70,12 @@ class Kube:
 
     async def patch_metadata(self, res: Resource, namespace: str, name: str, patch: dict) -> dict:
         """A JSON merge patch of metadata (e.g. consuming an annotation)."""
-        self.writes[("patch", res.kind)] += 1
+        self._wrote("patch", res.kind)
         return await self._call("PATCH", res.path(namespace, name), body={"metadata": patch},
                                 content_type="application/merge-patch+json")
 
     async def delete(self, res: Resource, namespace: str, name: str) -> None:
-        self.writes[("delete", res.kind)] += 1
+        self._wrote("delete", res.kind)
         try:
             await self._call("DELETE", res.path(namespace, name),
                              body={"propagationPolicy": "Background"})
@@ -80,6 +85,7 @@ class Kube:
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict]:
         self.reads[("list", "Pod")] += 1
+        metrics.API_READS.labels("list", "Pod").inc()
         data = await self._call("GET", POD.path(namespace), query=[("labelSelector", selector)])
         return data.get("items", [])
 
@@ -97,7 +103,7 @@ class Kube:
             "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
-        self.writes[("create", "Event")] += 1
+        self._wrote("create", "Event")
         try:
             await self._call("POST", EVENT.path(meta["namespace"]), body=body)
         except ApiException as exc:  # an Event is a courtesy: never fail a reconcile on it

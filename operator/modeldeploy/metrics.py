@@ -1,0 +1,56 @@
+"""The operator's own Prometheus metrics (served by `modeldeploy run
+--metrics-port`). Names are stable: dashboards and alerts depend on them
+(see manifests/monitoring/)."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECONCILES = Counter("modeldeploy_reconciles_total", "Reconcile passes, by result (ok, error).", ["result"])
+RECONCILE_ERRORS = Counter("modeldeploy_reconcile_errors_total",
+                           "Failed reconcile passes, by reason (HTTP status or exception type).", ["reason"])
+RECONCILE_SECONDS = Histogram("modeldeploy_reconcile_duration_seconds", "Time one reconcile pass takes.",
+                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+API_WRITES = Counter("modeldeploy_api_writes_total", "Write requests sent to the API server.", ["verb", "kind"])
+API_READS = Counter("modeldeploy_api_reads_total", "Read requests sent to the API server (besides watches).",
+                    ["verb", "kind"])
+ROLLOUTS = Counter("modeldeploy_rollouts_total", "Finished canary rollouts, by result.", ["result"])
+VERDICTS = Counter("modeldeploy_analysis_verdicts_total", "Metric analysis verdicts.", ["verdict"])
+CANARY_WEIGHT = Gauge("modeldeploy_canary_weight", "Percent of traffic the canary receives (achieved).",
+                      ["namespace", "name"])
+ROLLOUT_STEP = Gauge("modeldeploy_rollout_step", "Index of the current rollout step (0 when none).",
+                     ["namespace", "name"])
+LOOP_LAG = Gauge("modeldeploy_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer, last sample.")
+LOOP_LAG_MAX = Gauge("modeldeploy_event_loop_lag_max_seconds", "The worst event-loop lag seen since start.")
+QUEUE_DEPTH = Gauge("modeldeploy_reconcile_in_flight", "ModelDeployments being reconciled right now.")
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=address)
+
+
+def track_model(namespace: str, name: str, status: dict) -> None:
+    CANARY_WEIGHT.labels(namespace, name).set((status.get("traffic") or {}).get("canary") or 0)
+    ROLLOUT_STEP.labels(namespace, name).set((status.get("rollout") or {}).get("step") or 0)
+
+
+def forget_model(namespace: str, name: str) -> None:
+    for gauge in (CANARY_WEIGHT, ROLLOUT_STEP):
+        try:
+            gauge.remove(namespace, name)
+        except KeyError:
+            pass
+
+
+async def watch_loop_lag(period: float = 0.1) -> None:
+    """A late timer means handlers and reconciles are starved of the loop."""
+    worst = 0.0
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(period)
+        lag = max(0.0, time.perf_counter() - start - period)
+        worst = max(worst, lag)
+        LOOP_LAG.set(lag)
+        LOOP_LAG_MAX.set(worst)

@@ -41,6 +41,9 @@ test: venv ## the whole suite, unit to end-to-end, on the local control plane
 test-unit: venv ## only the pure, cluster-free tests
 	$(VENV)/bin/pytest tests/unit -q
 
+demo: venv ## the whole story in about a minute: deploy, canary to promotion, a bad version rolled back
+	$(PY) hack/demo.py
+
 run: venv ## install the CRD into $$KUBECONFIG's cluster and run the operator (Ctrl-C stops it)
 	$(VENV)/bin/modeldeploy run --install-crd $(RUN_ARGS)
 

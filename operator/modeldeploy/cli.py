@@ -2,9 +2,23 @@
 
     modeldeploy run [--namespace NS ...] [--install-crd]   the operator, in the foreground
     modeldeploy crd                                         print the CRD YAML
+    modeldeploy render FILE                                 the children a ModelDeployment produces (offline)
+    modeldeploy status NAME [-w]                            phase, versions, traffic, step, conditions, decisions
+    modeldeploy promote NAME | abort NAME                   skip the remaining steps / roll the canary back
+    modeldeploy history NAME                                the revision history
 
-Errors are one line on stderr saying what is wrong and what to do, with a
-non-zero exit code; never a traceback for a user mistake.
+The cluster commands take --kubeconfig (default: $KUBECONFIG, then
+~/.kube/config or in-cluster) and -n/--namespace (default: the kubeconfig
+context's namespace, else default).
+
+Errors are one line on stderr saying what is wrong and what to do (an invalid
+file: one line per problem), never a traceback for a user mistake. Exit codes:
+
+    0  ok (also `status -w` stopped with Ctrl-C)
+    1  failed: an invalid file, nothing to promote or abort, an API error
+    2  usage: bad arguments, or a file that cannot be read
+    3  not found: no such ModelDeployment in the namespace (or no CRD)
+    4  no cluster: no kubeconfig, API server unreachable, or credentials refused
 """
 from __future__ import annotations
 
@@ -13,8 +27,10 @@ import logging
 import os
 import sys
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+from .clierrors import FAILED, USAGE, CliError
+
+EXIT_USAGE = USAGE
+EXIT_FAILED = FAILED
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -79,6 +95,81 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .clirender import read_file, render
+    from .runtimes import load_runtime_table
+
+    text = read_file(args.file, sys.stdin)
+    manifests, notes = render(args.file, text, load_runtime_table(args.runtimes), namespace=args.namespace)
+    for note in notes:
+        print(f"modeldeploy: {note}", file=sys.stderr)
+    sys.stdout.write(manifests)
+    return 0
+
+
+def _on_cluster(args: argparse.Namespace):
+    """(cluster, namespace) from --kubeconfig and -n, as kubectl resolves them."""
+    from . import clikube
+
+    path = clikube.kubeconfig_path(args.kubeconfig)
+    namespace = args.namespace or clikube.default_namespace(path)
+    return clikube.connect(path), namespace
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from . import clicommands
+
+    cluster, namespace = _on_cluster(args)
+    if args.watch:
+        return clicommands.watch(cluster, namespace, args.name, sys.stdout)
+    return clicommands.status(cluster, namespace, args.name, sys.stdout)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from . import clicommands
+
+    cluster, namespace = _on_cluster(args)
+    return clicommands.history(cluster, namespace, args.name, sys.stdout)
+
+
+def _cmd_request(args: argparse.Namespace) -> int:
+    from . import clicommands
+
+    cluster, namespace = _on_cluster(args)
+    return clicommands.request(cluster, namespace, args.name, args.command, sys.stdout, sys.stderr)
+
+
+def _cluster_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the ModelDeployment")
+    parser.add_argument("-n", "--namespace", help="its namespace (default: the kubeconfig context's, else default)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+
+
+def _add_cli_commands(sub) -> None:
+    render = sub.add_parser("render", help="print the child manifests a ModelDeployment file produces (offline)",
+                            description="Print, without a cluster, the manifests the operator creates for the "
+                                        "ModelDeployment(s) in FILE ('-' reads stdin), fully rolled out.")
+    render.add_argument("file", metavar="FILE")
+    render.add_argument("-n", "--namespace", help="namespace when the file names none (default: default)")
+    render.add_argument("--runtimes", help="runtime table YAML the operator runs with (default: the packaged one)")
+    render.set_defaults(func=_cmd_render)
+
+    status = sub.add_parser("status", help="phase, versions, traffic, current step, conditions and decisions")
+    _cluster_flags(status)
+    status.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C exits)")
+    status.set_defaults(func=_cmd_status)
+
+    for action, what in (("promote", "skip the remaining canary steps and promote the canary"),
+                         ("abort", "roll the canary in flight back now")):
+        request = sub.add_parser(action, help=f"{what} (sets the modeldeploy.io/{action} annotation)")
+        _cluster_flags(request)
+        request.set_defaults(func=_cmd_request)
+
+    history = sub.add_parser("history", help="the revision history: time, version, revision, uri, result")
+    _cluster_flags(history)
+    history.set_defaults(func=_cmd_history)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeploy", description="Take a trained model to production.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -101,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="print the ModelDeployment CRD")
     crd.add_argument("--runtimes", help="runtime table YAML whose formats the CRD accepts")
     crd.set_defaults(func=_cmd_crd)
+
+    _add_cli_commands(sub)
     return parser
 
 
@@ -114,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except CliError as error:
+        for line in error.lines:
+            print(f"modeldeploy: {line}", file=sys.stderr)
+        return error.code
     except Exception as exc:  # a user-facing command: one line, not a traceback
         print(f"modeldeploy: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -81,6 +81,7 @@ def watch(cluster: clikube.Cluster, namespace: str, name: str, out: IO[str],
     so a log of the output reads as a history of the rollout.
     """
     style = style_for(out)
+    in_place = hasattr(out, "isatty") and out.isatty()
     md = clikube.get_model(cluster, namespace, name)  # a missing object fails now, with exit 3
     events: queue.Queue = queue.Queue()
     threading.Thread(target=_follow, args=(cluster, namespace, name, md, events), daemon=True).start()
@@ -90,9 +91,9 @@ def watch(cluster: clikube.Cluster, namespace: str, name: str, out: IO[str],
             if md is not None:
                 text = render_status(md, now(), style)
                 version = md["metadata"].get("resourceVersion")
-                if style.colour and text != shown_text:
+                if in_place and text != shown_text:
                     out.write(f"{_CLEAR}{text}\nwatching {namespace}/{name}; Ctrl-C exits\n")
-                elif not style.colour and version != shown_version:
+                elif not in_place and version != shown_version:
                     out.write(text if shown_version is None else f"--- {format_time(now())}\n{text}")
                 out.flush()
                 shown_version, shown_text = version, text

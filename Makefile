@@ -44,6 +44,11 @@ test-unit: venv ## only the pure, cluster-free tests
 demo: venv ## the whole story in about a minute: deploy, canary to promotion, a bad version rolled back
 	$(PY) hack/demo.py
 
+bench: venv ## the scale benchmark (BENCH_SIZES=100,300,1000); results in bench/results/
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	@hack/cluster.sh up >/dev/null
+	$(PY) bench/run.py
+
 run: venv ## install the CRD into $$KUBECONFIG's cluster and run the operator (Ctrl-C stops it)
 	$(VENV)/bin/modeldeploy run --install-crd $(RUN_ARGS)
 

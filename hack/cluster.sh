@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 source "$here/versions.sh"
 dir=${CLUSTER_DIR:-$root/.cluster}
-nodes=${KWOK_NODES:-4}
+nodes=${KWOK_NODES:-6}
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -127,6 +127,68 @@ install_crds() {
   "$kubectl" wait --for=condition=Established --timeout=60s crd/httproutes.gateway.networking.k8s.io crd/virtualservices.networking.istio.io crd/destinationrules.networking.istio.io >/dev/null
 }
 
+# One function per process, shared by `up` and `restart` so a restarted
+# process gets exactly the arguments it was first started with. Each
+# expects $bin and the ports file sourced.
+start_etcd() {
+  start etcd "$bin/etcd" --name=local --data-dir="$dir/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --quota-backend-bytes=4294967296 --auto-compaction-retention=1 --log-level=warn \
+    --unsafe-no-fsync  # test cluster: durability across power loss is not wanted, speed is
+}
+
+start_kube_apiserver() {
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --api-audiences=https://kubernetes.default.svc.cluster.local \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=false \
+    --audit-policy-file="$here/audit-policy.yaml" --audit-log-path="$logs/audit.log" \
+    --audit-log-maxsize=200 --audit-log-maxbackup=1 --audit-log-mode=blocking \
+    --profiling=false --v=1
+}
+
+start_kube_controller_manager() {
+  start kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
+    --leader-elect=false --use-service-account-credentials=true \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-attachdetach,-ttl-after-finished' \
+    --kube-api-qps=500 --kube-api-burst=1000 --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 \
+    --concurrent-gc-syncs=40 --v=1
+}
+
+start_kube_scheduler() {
+  start kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false \
+    --kube-api-qps=500 --kube-api-burst=1000 --v=1
+}
+
+start_kwok() {
+  start kwok "$bin/kwok" --kubeconfig="$dir/kubeconfig" --config="$here/kwok/stages.yaml" \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 --node-ip=10.240.0.1 \
+    --server-address="127.0.0.1:$KWOK_PORT"
+
+}
+
+wait_etcd() { wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
+wait_apiserver() {
+  wait_for 90 kube-apiserver curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz"
+}
+
 up() {
   if healthy; then
     say "already up"; echo "export KUBECONFIG=$dir/kubeconfig"; return 0
@@ -146,50 +208,17 @@ up() {
   source "$dir/ports"
   local t_start=$SECONDS
 
-  start etcd "$bin/etcd" --name=local --data-dir="$dir/etcd" \
-    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --quota-backend-bytes=4294967296 --auto-compaction-retention=1 --log-level=warn \
-    --unsafe-no-fsync  # test cluster: durability across power loss is not wanted, speed is
-  wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+  start_etcd
+  wait_etcd
 
-  start kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
-    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-    --client-ca-file="$pki/ca.crt" \
-    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --api-audiences=https://kubernetes.default.svc.cluster.local \
-    --authorization-mode=Node,RBAC \
-    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
-    --service-cluster-ip-range=10.96.0.0/16 \
-    --endpoint-reconciler-type=none \
-    --allow-privileged=false \
-    --audit-policy-file="$here/audit-policy.yaml" --audit-log-path="$logs/audit.log" \
-    --audit-log-maxsize=200 --audit-log-maxbackup=1 --audit-log-mode=blocking \
-    --profiling=false --v=1
-  wait_for 90 kube-apiserver curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz"
+  start_kube_apiserver
+  wait_apiserver
   write_kubeconfig
   export KUBECONFIG=$dir/kubeconfig
 
-  start kube-controller-manager "$bin/kube-controller-manager" \
-    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
-    --leader-elect=false --use-service-account-credentials=true \
-    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
-    --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-attachdetach,-ttl-after-finished' \
-    --kube-api-qps=500 --kube-api-burst=1000 --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 \
-    --concurrent-gc-syncs=40 --v=1
-  start kube-scheduler "$bin/kube-scheduler" \
-    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false \
-    --kube-api-qps=500 --kube-api-burst=1000 --v=1
-  start kwok "$bin/kwok" --kubeconfig="$dir/kubeconfig" --config="$here/kwok/stages.yaml" \
-    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 --node-ip=10.240.0.1 \
-    --server-address="127.0.0.1:$KWOK_PORT"
+  start_kube_controller_manager
+  start_kube_scheduler
+  start_kwok
 
   apply_nodes
   install_crds

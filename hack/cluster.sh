@@ -6,6 +6,9 @@
 #   hack/cluster.sh up      build what is missing, start, wait until usable
 #   hack/cluster.sh down    stop every process this started (by pid), remove state
 #   hack/cluster.sh status  exit 0 when the cluster answers
+#   hack/cluster.sh restart [etcd kube-apiserver ...]
+#                           stop and start those processes (default: all) with
+#                           the same arguments; wait until healthy again
 #
 # State lives in $CLUSTER_DIR (default .cluster/ in the repository):
 # kubeconfig, pki/, pids/, logs/, etcd/.
@@ -49,8 +52,23 @@ wait_for() {
 
 start() { # start NAME BINARY ARGS...: detached, own session, pid recorded
   local name=$1 bin=$2; shift 2
-  setsid "$bin" "$@" >"$logs/$name.log" 2>&1 < /dev/null &
+  if [[ -n ${append_logs:-} ]]; then  # a restart keeps what the process logged before
+    setsid "$bin" "$@" >>"$logs/$name.log" 2>&1 < /dev/null &
+  else
+    setsid "$bin" "$@" >"$logs/$name.log" 2>&1 < /dev/null &
+  fi
   echo $! >"$pids/$name.pid"
+}
+
+stop() { # stop NAME: SIGTERM the recorded pid, SIGKILL after 5 s
+  local f=$pids/$1.pid pid
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
 }
 
 make_pki() {
@@ -181,7 +199,6 @@ start_kwok() {
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 --node-ip=10.240.0.1 \
     --server-address="127.0.0.1:$KWOK_PORT"
-
 }
 
 wait_etcd() { wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
@@ -234,25 +251,42 @@ up() {
 down() {
   local quiet=${1:-}
   if [[ -d $pids ]]; then
-    local f pid
+    local c
     # Reverse start order: the simulated kubelet and controllers before the API server, etcd last.
-    for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-      f=$pids/$c.pid; [[ -f $f ]] || continue
-      pid=$(cat "$f")
-      if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-    done
+    for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop $c; done
   fi
   rm -rf "$dir"
   [[ -n $quiet ]] || say "down"
+}
+
+# restart [COMPONENT...]: stop the named processes (default: all five), start
+# them again with the same arguments, ports and state, and wait until the
+# whole cluster is healthy. Chaos tests use it to pull the API server and etcd
+# out from under a running operator.
+restart() {
+  local order=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok) c i picked=()
+  (($#)) || set -- "${order[@]}"
+  for c in "$@"; do
+    [[ " ${order[*]} " == *" $c "* ]] || die "restart: unknown component $c (one of: ${order[*]})"
+  done
+  [[ -f $dir/ports ]] || die "restart: no cluster in $dir (run: $0 up)"
+  source "$dir/ports"
+  local bin=$BIN_DIR t0=$SECONDS
+  for c in "${order[@]}"; do [[ " $* " == *" $c "* ]] && picked+=("$c"); done
+  for ((i = ${#picked[@]} - 1; i >= 0; i--)); do stop "${picked[i]}"; done
+  append_logs=1
+  for c in "${picked[@]}"; do
+    "start_${c//-/_}"
+    case $c in etcd) wait_etcd ;; kube-apiserver) wait_apiserver ;; esac
+  done
+  wait_for 90 "the cluster to be healthy" healthy
+  say "restarted ${picked[*]} in $((SECONDS - t0))s"
 }
 
 case ${1:-} in
   up) up ;;
   down) down ;;
   status) healthy && echo "export KUBECONFIG=$dir/kubeconfig" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  restart) shift; restart "$@" ;;
+  *) echo "usage: $0 up|down|status|restart [component...]" >&2; exit 2 ;;
 esac

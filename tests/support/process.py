@@ -13,18 +13,26 @@ from support.waiting import wait_until
 
 
 class OperatorProcess:
-    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
+                 kubeconfig: Path | None = None) -> None:
         self.cluster, self.namespace, self.log = cluster, namespace, log
         self.extra_args = extra_args
+        # Another identity than the cluster admin, e.g. a ServiceAccount's
+        # minted kubeconfig, to run the operator with exactly its RBAC.
+        self.kubeconfig = kubeconfig
         self.proc: subprocess.Popen | None = None
         self.port = free_port()
 
     def start(self) -> "OperatorProcess":
         env = {**self.cluster.env, **TEST_ENV}
+        identity: tuple[str, ...] = ()
+        if self.kubeconfig:
+            env["KUBECONFIG"] = str(self.kubeconfig)
+            identity = ("--kubeconfig", str(self.kubeconfig))
         out = self.log.open("a")
         self.proc = subprocess.Popen(
             [str(REPO / ".venv" / "bin" / "modeldeploy"), "run", "--namespace", self.namespace,
-             f"--liveness=http://127.0.0.1:{self.port}/healthz", *self.extra_args],
+             f"--liveness=http://127.0.0.1:{self.port}/healthz", *identity, *self.extra_args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         import urllib.request

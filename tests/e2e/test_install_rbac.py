@@ -1,0 +1,103 @@
+"""The RBAC in manifests/ is enough and no more: the operator, run as the
+ServiceAccount the manifests create with a token the API server mints for it,
+takes a ModelDeployment through a Gateway API canary to promotion, autoscales
+it and scales it back, and never receives a 403 -- while it still cannot read
+a Secret."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from support.canary import GATEWAY, canary_exists, model_v, route_weights, wait_phase
+from support.install import (ACCOUNT, SYSTEM_NAMESPACE, apply_docs, audit_entries, compose, delete_docs, find,
+                             relocate, service_account_kubeconfig)
+from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
+from support.operator import install_crd
+from support.process import OperatorProcess
+from support.waiting import wait_until
+
+FORBIDDEN = re.compile(r"\b403\b|Forbidden|Not enough permissions", re.I)
+
+
+@pytest.fixture
+def installed_as_service_account(cluster, tmp_path):
+    """The namespaced overlay plus the Gateway API component -- the rules of
+    manifests/base's ClusterRole with the with-gateway-api verbs, bound in one
+    watched namespace -- moved to throwaway names. The operator runs as a
+    process (not the Deployment: there is no image here) with the SA's token."""
+    suffix = f"-{uuid.uuid4().hex[:6]}"
+    system_ns, watched_ns = f"mdsys{suffix}", f"rbac{suffix}"
+    docs = compose(cluster, tmp_path / "install", resources=["overlays/namespaced"],
+                   components=["components/gateway-api"])
+    # The rules under test are exactly the shipped ones.
+    shipped_rules = find(docs, "ClusterRole", "modeldeploy-operator")["rules"]
+    rbac = [d for d in relocate(docs, system_namespace=system_ns, suffix=suffix, watched={"models": watched_ns})
+            if d["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding")]
+    install_crd(cluster)  # the session's copy; manifests/base/crd is checked equal to it by a unit test
+    cluster.kubectl("create", "namespace", watched_ns)
+    apply_docs(cluster, rbac)
+    kubeconfig = service_account_kubeconfig(cluster, system_ns, ACCOUNT, tmp_path / "sa.kubeconfig")
+    yield {"namespace": watched_ns, "kubeconfig": kubeconfig, "rules": shipped_rules,
+           "user": f"system:serviceaccount:{system_ns}:{ACCOUNT}"}
+    cluster.kubectl("delete", "namespace", watched_ns, "--wait=false", check=False)
+    delete_docs(cluster, rbac)
+
+
+def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, installed_as_service_account, tmp_path):
+    sa = installed_as_service_account
+    ns, name = sa["namespace"], "least"
+    assert SYSTEM_NAMESPACE not in ns
+    log = tmp_path / "operator.log"
+    mark = (cluster.dir / "logs" / "audit.log").stat().st_size
+    doc = model_deployment(name, replicas=2, traffic=GATEWAY, rollout={
+        "steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}, {"setWeight": 80}, {"pause": {}}]})
+
+    with OperatorProcess(cluster, ns, log, kubeconfig=sa["kubeconfig"]) as op:
+        apply_md(cluster, ns, doc)
+        wait_ready(cluster, ns, name)
+        assert route_weights(cluster, ns, name) == (100, 0)
+
+        # The canary: steps, a pause for approval, then the promote annotation
+        # (which the operator consumes: a patch of the ModelDeployment).
+        apply_md(cluster, ns, model_v(doc, "v2"))
+        wait_phase(cluster, ns, name, "Paused")
+        assert route_weights(cluster, ns, name) == (20, 80)
+        cluster.kubectl("-n", ns, "annotate", "md", name, "modeldeploy.io/promote=true")
+        wait_until(lambda: is_true(m := get_md(cluster, ns, name), "Ready")
+                   and m["status"]["stable"]["modelVersion"] == "v2", timeout=60, what="promotion",
+                   describe=lambda: status_view(get_md(cluster, ns, name)))
+        wait_until(lambda: not canary_exists(cluster, ns, name), timeout=30, what="the canary pruned")
+
+        # The other children: an HPA appears, then goes with the PDB.
+        autoscaled = model_v(doc, "v2", replicas=None)
+        del autoscaled["spec"]["replicas"]
+        autoscaled["spec"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70}
+        apply_md(cluster, ns, autoscaled)
+        wait_until(lambda: cluster.get_json("-n", ns, "hpa", name), timeout=30, what="the HPA")
+        single = model_v(doc, "v2", replicas=1)
+        apply_md(cluster, ns, single)
+        wait_until(lambda: not cluster.kubectl("-n", ns, "get", "hpa,pdb", "-o", "name").stdout.strip(),
+                   timeout=30, what="the HPA and PDB pruned")
+        wait_ready(cluster, ns, name)
+        # A denied watch is retried a few times and then stops kopf for good.
+        assert op.proc.poll() is None, log.read_text()[-3000:]
+
+    text = log.read_text()
+    assert not FORBIDDEN.search(text), [line for line in text.splitlines() if FORBIDDEN.search(line)]
+    writes = audit_entries(cluster, mark, sa["user"])
+    denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
+    assert denied == []
+    # The audit check means something: this identity did make the writes.
+    verbs = {(e["verb"], e["objectRef"]["resource"]) for e in writes}
+    assert {("patch", "deployments"), ("delete", "deployments"), ("patch", "httproutes"),
+            ("patch", "modeldeployments"), ("create", "events"),
+            ("delete", "horizontalpodautoscalers")} <= verbs, sorted(verbs)
+
+
+def test_service_account_cannot_read_secrets(cluster, installed_as_service_account):
+    sa = installed_as_service_account
+    for scope in (("-n", sa["namespace"]), ("-A",)):
+        proc = cluster.kubectl("get", "secrets", *scope, kubeconfig=sa["kubeconfig"], check=False)
+        assert proc.returncode != 0 and "Forbidden" in proc.stderr, proc.stderr

@@ -54,3 +54,35 @@ run: venv ## install the CRD into $$KUBECONFIG's cluster and run the operator (C
 
 crds: venv ## regenerate crds/ from the pydantic models
 	$(PY) -m modeldeploy.crd > crds/modeldeployment.yaml
+
+# ---- Installing into a real cluster -----------------------------------------
+# image, kind-up and kind-deploy need Docker and kind, which this repository's
+# CI does not have: they are kept simple and are untested here.
+IMAGE_REPO ?= ghcr.io/modeldeploy/modeldeploy-operator
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# manifests/base/deployment.yaml names this same reference (a unit test checks).
+IMAGE ?= $(IMAGE_REPO):$(IMAGE_TAG)
+KIND_CLUSTER ?= modeldeploy
+# kind's own kubeconfig, not the local control plane's exported above.
+KIND_KUBECONFIG ?= $(HOME)/.kube/config
+# What kind-deploy installs: manifests/ or one of manifests/overlays/*.
+INSTALL ?= manifests
+
+.PHONY: manifests image kind-up kind-deploy
+
+manifests: venv ## refresh the generated files in manifests/ (CRD copy, Argo CD ConfigMap patch)
+	$(PY) hack/render_manifests.py
+
+image: ## build the operator image (IMAGE=...) with Docker (untested here)
+	docker build -t $(IMAGE) .
+
+kind-up: ## create a kind cluster (KIND_CLUSTER=modeldeploy) (untested here)
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)' --kubeconfig '$(KIND_KUBECONFIG)'
+
+kind-deploy: image ## load the image into kind, install manifests/ (INSTALL=...) (untested here)
+	kind load docker-image '$(IMAGE)' --name '$(KIND_CLUSTER)'
+	kubectl --kubeconfig '$(KIND_KUBECONFIG)' --context 'kind-$(KIND_CLUSTER)' apply -k '$(INSTALL)'
+	kubectl --kubeconfig '$(KIND_KUBECONFIG)' --context 'kind-$(KIND_CLUSTER)' -n modeldeploy-system \
+	  set image deployment/modeldeploy-operator operator='$(IMAGE)'
+	kubectl --kubeconfig '$(KIND_KUBECONFIG)' --context 'kind-$(KIND_CLUSTER)' -n modeldeploy-system \
+	  rollout status deployment/modeldeploy-operator --timeout=120s

@@ -90,10 +90,12 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
     denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
     assert denied == []
     # The audit check means something: this identity did make the writes.
-    verbs = {(e["verb"], e["objectRef"]["resource"]) for e in writes}
+    verbs = {(e["verb"], "/".join(filter(None, (e["objectRef"]["resource"], e["objectRef"].get("subresource")))))
+             for e in writes}
     assert {("patch", "deployments"), ("delete", "deployments"), ("patch", "httproutes"),
-            ("patch", "modeldeployments"), ("create", "events"),
-            ("delete", "horizontalpodautoscalers")} <= verbs, sorted(verbs)
+            ("patch", "modeldeployments"), ("patch", "modeldeployments/status"), ("create", "events"),
+            ("patch", "horizontalpodautoscalers"), ("delete", "horizontalpodautoscalers"),
+            ("delete", "poddisruptionbudgets")} <= verbs, sorted(verbs)
 
 
 def test_service_account_cannot_read_secrets(cluster, installed_as_service_account):

@@ -34,6 +34,7 @@ from .builders.revision import compute_revision
 from .kube.cache import Cache, Key
 from .kube.clients import make_api_client
 from .kube.drift import holds
+from .kube.peering import PeeringGate
 from .kube.queue import ReconcileQueue
 from .kube.prometheus import run_plan
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
@@ -63,8 +64,12 @@ def _stalled_reason(status: dict | None) -> tuple[str, str] | None:
 
 
 class Controller:
-    def __init__(self, settings: OperatorSettings, kube: Kube | None = None) -> None:
+    def __init__(self, settings: OperatorSettings, kube: Kube | None = None,
+                 peering: PeeringGate | None = None) -> None:
         self.settings = settings
+        # With kopf peering: asked before every pass, so a paused replica's
+        # own timers and resync do not act on its frozen cache.
+        self.peering = peering
         self.table = load_runtime_table(settings.runtime_table)
         self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers),
                                  workers=settings.api_workers)
@@ -139,6 +144,10 @@ class Controller:
         md = self.cache.models.get(key)
         if md is None or md["metadata"].get("deletionTimestamp"):
             return None  # owner references let the garbage collector remove the children
+        if self.peering is not None and not await self.peering.active(key[0], self.kube):
+            # Another replica acts. When kopf resumes this one, its re-list
+            # enqueues every ModelDeployment again, from fresh copies.
+            return None
         namespace, name = key
         now = datetime.now(timezone.utc)
         generation = md["metadata"].get("generation", 0)

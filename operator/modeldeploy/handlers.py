@@ -14,6 +14,7 @@ import kopf
 from .api import GROUP, PLURAL, VERSION
 from .builders.labels import MANAGED_BY
 from .controller import Controller
+from .kube.peering import PeeringGate
 from .settings import OperatorSettings
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
@@ -29,7 +30,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.watching.reconnect_backoff = 1.0
     settings.watching.server_timeout = 270  # re-list before the server's own timeout
     settings.networking.error_backoffs = [1, 2, 5, 10]
-    memo.controller = Controller(OperatorSettings())
+    gate = None if settings.peering.standalone else PeeringGate(
+        name=settings.peering.name, priority=settings.peering.priority, clusterwide=settings.peering.clusterwide,
+        mandatory=settings.peering.mandatory)
+    memo.controller = Controller(OperatorSettings(), peering=gate)
     await memo.controller.start()
 
 

@@ -83,6 +83,12 @@ class Kube:
             if exc.status != 404:  # already gone is what we wanted
                 raise
 
+    async def get(self, path: str, *, kind: str) -> dict:
+        """One object by its API path (a read: counted, never audited)."""
+        self.reads[("get", kind)] += 1
+        metrics.API_READS.labels("get", kind).inc()
+        return await self._call("GET", path)
+
     async def list_pods(self, namespace: str, selector: str) -> list[dict]:
         self.reads[("list", "Pod")] += 1
         metrics.API_READS.labels("list", "Pod").inc()

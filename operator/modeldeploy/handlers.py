@@ -30,10 +30,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.watching.reconnect_backoff = 1.0
     settings.watching.server_timeout = 270  # re-list before the server's own timeout
     settings.networking.error_backoffs = [1, 2, 5, 10]
+    ours = OperatorSettings()
+    # Peering (--peering): how soon a standby replica takes over, and no log
+    # line per keep-alive.
+    settings.peering.lifetime = ours.peering_lifetime
+    settings.peering.stealth = True
     gate = None if settings.peering.standalone else PeeringGate(
         name=settings.peering.name, priority=settings.peering.priority, clusterwide=settings.peering.clusterwide,
         mandatory=settings.peering.mandatory)
-    memo.controller = Controller(OperatorSettings(), peering=gate)
+    memo.controller = Controller(ours, peering=gate)
     await memo.controller.start()
 
 

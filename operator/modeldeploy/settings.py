@@ -33,3 +33,8 @@ class OperatorSettings:
     # Off only to measure what write avoidance saves (the "naive" benchmark).
     skip_unchanged_writes: bool = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NAIVE") != "1")
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
+    # With --peering: how long this replica's keep-alive counts once written.
+    # A standby takes over about this long after the active replica dies
+    # (kopf's default, 60 s, means 5-60 s; keep-alives go out every
+    # lifetime - 5..10 s, at least every second).
+    peering_lifetime: int = field(default_factory=lambda: _env_int("MODELDEPLOY_PEERING_LIFETIME", 60))

@@ -53,9 +53,26 @@ class MeteredOperator(OperatorProcess):
     """`modeldeploy run` as a process of its own, serving /metrics on a
     private port so the test can tell which process wrote what."""
 
-    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.metrics_port = free_port()
+        self.extra_env = env or {}
         super().__init__(cluster, namespace, log, extra_args=("--metrics-port", str(self.metrics_port), *extra_args))
+
+    def start(self) -> "MeteredOperator":
+        # OperatorProcess takes its environment from this process's: lend it
+        # the extra variables for the moment of the start.
+        saved = {k: os.environ.get(k) for k in self.extra_env}
+        os.environ.update(self.extra_env)
+        try:
+            super().start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return self
 
     @property
     def alive(self) -> bool:

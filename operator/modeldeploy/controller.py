@@ -56,6 +56,11 @@ PRUNABLE = {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Ser
             "VirtualService"}
 
 
+# A namespace being deleted takes a while to empty; a namespace of the same
+# name created again later is served again after this long.
+TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
+
+
 def _stalled_reason(status: dict | None) -> tuple[str, str] | None:
     for cond in (status or {}).get("conditions", []):
         if cond.get("type") == c.STALLED and cond.get("status") == c.TRUE:
@@ -78,6 +83,8 @@ class Controller:
         self.started = False
         self.resyncs = 0
         self._tasks: list[asyncio.Task] = []
+        # Namespaces found terminating, until when to leave them alone.
+        self._terminating: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -119,12 +126,17 @@ class Controller:
 
     # -- the reconcile -----------------------------------------------------
     async def reconcile(self, key: Key) -> float | None:
+        if self._terminating.get(key[0], 0.0) > time.monotonic():
+            # Its namespace is being deleted: the children go first and their
+            # DELETED events would make us re-apply them, each write refused.
+            return None
         started = time.perf_counter()
         metrics.QUEUE_DEPTH.inc()
         try:
             requeue = await self._reconcile(key)
         except ApiException as exc:
             if _namespace_going_away(exc):
+                self._terminating[key[0]] = time.monotonic() + TERMINATING_NAMESPACE_QUIET_SECONDS
                 metrics.RECONCILES.labels("ok").inc()
                 return None  # its ModelDeployments go with it; nothing to converge
             metrics.RECONCILES.labels("error").inc()

@@ -36,6 +36,14 @@ class Kube:
 
     async def _call(self, method: str, path: str, *, body: object = None, query: list | None = None,
                     content_type: str = "application/json") -> dict:
+        if content_type == "application/apply-patch+yaml" and isinstance(body, dict):
+            # The client would send json.dumps(body), which escapes characters
+            # outside the BMP (an emoji in a model version) as surrogate pairs
+            # "\ud83d\ude80": valid JSON, but the API server reads an apply
+            # patch as YAML, which refuses them (400 "invalid Unicode
+            # character escape code"). Raw UTF-8 is valid in both.
+            body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+
         def call() -> dict:
             request = self.api.param_serialize(
                 method, path, query_params=query or [], body=body, auth_settings=["BearerToken"],

@@ -15,6 +15,7 @@ moves data between them and the API server.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import replace
@@ -169,10 +170,7 @@ class Controller:
             spec = parse_spec(md.get("spec"), known_formats=self.table.known_formats, name=name)
         except InvalidSpec as invalid:
             # Serving stays exactly as it is: no child is written or pruned.
-            observed = Observed(stable=observe_deployment(children.get(("Deployment", f"{name}-stable"))))
-            status = derive_status(name=name, namespace=namespace, generation=generation, spec=invalid,
-                                   revision=None, observed=observed, previous=md.get("status"), now=now)
-            await self._report(md, status)
+            await self._report_invalid(md, children, invalid, now)
             return None
 
         # 1. What is there, gathered once.
@@ -200,7 +198,16 @@ class Controller:
 
         # 3. Make it so: apply what differs; then prune, so the route has moved
         # traffic off the canary before its Deployment goes.
-        await self._apply_changed(key, desired, children)
+        try:
+            await self._apply_changed(key, desired, children)
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            # The API server refuses a child built from this spec (e.g. an
+            # environment variable or label name it does not accept). No retry
+            # can fix that: stall with its message, as for any invalid spec.
+            await self._report_invalid(md, children, InvalidSpec([_refusal(exc)]), now)
+            return None
         await self._prune(key, desired, self.cache.children_of(key))
         if decision.remove_annotations:
             await self._consume_annotations(md, decision.remove_annotations)
@@ -222,6 +229,14 @@ class Controller:
                              None if _settled(observed.stable, revision) and observed.canary is None
                              else self.settings.progressing_poll_seconds) if t is not None]
         return min(waits) if waits else None
+
+    async def _report_invalid(self, md: dict, children: dict, invalid: InvalidSpec, now: datetime) -> None:
+        meta = md["metadata"]
+        name = meta["name"]
+        observed = Observed(stable=observe_deployment(children.get(("Deployment", f"{name}-stable"))))
+        status = derive_status(name=name, namespace=meta["namespace"], generation=meta.get("generation", 0),
+                               spec=invalid, revision=None, observed=observed, previous=md.get("status"), now=now)
+        await self._report(md, status)
 
     async def _observe(self, key: Key, children: dict, revision: str) -> Observed:
         name = key[1]
@@ -284,6 +299,15 @@ def _count_outcomes(decision, *, analysed: bool, now: datetime) -> None:
         for record in decision.report.progress.decisions:
             if record.time == stamp:
                 metrics.VERDICTS.labels(record.verdict).inc()
+
+
+def _refusal(exc: ApiException) -> str:
+    """'spec: ...' from the API server's 422 Status for a child."""
+    try:
+        message = json.loads(exc.body or "{}").get("message") or exc.reason
+    except ValueError:
+        message = exc.reason
+    return f"spec: the API server refused a child built from it: {message}"[:900]
 
 
 def _namespace_going_away(exc: ApiException) -> bool:

@@ -12,8 +12,9 @@ import uuid
 
 import pytest
 
+from support.cluster import REPO
 from support.canary import GATEWAY, canary_exists, model_v, route_weights, wait_phase
-from support.install import (ACCOUNT, SYSTEM_NAMESPACE, apply_docs, audit_entries, compose, delete_docs, find,
+from support.install import (ACCOUNT, SYSTEM_NAMESPACE, apply_docs, audit_entries, compose, delete_docs,
                              relocate, service_account_kubeconfig)
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
 from support.operator import install_crd
@@ -23,28 +24,34 @@ from support.waiting import wait_until
 FORBIDDEN = re.compile(r"\b403\b|Forbidden|Not enough permissions", re.I)
 
 
-@pytest.fixture
-def installed_as_service_account(cluster, tmp_path):
-    """The namespaced overlay plus the Gateway API component -- the rules of
-    manifests/base's ClusterRole with the with-gateway-api verbs, bound in one
-    watched namespace -- moved to throwaway names. The operator runs as a
-    process (not the Deployment: there is no image here) with the SA's token."""
+def install_as_service_account(cluster, tmp_path, components):
     suffix = f"-{uuid.uuid4().hex[:6]}"
     system_ns, watched_ns = f"mdsys{suffix}", f"rbac{suffix}"
-    docs = compose(cluster, tmp_path / "install", resources=["overlays/namespaced"],
-                   components=["components/gateway-api"])
-    # The rules under test are exactly the shipped ones.
-    shipped_rules = find(docs, "ClusterRole", "modeldeploy-operator")["rules"]
+    docs = compose(cluster, tmp_path / "install", resources=["overlays/namespaced"], components=components)
     rbac = [d for d in relocate(docs, system_namespace=system_ns, suffix=suffix, watched={"models": watched_ns})
             if d["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding")]
     install_crd(cluster)  # the session's copy; manifests/base/crd is checked equal to it by a unit test
     cluster.kubectl("create", "namespace", watched_ns)
     apply_docs(cluster, rbac)
     kubeconfig = service_account_kubeconfig(cluster, system_ns, ACCOUNT, tmp_path / "sa.kubeconfig")
-    yield {"namespace": watched_ns, "kubeconfig": kubeconfig, "rules": shipped_rules,
-           "user": f"system:serviceaccount:{system_ns}:{ACCOUNT}"}
-    cluster.kubectl("delete", "namespace", watched_ns, "--wait=false", check=False)
-    delete_docs(cluster, rbac)
+    return {"namespace": watched_ns, "kubeconfig": kubeconfig, "docs": rbac,
+            "user": f"system:serviceaccount:{system_ns}:{ACCOUNT}"}
+
+
+def uninstall(cluster, installed):
+    cluster.kubectl("delete", "namespace", installed["namespace"], "--wait=false", check=False)
+    delete_docs(cluster, installed["docs"])
+
+
+@pytest.fixture
+def installed_as_service_account(cluster, tmp_path):
+    """The namespaced overlay plus the Gateway API component -- the rules of
+    manifests/base's ClusterRole with the with-gateway-api verbs, bound in one
+    watched namespace -- moved to throwaway names. The operator runs as a
+    process (not the Deployment: there is no image here) with the SA's token."""
+    installed = install_as_service_account(cluster, tmp_path, ["components/gateway-api"])
+    yield installed
+    uninstall(cluster, installed)
 
 
 def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, installed_as_service_account, tmp_path):
@@ -111,3 +118,26 @@ def test_service_account_cannot_read_secrets(cluster, installed_as_service_accou
     for scope in (("-n", sa["namespace"]), ("-A",)):
         proc = cluster.kubectl("get", "secrets", *scope, kubeconfig=sa["kubeconfig"], check=False)
         assert proc.returncode != 0 and "Forbidden" in proc.stderr, proc.stderr
+
+
+def test_standby_peering_needs_only_the_peering_component(cluster, tmp_path):
+    """With --peering, kopf keeps a keep-alive in the namespace's KopfPeering
+    and the operator reads it before acting: components/peering is enough."""
+    installed = install_as_service_account(cluster, tmp_path, ["components/peering"])
+    ns, log = installed["namespace"], tmp_path / "operator.log"
+    try:
+        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "kopf-peering.yaml"))
+        cluster.apply(ns, {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "modeldeploy"}})
+        mark = (cluster.dir / "logs" / "audit.log").stat().st_size
+        args = ("--peering", "modeldeploy", "--priority", "100")
+        with OperatorProcess(cluster, ns, log, extra_args=args, kubeconfig=installed["kubeconfig"]):
+            apply_md(cluster, ns, model_deployment("peered", replicas=1))
+            wait_ready(cluster, ns, "peered")
+            peering = cluster.get_json("-n", ns, "kopfpeering", "modeldeploy")
+            assert [p["priority"] for p in (peering.get("status") or {}).values()] == [100], peering.get("status")
+    finally:
+        uninstall(cluster, installed)
+    text = log.read_text()
+    assert not FORBIDDEN.search(text), [line for line in text.splitlines() if FORBIDDEN.search(line)]
+    writes = audit_entries(cluster, mark, installed["user"])
+    assert [e["requestURI"] for e in writes if e.get("responseStatus", {}).get("code") == 403] == []

@@ -7,6 +7,7 @@ import subprocess
 
 import yaml
 
+from support.cluster import service_account_kubeconfig
 from support.waiting import wait_until
 
 
@@ -29,29 +30,12 @@ def test_cluster_up_again_is_a_no_op(cluster):
     assert sorted(p.read_text() for p in (cluster.dir / "pids").glob("*.pid")) == pids_before
 
 
-def service_account_kubeconfig(cluster, namespace, account, tmp_path):
-    """Mint a token for the ServiceAccount from the real API server (TokenRequest)
-    and write a kubeconfig that authenticates as it."""
-    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=10m").stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    path = tmp_path / f"{account}.kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account,
-                                                    "namespace": namespace}}],
-        "current-context": account,
-    }))
-    return path
-
-
 def test_service_account_is_held_to_its_role(cluster, namespace, tmp_path):
     cluster.kubectl("-n", namespace, "create", "serviceaccount", "deployer")
     cluster.kubectl("-n", namespace, "create", "role", "services-only", "--verb=create,get,list", "--resource=services")
     cluster.kubectl("-n", namespace, "create", "rolebinding", "deployer-services", "--role=services-only",
                     f"--serviceaccount={namespace}:deployer")
-    kubeconfig = service_account_kubeconfig(cluster, namespace, "deployer", tmp_path)
+    kubeconfig = service_account_kubeconfig(cluster, namespace, "deployer", tmp_path / "deployer.kubeconfig")
 
     who = json.loads(cluster.kubectl("auth", "whoami", "-o", "json", kubeconfig=kubeconfig).stdout)
     assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:deployer"

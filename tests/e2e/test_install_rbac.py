@@ -12,10 +12,10 @@ import uuid
 
 import pytest
 
-from support.cluster import REPO
+from support.cluster import REPO, service_account_kubeconfig
 from support.canary import GATEWAY, canary_exists, model_v, route_weights, wait_phase
 from support.install import (ACCOUNT, SYSTEM_NAMESPACE, apply_docs, audit_entries, compose, delete_docs,
-                             relocate, service_account_kubeconfig)
+                             relocate)
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
 from support.operator import install_crd
 from support.process import OperatorProcess

@@ -100,3 +100,19 @@ def start_cluster(cluster_dir: Path) -> None:
 def stop_cluster(cluster_dir: Path) -> None:
     env = dict(os.environ, CLUSTER_DIR=str(cluster_dir))
     subprocess.run([str(CLUSTER_SCRIPT), "down"], env=env, capture_output=True)
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount, with a token
+    minted by the real API server (TokenRequest), as a pod's would be."""
+    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=30m").stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account,
+                                                    "namespace": namespace}}],
+        "current-context": account,
+    }))
+    return path

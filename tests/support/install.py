@@ -88,22 +88,6 @@ def delete_docs(cluster: Cluster, docs: list[dict]) -> None:
                     check=False)
 
 
-def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount, with a token
-    minted by the real API server (TokenRequest), as a pod's would be."""
-    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=30m").stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account,
-                                                    "namespace": namespace}}],
-        "current-context": account,
-    }))
-    return path
-
-
 def audit_entries(cluster: Cluster, mark: int, username: str) -> list[dict]:
     """Requests by this user the API server audited since `mark` (a byte
     offset into the audit log). The policy audits writes only."""

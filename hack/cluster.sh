@@ -172,7 +172,7 @@ start_kube_apiserver() {
     --endpoint-reconciler-type=none \
     --allow-privileged=false \
     --audit-policy-file="$here/audit-policy.yaml" --audit-log-path="$logs/audit.log" \
-    --audit-log-maxsize=200 --audit-log-maxbackup=1 --audit-log-mode=blocking \
+    --audit-log-maxsize=4000 --audit-log-maxbackup=1 --audit-log-mode=blocking \
     --profiling=false --v=1
 }
 

@@ -60,6 +60,8 @@ PRUNABLE = {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Ser
 # A namespace being deleted takes a while to empty; a namespace of the same
 # name created again later is served again after this long.
 TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
+# The longest wait between two looks at a converging ModelDeployment.
+POLL_MAX_SECONDS = 30.0
 
 
 def _stalled_reason(status: dict | None) -> tuple[str, str] | None:
@@ -84,6 +86,8 @@ class Controller:
         self.started = False
         self.resyncs = 0
         self._tasks: list[asyncio.Task] = []
+        # Converging ModelDeployments: how many progress polls so far.
+        self._polls: dict[Key, int] = {}
         # Namespaces found terminating, until when to leave them alone.
         self._terminating: dict[str, float] = {}
 
@@ -224,11 +228,19 @@ class Controller:
         await self._report(md, status, announced={e.reason for e in decision.events})
         _count_outcomes(decision, analysed=inputs.analysis is not None, now=now)
         # Pod-level trouble (crash loops, pull errors) does not change the
-        # Deployment until its deadline: look again soon while converging.
-        waits = [t for t in (decision.requeue_after,
-                             None if _settled(observed.stable, revision) and observed.canary is None
-                             else self.settings.progressing_poll_seconds) if t is not None]
+        # Deployment until its deadline: look again while converging, less
+        # and less often (a thousand converging models must not become a
+        # flood of pod lists), and not at all once settled.
+        settled = _settled(observed.stable, revision) and observed.canary is None
+        waits = [t for t in (decision.requeue_after, None if settled else self._next_poll(key)) if t is not None]
+        if settled:
+            self._polls.pop(key, None)
         return min(waits) if waits else None
+
+    def _next_poll(self, key: Key) -> float:
+        attempt = self._polls.get(key, 0)
+        self._polls[key] = attempt + 1
+        return min(self.settings.progressing_poll_seconds * 2 ** attempt, POLL_MAX_SECONDS)
 
     async def _report_invalid(self, md: dict, children: dict, invalid: InvalidSpec, now: datetime) -> None:
         meta = md["metadata"]
@@ -243,11 +255,26 @@ class Controller:
         stable = observe_deployment(children.get(("Deployment", f"{name}-stable")))
         canary = observe_deployment(children.get(("Deployment", f"{name}-canary")))
         pods = ()
-        # Pods only when something is in motion: the canary's health checks and
-        # crash-loop detection need them; a settled stable does not.
-        if canary is not None or not _settled(stable, revision):
+        # Pods only when they can tell something the Deployment does not: the
+        # canary's health checks always need them; for the stable revision,
+        # only once its Deployment has stopped making progress for a while
+        # (a crash loop or a failing pull shows no progress), not while pods
+        # are simply starting.
+        if canary is not None or (not _settled(stable, revision) and self._stuck_for_a_while(children, name)):
             pods = tuple(summarize_pod(p) for p in await self.kube.list_pods(key[0], f"{NAME}={name}"))
         return Observed(stable=stable, canary=canary, pods=pods)
+
+    def _stuck_for_a_while(self, children: dict, name: str) -> bool:
+        body = children.get(("Deployment", f"{name}-stable"))
+        if body is None:
+            return False
+        progressing = next((c for c in (body.get("status") or {}).get("conditions") or ()
+                            if c.get("type") == "Progressing"), None)
+        since = (progressing or {}).get("lastUpdateTime") or body["metadata"].get("creationTimestamp")
+        if not since:
+            return True
+        last = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+        return (datetime.now(timezone.utc) - last).total_seconds() >= self.settings.pod_look_grace_seconds
 
     async def _consume_annotations(self, md: dict, names: tuple[str, ...]) -> None:
         meta = md["metadata"]

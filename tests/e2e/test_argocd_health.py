@@ -5,45 +5,24 @@ canary, Suspended while it waits for approval, Degraded once rolled back, and
 never Healthy while the new version is not yet the one serving."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from support.argocd import argocd_health
 from support.canary import GATEWAY, model_v, wait_phase
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
+from support.sampling import ChangeRecorder
 from support.waiting import wait_until
 
 
-class HealthRecorder:
+class HealthRecorder(ChangeRecorder):
     """Every distinct version of the object (by resourceVersion) with the
     health Argo CD's script gives it, sampled in the background."""
 
     def __init__(self, cluster, namespace, name):
-        self.seen: list[tuple[dict, dict]] = []
-        self._args = (cluster, namespace, name)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        last = None
-        while not self._stop.is_set():
-            try:
-                obj = get_md(*self._args)
-                if obj["metadata"]["resourceVersion"] != last:
-                    last = obj["metadata"]["resourceVersion"]
-                    self.seen.append((obj, argocd_health(obj)))
-            except Exception:
-                pass
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        def read():
+            obj = get_md(cluster, namespace, name)
+            return obj, argocd_health(obj)
+        super().__init__(read, key=lambda seen: seen[0]["metadata"]["resourceVersion"], period=0.05)
 
 
 def compact(statuses: list[str]) -> list[str]:

@@ -2,10 +2,8 @@
 bumps, route weights and a recorder of every split a route went through."""
 from __future__ import annotations
 
-import threading
-import time
-
 from support.models import edited, get_md, status_view
+from support.sampling import ChangeRecorder
 from support.waiting import wait_until
 
 GATEWAY = {"provider": "gatewayAPI",
@@ -28,38 +26,12 @@ def route_weights(cluster, namespace, name, kind="httproute"):
     return tuple(r.get("weight", 0) for r in obj["spec"]["http"][0]["route"])
 
 
-class WeightRecorder:
+class WeightRecorder(ChangeRecorder):
     """Samples a route's weights in the background for the length of a test,
     so the assertions see the whole sequence traffic went through."""
 
     def __init__(self, cluster, namespace, name, kind="httproute"):
-        self.seen: list[tuple[int, ...]] = []
-        self.times: list[float] = []  # wall-clock time each entry of `seen` was first observed
-        self._args = (cluster, namespace, name, kind)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                w = route_weights(*self._args)
-                if not self.seen or self.seen[-1] != w:
-                    self.seen.append(w)
-                    self.times.append(time.time())
-            except Exception:
-                pass
-            self._stop.wait(0.1)
-
-    def first_time(self, predicate) -> float:
-        return next(t for w, t in zip(self.seen, self.times) if predicate(w))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        super().__init__(lambda: route_weights(cluster, namespace, name, kind))
 
 
 def stable_template(cluster, namespace, name):

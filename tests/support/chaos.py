@@ -56,23 +56,8 @@ class MeteredOperator(OperatorProcess):
     def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
                  env: dict[str, str] | None = None) -> None:
         self.metrics_port = free_port()
-        self.extra_env = env or {}
-        super().__init__(cluster, namespace, log, extra_args=("--metrics-port", str(self.metrics_port), *extra_args))
-
-    def start(self) -> "MeteredOperator":
-        # OperatorProcess takes its environment from this process's: lend it
-        # the extra variables for the moment of the start.
-        saved = {k: os.environ.get(k) for k in self.extra_env}
-        os.environ.update(self.extra_env)
-        try:
-            super().start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        return self
+        super().__init__(cluster, namespace, log, extra_args=("--metrics-port", str(self.metrics_port), *extra_args),
+                         env=env)
 
     @property
     def alive(self) -> bool:

@@ -14,9 +14,10 @@ from support.waiting import wait_until
 
 class OperatorProcess:
     def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
-                 kubeconfig: Path | None = None) -> None:
+                 kubeconfig: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.cluster, self.namespace, self.log = cluster, namespace, log
         self.extra_args = extra_args
+        self.extra_env = env or {}  # on top of the test settings, e.g. MODELDEPLOY_PEERING_LIFETIME
         # Another identity than the cluster admin, e.g. a ServiceAccount's
         # minted kubeconfig, to run the operator with exactly its RBAC.
         self.kubeconfig = kubeconfig
@@ -24,7 +25,7 @@ class OperatorProcess:
         self.port = free_port()
 
     def start(self) -> "OperatorProcess":
-        env = {**self.cluster.env, **TEST_ENV}
+        env = {**self.cluster.env, **TEST_ENV, **self.extra_env}
         identity: tuple[str, ...] = ()
         if self.kubeconfig:
             env["KUBECONFIG"] = str(self.kubeconfig)

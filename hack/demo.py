@@ -106,7 +106,7 @@ def main() -> int:
     ENV = {**os.environ, "KUBECONFIG": KUBECONFIG}
     operator = None
     try:
-        say(2, f"installing the CRD and starting the operator (log: .cluster/logs/demo-operator.log)")
+        say(2, "installing the CRD and starting the operator (log: .cluster/logs/demo-operator.log)")
         # A namespace left by an earlier demo may still be terminating: start clean.
         kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=120s")
         kubectl("create", "namespace", NAMESPACE)

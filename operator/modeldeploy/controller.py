@@ -268,8 +268,8 @@ class Controller:
         body = children.get(("Deployment", f"{name}-stable"))
         if body is None:
             return False
-        progressing = next((c for c in (body.get("status") or {}).get("conditions") or ()
-                            if c.get("type") == "Progressing"), None)
+        progressing = next((cond for cond in (body.get("status") or {}).get("conditions") or ()
+                            if cond.get("type") == "Progressing"), None)
         since = (progressing or {}).get("lastUpdateTime") or body["metadata"].get("creationTimestamp")
         if not since:
             return True

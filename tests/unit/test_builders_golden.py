@@ -5,16 +5,13 @@ After an intended change, regenerate and review the diff:
     UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_builders_golden.py
 """
 
-import os
-from pathlib import Path
 
 import pytest
-import yaml
 
+from support.golden import assert_matches_golden
 from modeldeploy.api import parse_spec
 from modeldeploy.builders import Owner, Role, build_deployment, desired_children
 
-GOLDEN = Path(__file__).parent / "golden"
 OWNER = Owner(name="fraud", namespace="ml", uid="0b7e6a4c-1111-4222-8333-944455556666")
 
 CASES = {
@@ -51,26 +48,12 @@ CASES = {
 }
 
 
-def _render(manifests) -> str:
-    return yaml.safe_dump_all(manifests, sort_keys=False, width=120)
-
-
-def _check(name: str, manifests) -> None:
-    text = _render(manifests)
-    assert "&id" not in text, "builders returned shared (aliased) objects; callers could mutate both"
-    path = GOLDEN / f"{name}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(), f"{path.name} differs: review, then UPDATE_GOLDEN=1 to accept"
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_steady_state_children(case, runtime_table, known_formats):
     spec = parse_spec(CASES[case], known_formats=known_formats, name=OWNER.name)
-    _check(case, desired_children(OWNER, spec, runtime_table))
+    assert_matches_golden(case, desired_children(OWNER, spec, runtime_table))
 
 
 def test_canary_deployment(runtime_table, known_formats):
     spec = parse_spec(CASES["sklearn-fixed-replicas"], known_formats=known_formats)
-    _check("canary-deployment", [build_deployment(OWNER, spec, runtime_table, role=Role.CANARY, replicas=1)])
+    assert_matches_golden("canary-deployment", [build_deployment(OWNER, spec, runtime_table, role=Role.CANARY, replicas=1)])

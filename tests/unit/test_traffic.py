@@ -1,21 +1,18 @@
 """Traffic providers: route shape from the spec, weights only from the argument,
 and what is read back from a live route."""
 
-import os
-from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from support.golden import assert_matches_golden
 from modeldeploy.api import parse_spec
 from modeldeploy.builders import Owner
 from modeldeploy.status import Observed, ObservedDeployment
 from modeldeploy.runtimes import load_runtime_table
 from modeldeploy.traffic import ALL_STABLE, Weights, achieved_weights, provider_for, provider_named
 
-GOLDEN = Path(__file__).parent / "golden"
 FORMATS = load_runtime_table().known_formats
 OWNER = Owner(name="fraud", namespace="ml", uid="0b7e6a4c-1111-4222-8333-944455556666")
 MODEL = {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn"}
@@ -45,20 +42,10 @@ def live(manifests):
     return {(m["kind"], m["metadata"]["name"]): m for m in manifests}
 
 
-def check_golden(name, manifests):
-    text = yaml.safe_dump_all(manifests, sort_keys=False, width=120)
-    assert "&id" not in text, "routes share objects; callers could mutate both"
-    path = GOLDEN / f"{name}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(), f"{path.name} differs: review, then UPDATE_GOLDEN=1 to accept"
-
-
 @pytest.mark.parametrize("case, raw", [("route-gateway-api", GATEWAY), ("route-istio", ISTIO)])
 def test_route_golden(case, raw, known_formats):
     spec = spec_of(raw, known_formats)
-    check_golden(case, provider_for(spec).build_routes(OWNER, spec, Weights.to_canary(20)))
+    assert_matches_golden(case, provider_for(spec).build_routes(OWNER, spec, Weights.to_canary(20)))
 
 
 def test_replicas_provider_builds_no_route(known_formats):

@@ -40,9 +40,7 @@ from kubernetes import client, config, watch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
 
-from modeldeploy.api import parse_spec  # noqa: E402
-from modeldeploy.builders.children import desired_children  # noqa: E402
-from modeldeploy.builders.ownership import Owner  # noqa: E402
+from modeldeploy.reconcile.plan import steady_children  # noqa: E402
 from modeldeploy.runtimes import load_runtime_table  # noqa: E402
 
 GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
@@ -258,8 +256,9 @@ def run_direct(cluster: Cluster, n: int) -> dict:
     manifests = []
     for i in range(n):
         doc = model(f"m{i:04d}")
-        owner = Owner(name=doc["metadata"]["name"], namespace=ns, uid="00000000-0000-0000-0000-000000000000")
-        for child in desired_children(owner, parse_spec(doc["spec"], known_formats=table.known_formats), table):
+        # The very children the operator's plan writes for this ModelDeployment.
+        for child in steady_children(name=doc["metadata"]["name"], namespace=ns,
+                                     uid="00000000-0000-0000-0000-000000000000", spec=doc["spec"], table=table):
             child["metadata"].pop("ownerReferences", None)  # no owner exists without the operator
             manifests.append(child)
     deps = Watcher(cluster.apps.list_namespaced_deployment, (ns,), deployment_available)

@@ -1,9 +1,10 @@
 """`modeldeploy render FILE`: the children a ModelDeployment produces, offline.
 
-Uses the very builders the operator uses, in the steady state (no canary in
-flight: the stable Deployment from the spec, the Services, the HPA/PDB when the
-spec asks, the provider's routes at 100/0), so a pull request or a GitOps diff
-shows exactly what applying the file will make the operator write.
+Runs the operator's own reconcile plan (reconcile.plan) for a new
+ModelDeployment: its first revision fully rolled out (no canary in flight: the
+stable Deployment from the spec, the Services, the HPA/PDB when the spec asks,
+the provider's routes at 100/0), so a pull request or a GitOps diff shows
+exactly what applying the file will make the operator write.
 
 No cluster is involved, so the ModelDeployment has no uid yet: owner
 references carry UID_PLACEHOLDER, and the header comment says so.
@@ -17,10 +18,10 @@ from typing import Any
 import yaml
 
 from .api import API_VERSION, KIND, InvalidSpec, ModelDeploymentSpec, parse_spec
-from .builders import Owner, compute_revision, desired_children
+from .builders import compute_revision
 from .clierrors import FAILED, USAGE, CliError
+from .reconcile.plan import steady_children
 from .runtimes import RuntimeTable
-from .traffic import ALL_STABLE, provider_for
 
 UID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 DEFAULT_NAMESPACE = "default"
@@ -31,6 +32,7 @@ class Parsed:
     name: str
     namespace: str
     spec: ModelDeploymentSpec
+    raw_spec: Any
 
 
 def read_documents(path: str, text: str) -> list[Any]:
@@ -84,7 +86,8 @@ def parse_documents(
             problems.append(f"{where}: {name}: metadata.namespace is {file_namespace!r} but --namespace "
                             f"says {namespace!r} (drop one)")
             continue
-        parsed.append(Parsed(name=name, namespace=file_namespace or namespace or DEFAULT_NAMESPACE, spec=spec))
+        parsed.append(Parsed(name=name, namespace=file_namespace or namespace or DEFAULT_NAMESPACE, spec=spec,
+                             raw_spec=doc.get("spec")))
     if problems:
         raise CliError(FAILED, *problems)
     if not parsed:
@@ -96,9 +99,8 @@ def parse_documents(
 
 def children(model: Parsed, table: RuntimeTable) -> list[dict[str, Any]]:
     """What the operator applies for `model` once it is fully rolled out."""
-    owner = Owner(name=model.name, namespace=model.namespace, uid=UID_PLACEHOLDER)
-    return [*desired_children(owner, model.spec, table),
-            *provider_for(model.spec).build_routes(owner, model.spec, ALL_STABLE)]
+    return steady_children(name=model.name, namespace=model.namespace, uid=UID_PLACEHOLDER, spec=model.raw_spec,
+                           table=table)
 
 
 def render(path: str, text: str, table: RuntimeTable, namespace: str | None = None) -> tuple[str, list[str]]:

@@ -33,6 +33,7 @@ CANARY_IN_PROGRESS = "CanaryInProgress"
 
 # Stuck (Ready=False, Stalled=True); PODS_CRASH_LOOPING too, once past the deadline
 INVALID_SPEC = "InvalidSpec"
+NAME_CONFLICT = "NameConflict"  # a child's name is held by an object another owner controls
 IMAGE_PULL_FAILED = "ImagePullFailed"
 CONTAINER_CONFIG_ERROR = "ContainerConfigError"
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"

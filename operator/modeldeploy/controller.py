@@ -1,16 +1,14 @@
-"""The reconcile: a short list of steps with early returns.
+"""The controller: observe -> plan -> write -> report, and nothing else.
 
-    read    the ModelDeployment and its children from the watch cache
-    parse   the spec (pydantic); an invalid one stalls with InvalidSpec and
-            touches nothing that serves
-    build   the desired children (pure builders)
-    apply   only those that differ from what is live; prune the ones no
-            longer wanted
-    observe pods, only while something is not yet ready
-    report  derive the status in memory and write it once, only if it changed
+    observe  the ModelDeployment, its children, its neighbours' names and its
+             pods, all from the watch cache (no request)
+    plan     reconcile.plan(): every decision, pure
+    write    server-side apply what differs, prune what is no longer wanted
+    report   the status once (only when it changed), then consume the
+             promote/abort annotations it recorded, then the Events
 
-Everything the reconcile decides comes from the pure layers; this module only
-moves data between them and the API server.
+What stays here is I/O: the queue, the peering gate, a namespace being
+deleted, and turning a 422 from the API server into a fact for the plan.
 """
 from __future__ import annotations
 
@@ -23,52 +21,25 @@ from datetime import datetime, timezone
 
 from kubernetes.client.exceptions import ApiException
 
-from . import conditions as c
 from . import metrics
-from .api import InvalidSpec, parse_spec
-from .builders.children import shared_children
-from .builders.deployment import build_deployment
-from .builders.labels import NAME
-from .builders.naming import Role
-from .builders.ownership import Owner
-from .builders.revision import compute_revision
 from .kube.cache import Cache, Key
 from .kube.clients import make_api_client
-from .kube.drift import holds
 from .kube.peering import PeeringGate
-from .kube.queue import ReconcileQueue
 from .kube.prometheus import run_plan
+from .kube.queue import ReconcileQueue
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
 from .kube.writing import Kube
-from .rollout import Inputs, decide, plan_analysis, read_state
+from .reconcile.drift import HANDOVER_MANAGER
+from .reconcile.plan import Plan, plan
+from .reconcile.world import World
 from .runtimes import load_runtime_table
 from .settings import OperatorSettings
-from .status.derive import derive_status
-from .status.transitions import format_time
-from .status.observed import Observed, observe_deployment, summarize_pod
-from .traffic import provider_for
 
 log = logging.getLogger(__name__)
-
-# Kinds pruned when no longer desired: the HPA after autoscaling is turned
-# off, the canary Deployment after a rollout ends, a route after the traffic
-# provider changes.
-PRUNABLE = {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Service", "HTTPRoute",
-            "VirtualService"}
-
 
 # A namespace being deleted takes a while to empty; a namespace of the same
 # name created again later is served again after this long.
 TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
-# The longest wait between two looks at a converging ModelDeployment.
-POLL_MAX_SECONDS = 30.0
-
-
-def _stalled_reason(status: dict | None) -> tuple[str, str] | None:
-    for cond in (status or {}).get("conditions", []):
-        if cond.get("type") == c.STALLED and cond.get("status") == c.TRUE:
-            return cond.get("reason", ""), cond.get("message", "")
-    return None
 
 
 class Controller:
@@ -86,8 +57,6 @@ class Controller:
         self.started = False
         self.resyncs = 0
         self._tasks: list[asyncio.Task] = []
-        # Converging ModelDeployments: how many progress polls so far.
-        self._polls: dict[Key, int] = {}
         # Namespaces found terminating, until when to leave them alone.
         self._terminating: dict[str, float] = {}
 
@@ -129,6 +98,15 @@ class Controller:
         if key is not None and key in self.cache.models:
             self.queue.add(key)
 
+    def on_pod_event(self, kind: str | None, body: dict) -> None:
+        # Pods are watched (not listed per pass) so that a crash loop or a
+        # readiness flip on a settled revision is noticed at once, at the
+        # cost of one cache update per pod change; only a change of what the
+        # plan reads (readiness, restarts, waiting reasons) costs a pass.
+        key = self.cache.drop_pod(body) if kind == "DELETED" else self.cache.put_pod(body)
+        if key is not None and key in self.cache.models:
+            self.queue.add(key)
+
     # -- the reconcile -----------------------------------------------------
     async def reconcile(self, key: Key) -> float | None:
         if self._terminating.get(key[0], 0.0) > time.monotonic():
@@ -158,6 +136,7 @@ class Controller:
         return requeue
 
     async def _reconcile(self, key: Key) -> float | None:
+        """observe -> plan -> write -> report; every decision is plan()'s."""
         md = self.cache.models.get(key)
         if md is None or md["metadata"].get("deletionTimestamp"):
             return None  # owner references let the garbage collector remove the children
@@ -165,167 +144,67 @@ class Controller:
             # Another replica acts. When kopf resumes this one, its re-list
             # enqueues every ModelDeployment again, from fresh copies.
             return None
-        namespace, name = key
-        now = datetime.now(timezone.utc)
-        generation = md["metadata"].get("generation", 0)
-        children = self.cache.children_of(key)
-
+        world = self._observe(key, md)
+        step = plan(world)
+        if step.queries is not None:
+            world = replace(world, analysis=await run_plan(step.queries, self.kube.pool))
+            step = plan(world)
         try:
-            spec = parse_spec(md.get("spec"), known_formats=self.table.known_formats, name=name)
-        except InvalidSpec as invalid:
-            # Serving stays exactly as it is: no child is written or pruned.
-            await self._report_invalid(md, children, invalid, now)
-            return None
-
-        # 1. What is there, gathered once.
-        revision = compute_revision(spec, self.table)
-        owner = Owner.from_metadata(md["metadata"])
-        provider = provider_for(spec)
-        observed = await self._observe(key, children, revision)
-        inputs = Inputs(name=name, namespace=namespace, spec=spec, revision=revision,
-                        state=read_state(md.get("status")), observed=observed,
-                        weights=provider.read_weights(owner, children, observed), now=now,
-                        annotations=md["metadata"].get("annotations") or {})
-        plan = plan_analysis(inputs)
-        if plan is not None:
-            inputs = replace(inputs, analysis=await run_plan(plan, self.kube.pool))
-
-        # 2. What should be there (pure).
-        decision = decide(inputs)
-        desired = [build_deployment(owner, decision.stable_spec, self.table, role=Role.STABLE,
-                                    replicas=decision.stable_replicas)]
-        if decision.canary_replicas is not None:
-            desired.append(build_deployment(owner, spec, self.table, role=Role.CANARY,
-                                            replicas=decision.canary_replicas))
-        desired += shared_children(owner, spec)
-        desired += provider.build_routes(owner, spec, decision.weights)
-
-        # 3. Make it so: apply what differs; then prune, so the route has moved
-        # traffic off the canary before its Deployment goes.
-        try:
-            await self._apply_changed(key, desired, children)
+            await self._write_children(step)
         except ApiException as exc:
             if exc.status != 422:
                 raise
             # The API server refuses a child built from this spec (e.g. an
-            # environment variable or label name it does not accept). No retry
-            # can fix that: stall with its message, as for any invalid spec.
-            await self._report_invalid(md, children, InvalidSpec([_refusal(exc)]), now)
-            return None
-        await self._prune(key, desired, self.cache.children_of(key))
-        if decision.remove_annotations:
-            await self._consume_annotations(md, decision.remove_annotations)
-        for event in decision.events:
-            await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
+            # environment variable name it does not accept). No retry can fix
+            # that: plan again knowing it, which holds everything as it is.
+            step = plan(replace(world, refused=_refusal(exc)))
+        await self._report(md, step)
+        return step.requeue_after
 
-        # 4. Tell the truth, once.
-        children = self.cache.children_of(key)
-        observed = replace(observed, stable=observe_deployment(children.get(("Deployment", f"{name}-stable"))),
-                           canary=observe_deployment(children.get(("Deployment", f"{name}-canary"))))
-        status = derive_status(name=name, namespace=namespace, generation=generation, spec=spec,
-                               revision=revision, observed=observed, previous=md.get("status"), now=now,
-                               rollout=decision.report)
-        await self._report(md, status, announced={e.reason for e in decision.events})
-        _count_outcomes(decision, analysed=inputs.analysis is not None, now=now)
-        # Pod-level trouble (crash loops, pull errors) does not change the
-        # Deployment until its deadline: look again while converging, less
-        # and less often (a thousand converging models must not become a
-        # flood of pod lists), and not at all once settled.
-        settled = _settled(observed.stable, revision) and observed.canary is None
-        waits = [t for t in (decision.requeue_after, None if settled else self._next_poll(key)) if t is not None]
-        if settled:
-            self._polls.pop(key, None)
-        return min(waits) if waits else None
+    def _observe(self, key: Key, md: dict) -> World:
+        return World(model=md, children=self.cache.children_of(key), neighbours=self.cache.neighbours_of(key[0]),
+                     pods=self.cache.pods_of(key), now=datetime.now(timezone.utc), table=self.table,
+                     write_unchanged=not self.settings.skip_unchanged_writes)
 
-    def _next_poll(self, key: Key) -> float:
-        attempt = self._polls.get(key, 0)
-        self._polls[key] = attempt + 1
-        return min(self.settings.progressing_poll_seconds * 2 ** attempt, POLL_MAX_SECONDS)
-
-    async def _report_invalid(self, md: dict, children: dict, invalid: InvalidSpec, now: datetime) -> None:
-        meta = md["metadata"]
-        name = meta["name"]
-        observed = Observed(stable=observe_deployment(children.get(("Deployment", f"{name}-stable"))))
-        status = derive_status(name=name, namespace=meta["namespace"], generation=meta.get("generation", 0),
-                               spec=invalid, revision=None, observed=observed, previous=md.get("status"), now=now)
-        await self._report(md, status)
-
-    async def _observe(self, key: Key, children: dict, revision: str) -> Observed:
-        name = key[1]
-        stable = observe_deployment(children.get(("Deployment", f"{name}-stable")))
-        canary = observe_deployment(children.get(("Deployment", f"{name}-canary")))
-        pods = ()
-        # Pods only when they can tell something the Deployment does not: the
-        # canary's health checks always need them; for the stable revision,
-        # only once its Deployment has stopped making progress for a while
-        # (a crash loop or a failing pull shows no progress), not while pods
-        # are simply starting.
-        if canary is not None or (not _settled(stable, revision) and self._stuck_for_a_while(children, name)):
-            pods = tuple(summarize_pod(p) for p in await self.kube.list_pods(key[0], f"{NAME}={name}"))
-        return Observed(stable=stable, canary=canary, pods=pods)
-
-    def _stuck_for_a_while(self, children: dict, name: str) -> bool:
-        body = children.get(("Deployment", f"{name}-stable"))
-        if body is None:
-            return False
-        progressing = next((cond for cond in (body.get("status") or {}).get("conditions") or ()
-                            if cond.get("type") == "Progressing"), None)
-        since = (progressing or {}).get("lastUpdateTime") or body["metadata"].get("creationTimestamp")
-        if not since:
-            return True
-        last = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
-        return (datetime.now(timezone.utc) - last).total_seconds() >= self.settings.pod_look_grace_seconds
-
-    async def _consume_annotations(self, md: dict, names: tuple[str, ...]) -> None:
-        meta = md["metadata"]
-        updated = await self.kube.patch_metadata(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
-                                                 {"annotations": {n: None for n in names}})
-        self.cache.put_model(updated)
-
-    async def _apply_changed(self, key: Key, desired: list[dict], live: dict) -> None:
-        for manifest in desired:
-            current = live.get((manifest["kind"], manifest["metadata"]["name"]))
-            if self.settings.skip_unchanged_writes and current is not None and holds(manifest, current):
-                continue
-            applied = await self.kube.apply(manifest)
-            self.cache.put_child(applied)
-
-    async def _prune(self, key: Key, desired: list[dict], live: dict) -> None:
-        wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
-        for (kind, child_name), body in live.items():
-            if kind in PRUNABLE and (kind, child_name) not in wanted:
-                await self.kube.delete(CHILD_KINDS[kind], key[0], child_name)
+    async def _write_children(self, step: Plan) -> None:
+        # Handover first (replicas to the HPA), then the applies, then the
+        # prunes: the route has moved traffic off the canary before its
+        # Deployment goes.
+        for manifest in step.handover:
+            self.cache.put_child(await self.kube.apply(manifest, field_manager=HANDOVER_MANAGER))
+        for manifest in step.apply:
+            self.cache.put_child(await self.kube.apply(manifest))
+        namespace = step.desired[0]["metadata"]["namespace"] if step.desired else None
+        for kind, name in step.prune:
+            body = self.cache.neighbours_of(namespace).get((kind, name))
+            await self.kube.delete(CHILD_KINDS[kind], namespace, name)
+            if body is not None:
                 self.cache.drop_child(body)
 
-    async def _report(self, md: dict, status: dict, announced: set[str] = frozenset()) -> None:
-        """Write the status once, only when it differs; an Event only when the
-        ModelDeployment newly stalls (not on every pass that finds it stalled,
-        nor when the rollout already announced it, e.g. RolledBack)."""
-        previous = md.get("status") or {}
-        if self.settings.skip_unchanged_writes and status == previous:
-            return
+    async def _report(self, md: dict, step: Plan) -> None:
+        """Record first, then consume: the status that records a decision is
+        written before the annotation that asked for it is removed, so a lost
+        status write never loses a promote or an abort."""
         meta = md["metadata"]
-        try:
-            written = await self.kube.apply_status(meta["namespace"], meta["name"], status)
-        except ApiException as exc:
-            if exc.status == 404:
-                return  # deleted meanwhile
-            raise
-        self.cache.put_model(written)
-        metrics.track_model(meta["namespace"], meta["name"], status)
-        stalled, was = _stalled_reason(status), _stalled_reason(previous)
-        if stalled and stalled != was and stalled[0] not in announced:
-            await self.kube.event(md, type="Warning", reason=stalled[0], message=stalled[1])
-
-
-def _count_outcomes(decision, *, analysed: bool, now: datetime) -> None:
-    for entry in decision.report.history:
-        metrics.ROLLOUTS.labels(entry.result).inc()
-    if analysed:
-        stamp = format_time(now)
-        for record in decision.report.progress.decisions:
-            if record.time == stamp:
-                metrics.VERDICTS.labels(record.verdict).inc()
+        if step.status is not None:
+            try:
+                written = await self.kube.apply_status(meta["namespace"], meta["name"], step.status)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return  # deleted meanwhile
+                raise
+            self.cache.put_model(written)
+            metrics.track_model(meta["namespace"], meta["name"], step.status)
+        if step.consume:
+            updated = await self.kube.patch_metadata(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
+                                                     {"annotations": {n: None for n in step.consume}})
+            self.cache.put_model(updated)
+        for event in step.events:
+            await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
+        for result in step.outcomes:
+            metrics.ROLLOUTS.labels(result).inc()
+        for verdict in step.verdicts:
+            metrics.VERDICTS.labels(verdict).inc()
 
 
 def _refusal(exc: ApiException) -> str:
@@ -341,9 +220,3 @@ def _namespace_going_away(exc: ApiException) -> bool:
     return exc.status in (403, 404) and "NamespaceTerminating" in (exc.body or "") or (
         exc.status == 404 and "namespaces" in (exc.body or ""))
 
-
-def _settled(stable, revision: str) -> bool:
-    """The stable Deployment runs `revision` with every replica ready and nothing left over."""
-    return (stable is not None and stable.revision == revision
-            and stable.observed_generation >= stable.generation
-            and stable.ready_replicas == stable.replicas == stable.updated_replicas == stable.status_replicas)

@@ -83,3 +83,10 @@ async def model_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
 @kopf.on.event("networking.istio.io", "v1", "virtualservices", labels=MANAGED)
 async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
     memo.controller.on_child_event(event["type"], event["object"])
+
+
+# The model pods (the pod template carries the managed-by label): readiness,
+# restarts and waiting reasons of every serving pod, without a list per pass.
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
+    memo.controller.on_pod_event(event["type"], event["object"])

@@ -25,16 +25,6 @@ class OperatorSettings:
     api_workers: int = field(default_factory=lambda: _env_int("MODELDEPLOY_API_WORKERS", 8))
     # A full pass over every ModelDeployment; in a steady state it writes nothing.
     resync_seconds: float = field(default_factory=lambda: _env_float("MODELDEPLOY_RESYNC_SECONDS", 300))
-    # While pods are still coming up, how often pod-level facts (crash loops,
-    # image pull errors) are looked at again: those do not show on the
-    # Deployment until its progress deadline passes.
-    progressing_poll_seconds: float = field(
-        default_factory=lambda: _env_float("MODELDEPLOY_PROGRESSING_POLL_SECONDS", 5))
-    # Pods of a stable revision are listed only after its Deployment made no
-    # progress for this long: while pods are merely starting, the Deployment
-    # says all there is to say.
-    pod_look_grace_seconds: float = field(
-        default_factory=lambda: _env_float("MODELDEPLOY_POD_LOOK_GRACE_SECONDS", 10))
     # Off only to measure what write avoidance saves (the "naive" benchmark).
     skip_unchanged_writes: bool = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NAIVE") != "1")
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)

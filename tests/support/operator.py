@@ -23,8 +23,6 @@ OPERATOR_AGENTS = ("modeldeploy-operator/", "kopf/")
 # Short periods so the tests see a full resync quickly.
 TEST_ENV = {
     "MODELDEPLOY_RESYNC_SECONDS": "6",
-    "MODELDEPLOY_PROGRESSING_POLL_SECONDS": "1",
-    "MODELDEPLOY_POD_LOOK_GRACE_SECONDS": "3",
 }
 
 

@@ -1,13 +1,15 @@
 """Builder behaviour that matters to users, beyond the golden files."""
 
 from modeldeploy.api import parse_spec
-from modeldeploy.builders import CHILD_KINDS, Owner, Role, build_deployment, desired_children, owned_by
+from modeldeploy.builders import BUILT_KINDS, Owner, Role, build_deployment, owned_by
+from modeldeploy.reconcile.plan import steady_children
 
 OWNER = Owner(name="fraud", namespace="ml", uid="uid-1")
 
 
 def children_of(raw, table):
-    return desired_children(OWNER, parse_spec(raw, known_formats=table.known_formats), table)
+    """What the operator's plan writes for a new ModelDeployment with `raw`."""
+    return steady_children(name=OWNER.name, namespace=OWNER.namespace, uid=OWNER.uid, spec=raw, table=table)
 
 
 def by_kind(children):
@@ -17,7 +19,7 @@ def by_kind(children):
 def test_every_child_is_owned_and_labelled(minimal_spec, runtime_table):
     minimal_spec.update(autoscaling={"minReplicas": 2, "maxReplicas": 4}, resources={"requests": {"cpu": "1"}})
     children = children_of(minimal_spec, runtime_table)
-    assert {(c["apiVersion"], c["kind"]) for c in children} == set(CHILD_KINDS)
+    assert {(c["apiVersion"], c["kind"]) for c in children} == set(BUILT_KINDS)
     for child in children:
         meta = child["metadata"]
         assert meta["namespace"] == "ml"

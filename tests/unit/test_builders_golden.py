@@ -10,7 +10,8 @@ import pytest
 
 from support.golden import assert_matches_golden
 from modeldeploy.api import parse_spec
-from modeldeploy.builders import Owner, Role, build_deployment, desired_children
+from modeldeploy.builders import Owner, Role, build_deployment
+from modeldeploy.reconcile.plan import steady_children
 
 OWNER = Owner(name="fraud", namespace="ml", uid="0b7e6a4c-1111-4222-8333-944455556666")
 
@@ -49,9 +50,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_steady_state_children(case, runtime_table, known_formats):
-    spec = parse_spec(CASES[case], known_formats=known_formats, name=OWNER.name)
-    assert_matches_golden(case, desired_children(OWNER, spec, runtime_table))
+def test_steady_state_children(case, runtime_table):
+    """What the operator's reconcile plan writes for a new ModelDeployment."""
+    children = steady_children(name=OWNER.name, namespace=OWNER.namespace, uid=OWNER.uid, spec=CASES[case],
+                               table=runtime_table)
+    assert_matches_golden(case, children)
 
 
 def test_canary_deployment(runtime_table, known_formats):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from modeldeploy.api import parse_spec
-from modeldeploy.builders import Owner, desired_children
+from modeldeploy.builders import Owner, Role, build_deployment, shared_children
 from modeldeploy.cli import main
 from modeldeploy.clirender import UID_PLACEHOLDER
 from modeldeploy.runtimes import load_runtime_table
@@ -40,7 +40,11 @@ def expected(doc, namespace):
     table = load_runtime_table()
     spec = parse_spec(doc["spec"], known_formats=table.known_formats, name=doc["metadata"]["name"])
     owner = Owner(name=doc["metadata"]["name"], namespace=namespace, uid=UID_PLACEHOLDER)
-    return [*desired_children(owner, spec, table), *provider_for(spec).build_routes(owner, spec, ALL_STABLE)]
+    # Composed from the builders directly: the plan's steady state must be exactly this.
+    provider = provider_for(spec)
+    return [build_deployment(owner, spec, table, role=Role.STABLE, replicas=spec.fixed_replicas),
+            *shared_children(owner, spec, weighted=provider.weighted),
+            *provider.build_routes(owner, spec, ALL_STABLE)]
 
 
 def test_render_prints_what_the_builders_build_with_the_routes_at_100_0(tmp_path, capsys):

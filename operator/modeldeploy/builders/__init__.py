@@ -5,7 +5,7 @@ model objects. Nothing here talks to the cluster.
 """
 
 from .autoscaler import build_autoscaler
-from .children import CHILD_KINDS, desired_children, shared_children
+from .children import BUILT_KINDS, shared_children
 from .deployment import build_deployment
 from .disruption import build_disruption_budget
 from .labels import owned_by
@@ -15,7 +15,7 @@ from .revision import compute_revision
 from .service import build_role_service, build_service
 
 __all__ = [
-    "CHILD_KINDS",
+    "BUILT_KINDS",
     "Owner",
     "Role",
     "build_autoscaler",
@@ -26,7 +26,6 @@ __all__ = [
     "cluster_url",
     "compute_revision",
     "deployment_name",
-    "desired_children",
     "owned_by",
     "owner_reference",
     "role_service_name",

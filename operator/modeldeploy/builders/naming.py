@@ -5,9 +5,10 @@
                                 copied in), so the name never changes and
                                 clients, HPA and PDB keep pointing at it.
     Deployment  <name>-canary   exists only while a new revision is tried out.
-    Service     <name>          what clients call; selects the pods of BOTH
-                                roles, so with the `replicas` traffic provider
-                                the split follows the pod counts.
+    Service     <name>          what clients call. With the `replicas` traffic
+                                provider it selects the pods of BOTH roles, so
+                                the split follows the ready pod counts; with a
+                                weighted provider, stable pods only.
     Service     <name>-stable   one role only: the backends that mesh providers
     Service     <name>-canary   (Gateway API, Istio) weight between.
     HPA         <name>          scales <name>-stable (only with spec.autoscaling).

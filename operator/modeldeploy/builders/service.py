@@ -24,9 +24,17 @@ def _service(owner: Owner, name: str, labels: dict[str, str], selector: dict[str
     }
 
 
-def build_service(owner: Owner) -> dict[str, Any]:
-    """`<name>`: both roles' pods, so the `replicas` provider splits by pod count."""
-    return _service(owner, service_name(owner.name), common_labels(owner.name), owned_by(owner.name))
+def build_service(owner: Owner, *, stable_only: bool = False) -> dict[str, Any]:
+    """`<name>`, what clients call (status.url).
+
+    With the `replicas` provider it selects both roles' pods, so the split
+    follows the ready pod counts. With a weighted provider (Gateway API,
+    Istio) it selects stable pods only, like Flagger's apex Service and Argo
+    Rollouts' stableService: the split happens only where the route says, and
+    in-cluster callers of `<name>` never reach an unproven canary.
+    """
+    selector = selector_labels(owner.name, Role.STABLE) if stable_only else owned_by(owner.name)
+    return _service(owner, service_name(owner.name), common_labels(owner.name), selector)
 
 
 def build_role_service(owner: Owner, role: Role) -> dict[str, Any]:

@@ -6,13 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..api import KIND
+from ..builders.labels import NAME
+from ..status.observed import PodSummary, summarize_pod
+from ..reconcile.drift import applied_entries
 
 Key = tuple[str, str]  # (namespace, ModelDeployment name)
 
 
 def _slim(body: dict) -> dict:
-    # managedFields are large and never read by the operator.
+    # managedFields are large; of them the operator reads only its own
+    # manager's Apply entry (its fieldsV1), to notice a field it stopped
+    # sending (reconcile/drift.py needs_apply, replicas_handover). Every other
+    # manager's entry, and the entry's time and fieldsType, are dropped.
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
+    ours = applied_entries(body.get("metadata", {}).get("managedFields"))
+    if ours:
+        meta["managedFields"] = ours
     return {**body, "metadata": meta}
 
 
@@ -36,10 +45,22 @@ def owner_key(body: dict) -> Key | None:
     return None
 
 
+def pod_owner(body: dict) -> Key | None:
+    """The ModelDeployment a pod serves, by its label (a pod's owner is a ReplicaSet)."""
+    meta = body.get("metadata", {})
+    name = (meta.get("labels") or {}).get(NAME)
+    return (meta.get("namespace", ""), name) if name else None
+
+
 @dataclass
 class Cache:
     models: dict[Key, dict] = field(default_factory=dict)
     children: dict[Key, dict[tuple[str, str], dict]] = field(default_factory=dict)
+    # Every watched child by namespace, whoever controls it: to tell a name
+    # another owner holds (NameConflict) from one of ours.
+    by_namespace: dict[str, dict[tuple[str, str], dict]] = field(default_factory=dict)
+    # Pods of each ModelDeployment, reduced to what the plan reads.
+    pods: dict[Key, dict[str, PodSummary]] = field(default_factory=dict)
 
     def put_model(self, body: dict) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -50,23 +71,60 @@ class Cache:
         self.models.pop((namespace, name), None)
 
     def put_child(self, body: dict) -> Key | None:
-        key = owner_key(body)
-        if key is None:
-            return None
-        slot = self.children.setdefault(key, {})
         ident = (body["kind"], body["metadata"]["name"])
-        if _newer_or_equal(body, slot.get(ident)):
-            slot[ident] = _slim(body)
+        neighbours = self.by_namespace.setdefault(body["metadata"].get("namespace", ""), {})
+        before = neighbours.get(ident)
+        if not _newer_or_equal(body, before):
+            return owner_key(body)
+        slim = neighbours[ident] = _slim(body)
+        key = owner_key(body)
+        if before is not None and owner_key(before) not in (None, key):
+            self.drop_child(before)  # its controller changed: no longer the old owner's child
+            neighbours[ident] = slim
+        if key is not None:
+            self.children.setdefault(key, {})[ident] = slim
         return key
 
     def drop_child(self, body: dict) -> Key | None:
+        ident = (body["kind"], body["metadata"]["name"])
+        neighbours = self.by_namespace.get(body["metadata"].get("namespace", ""), {})
+        neighbours.pop(ident, None)
         key = owner_key(body)
         if key is not None:
             slot = self.children.get(key, {})
-            slot.pop((body["kind"], body["metadata"]["name"]), None)
+            slot.pop(ident, None)
             if not slot:
                 self.children.pop(key, None)
         return key
 
     def children_of(self, key: Key) -> dict[tuple[str, str], dict]:
         return dict(self.children.get(key, {}))
+
+    def neighbours_of(self, namespace: str) -> dict[tuple[str, str], dict]:
+        return self.by_namespace.get(namespace, {})
+
+    def put_pod(self, body: dict) -> Key | None:
+        """Store a pod's summary; the owner's key when it changed (worth a pass)."""
+        key = pod_owner(body)
+        if key is None:
+            return None
+        summary = summarize_pod(body)
+        slot = self.pods.setdefault(key, {})
+        if slot.get(summary.name) == summary:
+            return None
+        slot[summary.name] = summary
+        return key
+
+    def drop_pod(self, body: dict) -> Key | None:
+        key = pod_owner(body)
+        if key is None:
+            return None
+        slot = self.pods.get(key, {})
+        if slot.pop(body["metadata"].get("name", ""), None) is None:
+            return None
+        if not slot:
+            self.pods.pop(key, None)
+        return key
+
+    def pods_of(self, key: Key) -> tuple[PodSummary, ...]:
+        return tuple(self.pods.get(key, {}).values())

@@ -22,6 +22,9 @@ from .rollout import RolloutReport
 from .transitions import condition, format_time, parse_time
 
 DEPLOYED = "Deployed"
+PROMOTED = "Promoted"
+# History results after which that revision served as stable.
+SERVED_RESULTS = (DEPLOYED, PROMOTED)
 
 
 def derive_status(
@@ -46,8 +49,9 @@ def derive_status(
     """
     before = _parse_previous(previous)
     if isinstance(spec, InvalidSpec):
-        health = stuck(c.INVALID_SPEC, f"spec is invalid: {spec}")
-    elif rollout is not None and rollout.health is not None:
+        return held_status(previous=previous, generation=generation, reason=c.INVALID_SPEC,
+                           message=f"spec is invalid: {spec}", now=now)
+    if rollout is not None and rollout.health is not None:
         health = rollout.health
     else:
         health = assess(spec, revision, observed, _clock(before, generation, now))
@@ -69,6 +73,27 @@ def derive_status(
         history=_history(before, spec, revision, health, now),
         message=health.message,
     )
+    status.phase = derive_phase(status)
+    return status.to_wire()
+
+
+def held_status(
+    *, previous: Mapping[str, Any] | None, generation: int, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
+    """Stalled for `reason`, everything else exactly as it was.
+
+    For a spec the operator will not act on (invalid, refused by the API
+    server, a child name another owner holds): serving is left alone, so the
+    stable snapshot, the rollout's state, the traffic the route still carries
+    and the history all stay as last written. Wiping them would let the next
+    valid spec skip its canary (issue 9, defect 1).
+    """
+    before = _parse_previous(previous)
+    status = before.model_copy(update={
+        "observed_generation": generation,
+        "conditions": _conditions(before, stuck(reason, message), generation, now),
+        "message": message,
+    })
     status.phase = derive_phase(status)
     return status.to_wire()
 
@@ -191,7 +216,10 @@ def _history(
     history = list(before.history)
     if not health.ready or isinstance(spec, InvalidSpec) or revision is None:
         return history
-    if history and history[-1].revision == revision:
+    # Only what took over serving counts: returning to the stable revision
+    # after a rollback or an aborted canary is not a new deployment.
+    serving = next((entry for entry in reversed(history) if entry.result in SERVED_RESULTS), None)
+    if serving is not None and serving.revision == revision:
         return history
     history.append(
         HistoryEntry(

@@ -1,0 +1,273 @@
+"""plan(world) -> Plan: one whole reconcile pass as a pure function.
+
+    parse      the spec; an invalid one holds everything as it is (InvalidSpec)
+    decide     the rollout machine: which revision each role renders, how many
+               pods, which weights, what to report
+    build      the desired children (builders, the traffic provider's routes)
+    guard      a child name held by another owner holds everything (NameConflict)
+    diff       only the children whose live copy differs are applied; the ones
+               no longer wanted are pruned, after the applies (the route moves
+               traffic off the canary before its Deployment goes)
+    report     the status as it will be once the writes land, and the Events
+
+The controller runs it as observe -> plan -> write: apply, prune, write the
+status, and only then consume the promote/abort annotations (a request is
+recorded before it is forgotten). When analysis is due, the first call
+returns only `queries`; the controller asks Prometheus and plans again with
+the answers. `modeldeploy render`, the golden tests, the benchmark and the
+simulated world in the property tests all call this same function.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .. import conditions as c
+from ..api import InvalidSpec, parse_spec
+from ..api.spec import ModelDeploymentSpec
+from ..builders.children import shared_children
+from ..builders.deployment import build_deployment
+from ..builders.labels import MODEL_VERSION, REVISION
+from ..builders.naming import Role, deployment_name
+from ..builders.ownership import Owner
+from ..builders.revision import compute_revision
+from ..rollout import AnalysisPlan, Decision, Event, Inputs, decide, plan_analysis, read_state
+from ..rollout.decision import WARNING
+from ..status.derive import derive_status, held_status
+from ..status.observed import Observed, ObservedDeployment, observe_deployment
+from ..status.transitions import format_time, parse_time
+from ..traffic import provider_for
+from .drift import holds, needs_apply, replicas_handover
+from .kinds import PRUNABLE
+from .world import World
+
+# The longest wait between two looks at something still converging: pod
+# changes arrive as watch events, this only catches deadlines passing.
+CONVERGING_POLL_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    # Ask Prometheus these first, then plan again with World.analysis set;
+    # nothing else in the plan is meaningful when this is set.
+    queries: AnalysisPlan | None = None
+    # Everything that should exist, in apply order (render and tests read it).
+    desired: tuple[dict[str, Any], ...] = ()
+    # Apply these under the handover field manager first (replicas handed to an HPA).
+    handover: tuple[dict[str, Any], ...] = ()
+    # Server-side apply these (the desired children whose live copy differs).
+    apply: tuple[dict[str, Any], ...] = ()
+    # (kind, name) of children to delete, after the applies.
+    prune: tuple[tuple[str, str], ...] = ()
+    # The status to write; None when it is unchanged.
+    status: dict[str, Any] | None = None
+    # Annotations to remove, after the status is written.
+    consume: tuple[str, ...] = ()
+    events: tuple[Event, ...] = ()
+    # Plan again within this many seconds; None: on watch events only.
+    requeue_after: float | None = None
+    # For the operator's metrics: rollout results recorded and analysis
+    # verdicts judged by this pass.
+    outcomes: tuple[str, ...] = ()
+    verdicts: tuple[str, ...] = ()
+
+
+def plan(world: World) -> Plan:
+    model = world.model
+    meta = model["metadata"]
+    try:
+        spec = parse_spec(model.get("spec"), known_formats=world.table.known_formats, name=world.name)
+    except InvalidSpec as invalid:
+        return _hold(world, c.INVALID_SPEC, f"spec is invalid: {invalid}")
+    if world.refused is not None:
+        return _hold(world, c.INVALID_SPEC, f"spec is invalid: {world.refused}")
+
+    owner = Owner.from_metadata(meta)
+    provider = provider_for(spec)
+    observed = Observed(stable=_deployment(world, Role.STABLE), canary=_deployment(world, Role.CANARY),
+                        pods=world.pods)
+    inputs = Inputs(
+        name=world.name, namespace=world.namespace, spec=spec, revision=compute_revision(spec, world.table),
+        state=read_state(model.get("status")), observed=observed,
+        weights=provider.read_weights(owner, world.children, observed), now=world.now,
+        annotations=meta.get("annotations") or {},
+    )
+    if world.analysis is None:
+        queries = plan_analysis(inputs)
+        if queries is not None:
+            return Plan(queries=queries)
+    else:
+        inputs = replace(inputs, analysis=world.analysis)
+
+    decision = decide(inputs)
+    desired = desired_children(owner, spec, decision, world)
+    taken = _taken(owner, desired, world)
+    if taken:
+        return _hold(world, c.NAME_CONFLICT, "; ".join(taken))
+
+    wanted = {_key(m) for m in desired}
+    apply = tuple(m for m in desired if world.write_unchanged or needs_apply(m, world.children.get(_key(m))))
+    handover = tuple(h for m in apply if (h := replicas_handover(m, world.children.get(_key(m)))) is not None)
+    prune = tuple(key for key in sorted(world.children) if key[0] in PRUNABLE and key not in wanted)
+
+    after = _after_writes(observed, world, desired, prune)
+    status = derive_status(
+        name=world.name, namespace=world.namespace, generation=meta.get("generation", 0), spec=spec,
+        revision=inputs.revision, observed=after, previous=model.get("status"), now=world.now,
+        rollout=decision.report,
+    )
+    announced = {event.reason for event in decision.events}
+    events = (*decision.events, *_newly_stalled(model.get("status"), status, announced))
+    return Plan(
+        desired=tuple(desired),
+        handover=handover,
+        apply=apply,
+        prune=prune,
+        status=_changed(world, status),
+        consume=decision.remove_annotations,
+        events=events,
+        requeue_after=_requeue(decision, status, spec, world.now),
+        outcomes=tuple(entry.result for entry in decision.report.history),
+        verdicts=_verdicts(decision, analysed=inputs.analysis is not None, now=world.now),
+    )
+
+
+def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision, world: World) -> list[dict]:
+    """The Deployments as the rollout decided, then the shared children, then the routes."""
+    provider = provider_for(spec)
+    desired = [build_deployment(owner, decision.stable_spec, world.table, role=Role.STABLE,
+                                replicas=decision.stable_replicas)]
+    if decision.canary_replicas is not None:
+        desired.append(build_deployment(owner, spec, world.table, role=Role.CANARY,
+                                        replicas=decision.canary_replicas))
+    desired += shared_children(owner, spec, weighted=provider.weighted)
+    desired += provider.build_routes(owner, spec, decision.weights)
+    return desired
+
+
+# -- holding ----------------------------------------------------------------------
+
+
+def _hold(world: World, reason: str, message: str) -> Plan:
+    """Stall for `reason` and touch nothing that serves: no child is applied
+    or pruned, no annotation consumed, and the status keeps the stable
+    snapshot, the rollout's state and the traffic the route still carries."""
+    previous = world.model.get("status")
+    status = held_status(previous=previous, generation=world.model["metadata"].get("generation", 0),
+                         reason=reason, message=message[:900], now=world.now)
+    return Plan(status=_changed(world, status), events=tuple(_newly_stalled(previous, status, set())))
+
+
+def _taken(owner: Owner, desired: list[dict], world: World) -> list[str]:
+    """Children whose names another owner's object already holds. Never
+    adopted or overwritten: the later ModelDeployment stalls instead."""
+    problems = []
+    for manifest in desired:
+        key = _key(manifest)
+        if key in world.children:
+            continue
+        other = world.neighbours.get(key)
+        if other is None:
+            continue
+        holder = _controller(other)
+        if holder is not None and holder.get("uid") == owner.uid:
+            continue
+        who = f"{holder.get('kind')} {holder.get('name')}" if holder else "no controller (created by hand?)"
+        problems.append(f"{key[0]} {key[1]} already exists and is controlled by {who}; rename this "
+                        f"ModelDeployment or remove that object")
+    return problems
+
+
+def _controller(body) -> dict | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+# -- the status as it will be -------------------------------------------------------
+
+
+def _deployment(world: World, role: Role) -> ObservedDeployment | None:
+    return observe_deployment(world.children.get(("Deployment", deployment_name(world.name, role))))
+
+
+def _after_writes(observed: Observed, world: World, desired: list[dict], prune) -> Observed:
+    """What the Deployments will show once this plan's writes land: the
+    revision and size just applied, a new generation where the spec changed,
+    the pod counts as they are (the Deployment controller has not acted yet)."""
+    by_key = {_key(m): m for m in desired}
+
+    def after(role: Role, now: ObservedDeployment | None) -> ObservedDeployment | None:
+        key = ("Deployment", deployment_name(world.name, role))
+        manifest = by_key.get(key)
+        if manifest is None or key in prune:
+            return None
+        labels = manifest["metadata"]["labels"]
+        annotations = manifest["metadata"].get("annotations") or {}
+        live = world.children.get(key)
+        replicas = manifest["spec"].get("replicas", now.replicas if now is not None else 1)
+        if now is None or live is None:
+            return ObservedDeployment(revision=labels.get(REVISION), model_version=annotations.get(MODEL_VERSION),
+                                      generation=1, observed_generation=0, replicas=replicas)
+        changed = not holds(manifest["spec"], live.get("spec") or {})
+        return replace(now, revision=labels.get(REVISION), model_version=annotations.get(MODEL_VERSION),
+                       generation=now.generation + (1 if changed else 0), replicas=replicas)
+
+    return replace(observed, stable=after(Role.STABLE, observed.stable), canary=after(Role.CANARY, observed.canary))
+
+
+def _changed(world: World, status: dict) -> dict | None:
+    if not world.write_unchanged and status == (world.model.get("status") or {}):
+        return None
+    return status
+
+
+def _stalled(status) -> tuple[str, str] | None:
+    for cond in (status or {}).get("conditions", []):
+        if cond.get("type") == c.STALLED and cond.get("status") == c.TRUE:
+            return cond.get("reason", ""), cond.get("message", "")
+    return None
+
+
+def _newly_stalled(previous, status, announced: set[str]) -> tuple[Event, ...]:
+    """A Warning when the ModelDeployment newly stalls: not on every pass that
+    finds it stalled, nor when the rollout already announced it (RolledBack)."""
+    stalled = _stalled(status)
+    if stalled is None or stalled == _stalled(previous) or stalled[0] in announced:
+        return ()
+    return (Event(WARNING, stalled[0], stalled[1]),)
+
+
+def _requeue(decision: Decision, status: dict, spec: ModelDeploymentSpec, now: datetime) -> float | None:
+    """The rollout's own timer, or while converging, the moment the progress
+    deadline passes (pod changes arrive as watch events before that)."""
+    waits = [decision.requeue_after] if decision.requeue_after is not None else []
+    reconciling = next((cond for cond in status.get("conditions", []) if cond["type"] == c.RECONCILING), None)
+    if reconciling is not None and reconciling["status"] == c.TRUE:
+        deadline = parse_time(reconciling["lastTransitionTime"]) + timedelta(
+            seconds=spec.rollout.progress_deadline_seconds)
+        waits.append(min(CONVERGING_POLL_SECONDS, max(1.0, (deadline - now).total_seconds() + 1)))
+    return min(waits) if waits else None
+
+
+def _verdicts(decision: Decision, *, analysed: bool, now: datetime) -> tuple[str, ...]:
+    if not analysed:
+        return ()
+    stamp = format_time(now)
+    return tuple(record.verdict for record in decision.report.progress.decisions if record.time == stamp)
+
+
+def _key(manifest: dict) -> tuple[str, str]:
+    return manifest["kind"], manifest["metadata"]["name"]
+
+
+def steady_children(*, name: str, namespace: str, uid: str, spec: Any, table) -> list[dict[str, Any]]:
+    """What plan() makes the operator write for a new ModelDeployment with this
+    raw `spec`: its first revision, fully rolled out, traffic 100/0 to stable.
+    `modeldeploy render`, the golden tests and the benchmark's baseline use it,
+    so they show the very path the operator runs. Raises InvalidSpec."""
+    parse_spec(spec, known_formats=table.known_formats, name=name)  # the plan would only hold; say why
+    model = {"metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1}, "spec": spec}
+    world = World(model=model, children={}, neighbours={}, pods=(), now=datetime(2000, 1, 1, tzinfo=timezone.utc), table=table)
+    return [dict(manifest) for manifest in plan(world).desired]

@@ -211,6 +211,8 @@ def _analysis(plan: RolloutSpec | None, status: ModelDeploymentStatus, now: date
         return None
     spec = plan.analysis
     checks = f"failed checks {rollout.failed_checks} of {spec.failure_limit} tolerated"
+    if rollout.consecutive_errors:
+        checks += f"; query errors {rollout.consecutive_errors} in a row of {spec.consecutive_error_limit} tolerated"
     if not rollout.last_analysis_at:
         return f"  analysis  every {spec.interval}, from when the canary takes traffic; {checks}"
     due = parse_time(rollout.last_analysis_at) + timedelta(seconds=parse_duration(spec.interval))

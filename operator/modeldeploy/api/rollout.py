@@ -1,8 +1,9 @@
 """`spec.rollout`: how a new revision replaces the serving one."""
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import SpecModel
 from .durations import bounded_duration
@@ -15,6 +16,38 @@ AnalysisInterval = bounded_duration(1, 3600)
 MAX_STEPS = 20
 MAX_METRICS = 10
 MAX_QUERY_LENGTH = 4096
+
+# What a query may name as {{placeholder}} (spaces inside the braces allowed);
+# rollout.analysis binds exactly these.
+PLACEHOLDERS = ("canary.revision", "stable.revision", "namespace", "name")
+KNOWN_PLACEHOLDERS = ", ".join(f"{{{{{name}}}}}" for name in PLACEHOLDERS)
+# A query whose every "{{" opens a known placeholder. Written without escapes,
+# so it reads the same in Python, in the CRD's CEL rule and in YAML; CEL's
+# matches() is an unanchored search like re.search.
+_NAMES = "|".join(name.replace(".", "[.]") for name in PLACEHOLDERS)
+PLACEHOLDER_REGEX = f"^([^{{]|[{{][^{{]|[{{]$|[{{][{{] *({_NAMES}) *[}}][}}])*$"
+_KNOWN = re.compile(f"[{{][{{] *({_NAMES}) *[}}][}}]")
+
+
+def _placeholder_rule(field: str) -> dict[str, str]:
+    return {
+        "rule": f"!has(self.{field}) || self.{field}.matches('{PLACEHOLDER_REGEX}')",
+        "message": f"{field} may use only the placeholders {KNOWN_PLACEHOLDERS}",
+    }
+
+
+def check_placeholders(query: str | None) -> str | None:
+    """Refuse a {{placeholder}} that analysis would leave in the PromQL as written
+    (a misspelling would otherwise fail every query, forever). Accepts exactly
+    what PLACEHOLDER_REGEX accepts, and names the first offender."""
+    if query is None or re.search(PLACEHOLDER_REGEX, query):
+        return query
+    at = 0
+    while (at := query.find("{{", at)) >= 0 and (known := _KNOWN.match(query, at)):
+        at = known.end()
+    end = query.find("}}", at)
+    unknown = query[at : end + 2] if 0 <= end < at + 64 else query[at : at + 64]
+    raise FieldProblem((), f"unknown placeholder {unknown}; the known placeholders are {KNOWN_PLACEHOLDERS}")
 
 
 class PauseStep(SpecModel):
@@ -78,18 +111,26 @@ class MetricCheck(SpecModel):
                     "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
                     "message": "a metric's min must be <= its max",
                 },
+                _placeholder_rule("query"),
             ]
         }
     }
 
     name: DNS1123Label
-    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="PromQL returning one number.")
-    min: float | None = Field(None, description="Fail when the value is below this.")
-    max: float | None = Field(None, description="Fail when the value is above this.")
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_LENGTH,
+        description="PromQL returning one number. May use {{canary.revision}}, {{stable.revision}}, "
+        "{{namespace}} and {{name}}.",
+    )
+    min: float | None = Field(None, allow_inf_nan=False, description="Fail when the value is below this.")
+    max: float | None = Field(None, allow_inf_nan=False, description="Fail when the value is above this.")
     compare_to_stable: bool = Field(
         False,
         description="Compare the canary's value to the stable's (bounds apply to canary minus stable).",
     )
+
+    _placeholders = field_validator("query")(check_placeholders)
 
     @model_validator(mode="after")
     def _bounds(self) -> "MetricCheck":
@@ -114,6 +155,7 @@ class AnalysisSpec(SpecModel):
                     "rule": "!has(self.minSamples) || self.minSamples == 0 || has(self.samplesQuery)",
                     "message": "analysis.minSamples needs analysis.samplesQuery to count the samples",
                 },
+                _placeholder_rule("samplesQuery"),
             ]
         }
     }
@@ -126,10 +168,21 @@ class AnalysisSpec(SpecModel):
         le=1_000_000,
         description="Checks with fewer samples (samplesQuery) are Inconclusive, never a vacuous Pass.",
     )
-    samples_query: str | None = Field(None, max_length=MAX_QUERY_LENGTH)
+    samples_query: str | None = Field(
+        None, max_length=MAX_QUERY_LENGTH, description="PromQL counting the requests in the window (minSamples)."
+    )
     on_inconclusive: Literal["Pause", "Rollback", "Continue"] = "Pause"
+    consecutive_error_limit: int = Field(
+        4,
+        ge=0,
+        le=100,
+        description="Analysis rounds in a row with a failed query (Prometheus unreachable, several series) "
+        "tolerated; one more rolls back. A round without errors resets the count.",
+    )
     prometheus: PrometheusSpec | None = None
     metrics: list[MetricCheck] = Field(default_factory=list, max_length=MAX_METRICS)
+
+    _placeholders = field_validator("samples_query")(check_placeholders)
 
     @model_validator(mode="after")
     def _consistent(self) -> "AnalysisSpec":

@@ -4,10 +4,11 @@ Conditions follow kstatus (Ready, Reconciling, Stalled) so generic tools such as
 Argo CD, Flux and `kubectl wait` understand the resource without custom code.
 """
 
+import math
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import StatusModel
 
@@ -67,11 +68,18 @@ class Decision(StatusModel):
 
     time: str
     metric: str
-    value: float | None = None
+    value: float | None = Field(None, description="The value judged; absent when there was none or it was not finite.")
     bound: str | None = None
     samples: int | None = None
     verdict: Literal["Pass", "Fail", "Inconclusive"]
     action: str
+    message: str | None = Field(None, description="Why, in one line (e.g. the value was +Inf, the query failed).")
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        # JSON has no Infinity or NaN: one would make every status write fail.
+        return value if value is None or math.isfinite(value) else None
 
 
 class RolloutProgress(StatusModel):
@@ -88,6 +96,9 @@ class RolloutProgress(StatusModel):
     weight: int = Field(0, ge=0, le=100, description="Percent of traffic the rollout has set for the canary.")
     paused_reason: str | None = None
     failed_checks: int = 0
+    consecutive_errors: int = Field(
+        0, description="Analysis rounds in a row with a failed query (see analysis.consecutiveErrorLimit)."
+    )
     restarts_seen: int = Field(0, description="Canary container restarts counted so far (a rise is a failed check).")
     last_analysis_at: str | None = None
     not_ready_since: str | None = Field(None, description="Since when the canary has fewer ready pods than wanted.")

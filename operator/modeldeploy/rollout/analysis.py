@@ -6,9 +6,15 @@ The flow, with no I/O here:
     decide(replace(inputs, analysis=results))  # evaluates them, once
 
 A check with fewer samples than minSamples is Inconclusive, never a Pass
-(Flagger #1035: analysis passing vacuously at low traffic).
+(Flagger #1035: analysis passing vacuously at low traffic). Nor is a value
+that is not a number: +Inf or -Inf (histogram_quantile past its last bucket)
+fails a bound it lies beyond and is Inconclusive otherwise; NaN is no data.
+A query that fails (or gives no answer) is an error: Inconclusive, and counted
+by the machine against consecutiveErrorLimit.
 """
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +26,8 @@ from .inputs import AnalysisResults, Inputs, MetricResult
 from .state import RolloutState, Stage
 
 PASS, FAIL, INCONCLUSIVE = "Pass", "Fail", "Inconclusive"
+MAX_SAMPLES = 2**53  # what an int64 status field and every JSON reader hold exactly
+_PLACEHOLDER = re.compile(r"\{\{ *([^{} ]+) *\}\}")
 
 
 @dataclass(frozen=True)
@@ -40,15 +48,21 @@ class AnalysisPlan:
 class Verdict:
     metric: str
     verdict: str  # PASS | FAIL | INCONCLUSIVE
-    value: float | None
+    value: float | None  # always finite (None when there was none)
     bound: str
     samples: int | None
-    why: str  # one line, for pausedReason / the rollback message
+    reason: str  # one line, without the metric's name
+    error: bool = False  # a query failed or went unanswered (counts toward consecutiveErrorLimit)
+
+    @property
+    def why(self) -> str:
+        """One line, for pausedReason / the rollback message."""
+        return f"metric {self.metric}: {self.reason}"
 
     def record(self, now: datetime, action: str) -> DecisionRecord:
         return DecisionRecord(
-            time=format_time(now), metric=self.metric, value=self.value, bound=self.bound,
-            samples=self.samples, verdict=self.verdict, action=action,
+            time=format_time(now), metric=self.metric, value=_finite(self.value), bound=self.bound,
+            samples=self.samples, verdict=self.verdict, action=action, message=_clip(self.reason),
         )
 
 
@@ -105,49 +119,91 @@ def _bindings(inputs: Inputs, *, canary_revision: str) -> dict[str, str]:
 
 
 def render(query: str, bindings: dict[str, str]) -> str:
-    """Replace {{key}} (spaces inside the braces allowed) with its value."""
-    for key, value in bindings.items():
-        for spelling in (f"{{{{{key}}}}}", f"{{{{ {key} }}}}"):
-            query = query.replace(spelling, value)
-    return query
+    """Replace {{key}} (spaces inside the braces allowed) with its value. The
+    spec refuses unknown keys (api.rollout.check_placeholders)."""
+    return _PLACEHOLDER.sub(lambda match: bindings.get(match.group(1), match.group(0)), query)
 
 
 def evaluate(spec: AnalysisSpec, results: AnalysisResults) -> tuple[Verdict, ...]:
     """One verdict per configured metric; a metric without an answer is Inconclusive."""
     by_name = {r.metric: r for r in results.metrics}
-    samples = None if results.samples is None else int(results.samples)
-    return tuple(_judge(check, by_name.get(check.name), samples, results, spec.min_samples) for check in spec.metrics)
+    samples, samples_problem = _count(results)
+    return tuple(
+        _judge(check, by_name.get(check.name), samples, samples_problem, spec.min_samples) for check in spec.metrics
+    )
+
+
+def _count(results: AnalysisResults) -> tuple[int | None, str | None]:
+    """samplesQuery's answer as a count, or what is wrong with it."""
+    if results.samples_error:
+        return None, f"samples query failed: {results.samples_error}"
+    if results.samples is None:
+        return None, None
+    if not math.isfinite(results.samples):
+        return None, f"samplesQuery returned {_number(results.samples)}, not a count of requests"
+    return min(int(results.samples), MAX_SAMPLES), None
 
 
 def _judge(
-    check: MetricCheck, result: MetricResult | None, samples: int | None, results: AnalysisResults, min_samples: int
+    check: MetricCheck, result: MetricResult | None, samples: int | None, samples_problem: str | None, min_samples: int
 ) -> Verdict:
     bound = describe_bound(check)
 
-    def verdict(kind: str, value: float | None, why: str) -> Verdict:
-        return Verdict(check.name, kind, value, bound, samples, f"metric {check.name}: {why}")
+    def verdict(kind: str, value: float | None, why: str, error: bool = False) -> Verdict:
+        return Verdict(check.name, kind, _finite(value), bound, samples, why, error)
 
     if result is None:
-        return verdict(INCONCLUSIVE, None, "no result")
+        return verdict(INCONCLUSIVE, None, "no answer to the query", error=True)
     if result.error:
-        return verdict(INCONCLUSIVE, None, f"query failed: {result.error}")
+        return verdict(INCONCLUSIVE, None, f"query failed: {result.error}", error=True)
     if min_samples:
-        if results.samples_error:
-            return verdict(INCONCLUSIVE, result.value, f"samples query failed: {results.samples_error}")
+        if samples_problem:
+            return verdict(INCONCLUSIVE, result.value, samples_problem, error=True)
         if samples is None or samples < min_samples:
             return verdict(INCONCLUSIVE, result.value, f"{samples or 0} samples < minSamples {min_samples}")
     if result.value is None:
         return verdict(INCONCLUSIVE, None, "the query returned no data")
-    measured = result.value
+    if math.isnan(result.value):
+        return verdict(INCONCLUSIVE, None, "the query returned NaN (no data)")
+    measured, subject = result.value, f"the value is {_number(result.value)}"
     if check.compare_to_stable:
-        if result.stable_value is None:
+        stable = result.stable_value
+        if stable is None or math.isnan(stable):
             return verdict(INCONCLUSIVE, result.value, "no stable value to compare with")
-        measured = result.value - result.stable_value
-    if check.min is not None and measured < check.min:
+        measured = result.value - stable
+        subject = f"canary {_number(result.value)} - stable {_number(stable)} is {_number(measured)}"
+        if math.isnan(measured):  # +Inf - +Inf: both off the scale, neither is worse
+            return verdict(
+                INCONCLUSIVE, None, f"canary and stable are both {_number(stable)}; they cannot be compared"
+            )
+    below = check.min is not None and measured < check.min
+    above = check.max is not None and measured > check.max
+    if math.isinf(measured):
+        if below or above:
+            return verdict(FAIL, None, f"{subject}, {'below' if below else 'above'} {bound}")
+        return verdict(INCONCLUSIVE, None, f"{subject}: not a number to judge {bound} by, never a Pass")
+    if below:
         return verdict(FAIL, measured, f"{measured:g} is below {bound}")
-    if check.max is not None and measured > check.max:
+    if above:
         return verdict(FAIL, measured, f"{measured:g} is above {bound}")
     return verdict(PASS, measured, f"{measured:g} within {bound}")
+
+
+def _number(value: float) -> str:
+    """A value as Prometheus spells it (+Inf, -Inf, NaN)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:g}"
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _clip(text: str, limit: int = 512) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe_bound(check: MetricCheck) -> str:

@@ -228,13 +228,16 @@ def _pause(ctx: _Context, state: RolloutState, step: Step) -> tuple[RolloutState
 
 
 def _analyse(ctx: _Context, state: RolloutState) -> tuple[RolloutState, str | None]:
-    """Judge one round of metric results: count failures, apply onInconclusive."""
+    """Judge one round of metric results: count failures and rounds with query
+    errors in a row, apply onInconclusive."""
     inputs = ctx.inputs
     spec = analysis_spec(inputs)
     verdicts = evaluate(spec, inputs.analysis)
     failed = [v for v in verdicts if v.verdict == FAIL]
     unsure = [v for v in verdicts if v.verdict == INCONCLUSIVE]
-    state = replace(state, last_analysis_at=inputs.now)
+    errored = [v for v in verdicts if v.error]
+    errors = state.consecutive_errors + 1 if errored else 0  # a round without errors resets the count
+    state = replace(state, last_analysis_at=inputs.now, consecutive_errors=errors)
     failure = None
     paused = state.paused_reason if not _paused_by_analysis(state) else None
     if failed:
@@ -246,12 +249,19 @@ def _analyse(ctx: _Context, state: RolloutState) -> tuple[RolloutState, str | No
             failure = f"{failed[0].why} (failed checks {count} > failureLimit {spec.failure_limit})"
     elif unsure:
         action = spec.on_inconclusive
+        why = (errored or unsure)[0].why
+        if errored:
+            why += f" (analysis errors {errors} in a row; consecutiveErrorLimit {spec.consecutive_error_limit})"
         if action == "Rollback":
-            failure = f"{INCONCLUSIVE_PAUSE}: {unsure[0].why} (onInconclusive: Rollback)"
+            failure = f"{INCONCLUSIVE_PAUSE}: {why} (onInconclusive: Rollback)"
         elif action == "Pause":
-            paused = f"{INCONCLUSIVE_PAUSE}: {unsure[0].why}"
+            paused = f"{INCONCLUSIVE_PAUSE}: {why}"
     else:
         action = "Continue"
+    if failure is None and errors > spec.consecutive_error_limit:
+        action = "Rollback"
+        limit = spec.consecutive_error_limit
+        failure = f"{errored[0].why} (analysis errors {errors} in a row > consecutiveErrorLimit {limit})"
     records = [v.record(inputs.now, action) for v in verdicts]
     return replace(state, paused_reason=paused, decisions=state.with_decisions(*records)), failure
 

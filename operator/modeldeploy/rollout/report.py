@@ -67,6 +67,7 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         weight=state.weight,
         paused_reason=state.paused_reason,
         failed_checks=state.failed_checks,
+        consecutive_errors=state.consecutive_errors,
         restarts_seen=state.restarts_seen,
         last_analysis_at=_time(state.last_analysis_at),
         not_ready_since=_time(state.not_ready_since),

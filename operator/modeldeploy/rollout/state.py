@@ -2,7 +2,8 @@
 
 Everything the machine needs to resume after an operator restart lives here
 (and so in status): the stage, the step and when it started, the weight set,
-failed checks, the analysis clock, the stable snapshot and the last rollback.
+failed checks, analysis errors in a row, the analysis clock, the stable
+snapshot and the last rollback.
 """
 
 from collections.abc import Mapping
@@ -58,6 +59,7 @@ class RolloutState:
     step_started_at: datetime | None = None
     weight: int = 0  # canary percent the rollout has set
     failed_checks: int = 0
+    consecutive_errors: int = 0  # analysis rounds in a row with a failed query
     paused_reason: str | None = None
     restarts_seen: int = 0
     last_analysis_at: datetime | None = None  # None: the canary has not taken traffic yet
@@ -100,6 +102,7 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         step_started_at=_time(progress.step_started_at),
         weight=progress.weight if stage in ACTIVE else 0,
         failed_checks=progress.failed_checks,
+        consecutive_errors=progress.consecutive_errors,
         paused_reason=progress.paused_reason,
         restarts_seen=progress.restarts_seen,
         last_analysis_at=_time(progress.last_analysis_at),

@@ -57,7 +57,7 @@ def request(cluster: clikube.Cluster, namespace: str, name: str, action: str, ou
         planned = plan_request(md, action)
         waiting = pending(md)
         patch = {"metadata": {"resourceVersion": md["metadata"]["resourceVersion"],
-                              "annotations": {planned.annotation: format_time(utcnow())}}}
+                              "annotations": {planned.annotation: planned.value}}}
         try:
             clikube.merge_patch(cluster, namespace, name, patch)
         except clikube.Conflict:

@@ -21,6 +21,9 @@ ANNOTATIONS = {PROMOTE_ACTION: PROMOTE, ABORT_ACTION: ABORT}
 @dataclass(frozen=True)
 class Request:
     annotation: str
+    # The annotation's value: the canary revision judged here, so the
+    # operator acts only on that canary, never on one that replaced it.
+    value: str
     announcement: str  # printed once the annotation is set
 
 
@@ -31,7 +34,8 @@ def plan_request(md: Mapping[str, Any], action: str) -> Request:
     status = md.get("status") or {}
     rollout = status.get("rollout") or {}
     stage = rollout.get("stage") or "Stable"
-    canary = f"{rollout.get('modelVersion') or '?'} (revision {rollout.get('revision') or '?'})"
+    revision = rollout.get("revision") or ""
+    canary = f"{rollout.get('modelVersion') or '?'} (revision {revision or '?'})"
     stable = (status.get("stable") or {}).get("modelVersion") or "?"
 
     generation, observed = meta.get("generation"), status.get("observedGeneration")
@@ -50,10 +54,10 @@ def plan_request(md: Mapping[str, Any], action: str) -> Request:
             raise CliError(FAILED, f"nothing to promote: {name} is already promoting {canary}")
         remaining = max(int(rollout.get("totalSteps") or 0) - int(rollout.get("step") or 0), 0)
         skip = f"skip the remaining {remaining} step{'s' if remaining != 1 else ''} and " if remaining else ""
-        return Request(PROMOTE, f"promote requested: {name} will {skip}promote {canary}, replacing stable {stable}")
+        return Request(PROMOTE, revision, f"promote requested: {name} will {skip}promote {canary}, replacing stable {stable}")
 
     doing = "stop promoting" if stage == "Promoting" else "roll back"
-    return Request(ABORT, f"abort requested: {name} will {doing} {canary} and send all traffic to stable {stable}")
+    return Request(ABORT, revision, f"abort requested: {name} will {doing} {canary} and send all traffic to stable {stable}")
 
 
 def pending(md: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,7 @@ def refusal(doc, action) -> str:
 def test_promote_says_how_many_steps_it_skips_and_what_it_promotes():
     planned = plan_request(md(step=1, total=4), "promote")
     assert planned.annotation == "modeldeploy.io/promote"
+    assert planned.value == "9ab1c2d3e4"  # the canary judged here, never one that replaced it
     assert planned.announcement == ("promote requested: fraud will skip the remaining 3 steps and promote "
                                     "v8 (revision 9ab1c2d3e4), replacing stable v7")
     assert "the remaining 1 step and" in plan_request(md(step=3, total=4), "promote").announcement
@@ -45,6 +46,7 @@ def test_promote_says_how_many_steps_it_skips_and_what_it_promotes():
 def test_abort_says_it_rolls_back_to_stable():
     planned = plan_request(md(), "abort")
     assert planned.annotation == "modeldeploy.io/abort"
+    assert planned.value == "9ab1c2d3e4"
     assert planned.announcement == ("abort requested: fraud will roll back v8 (revision 9ab1c2d3e4) and send "
                                     "all traffic to stable v7")
     assert "will stop promoting v8" in plan_request(md(stage="Promoting"), "abort").announcement

@@ -29,13 +29,11 @@ def canary_pods(inputs: Inputs, state: RolloutState) -> list[PodSummary]:
 
 
 def canary_ready_replicas(inputs: Inputs, state: RolloutState) -> int:
-    """Ready pods of the canary Deployment, counted only once it runs the canary's revision."""
-    canary = inputs.observed.canary
-    if canary is None or state.canary is None or canary.revision != state.canary.revision:
-        return 0
-    if canary.observed_generation < canary.generation:
-        return min(canary.ready_replicas, canary.updated_replicas)  # only pods already on this template
-    return canary.ready_replicas
+    """Ready pods of the canary's revision, counted pod by pod (issue 9,
+    defect 6): while the canary Deployment replaces a superseded canary's
+    pods, the Deployment's readyReplicas still counts the old ones, and
+    weight must never go to them."""
+    return len([pod for pod in canary_pods(inputs, state) if pod.ready])
 
 
 def run_builtin_checks(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:

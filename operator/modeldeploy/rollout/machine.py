@@ -5,9 +5,10 @@ return (Argo Rollouts' reconcile style), never one long walk through the whole
 machine. In order:
 
     first revision         -> straight to stable
-    no canary possible     -> Recreate, or nothing to protect (0 replicas)
+    Recreate               -> the new revision replaces stable at once
     spec back to stable    -> clear a rollback, or abort the canary in flight
     still the rolled-back revision -> stay rolled back, retry nothing
+    scaled to 0 replicas   -> hold: nothing serves, nothing is promoted
     new revision           -> (abort the one in flight and) start a canary
     promoting              -> stable takes the canary's pods, then traffic returns
     canary                 -> abort? checks, analysis, promote? steps
@@ -19,13 +20,14 @@ from datetime import timedelta
 from ..api.durations import parse_duration
 from ..api.rollout import Step
 from ..api.status import HistoryEntry
+from ..conditions import CRASH_LOOP_WAITING_REASON
 from ..status.observed import ObservedDeployment
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
-from .annotations import ABORT, PROMOTE, present
+from .annotations import ABORT, PROMOTE, Requests, read_requests
 from .checks import canary_ready_replicas, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
 from .inputs import Inputs
@@ -49,7 +51,7 @@ class _Context:
     provider: TrafficProvider
     steps: tuple[Step, ...]
     base: int  # replicas a weight is a share of
-    requests: tuple[str, ...]  # promote/abort annotations present (all consumed)
+    requests: Requests  # promote/abort annotations: all consumed, some granted
 
 
 def decide(inputs: Inputs) -> Decision:
@@ -58,13 +60,14 @@ def decide(inputs: Inputs) -> Decision:
         provider=provider_for(inputs.spec),
         steps=tuple(inputs.spec.rollout.steps),
         base=base_replicas(inputs.spec, inputs.observed.stable),
-        requests=present(inputs.annotations),
+        requests=read_requests(inputs.annotations, _in_flight(inputs.state)),
     )
     return (
         _first_revision(ctx)
-        or _without_canary(ctx)
+        or _recreate(ctx)
         or _back_to_stable(ctx)
         or _still_rolled_back(ctx)
+        or _scaled_to_zero(ctx)
         or _new_revision(ctx)
         or _promoting(ctx, ctx.inputs.state)
         or _canary(ctx, ctx.inputs.state)
@@ -80,13 +83,11 @@ def _first_revision(ctx: _Context) -> Decision | None:
     return _steady(ctx, RolloutState(stable=_desired_as_stable(ctx)))
 
 
-def _without_canary(ctx: _Context) -> Decision | None:
-    """Recreate, or 0 replicas (nothing serves, so nothing to protect): the new
-    revision becomes stable at once, aborting any canary in flight."""
+def _recreate(ctx: _Context) -> Decision | None:
+    """Recreate (asked for: downtime accepted): the new revision becomes
+    stable at once, aborting any canary in flight."""
     inputs, state = ctx.inputs, ctx.inputs.state
-    if inputs.revision == state.stable.revision:
-        return None
-    if inputs.spec.rollout.strategy != "Recreate" and ctx.base > 0:
+    if inputs.revision == state.stable.revision or inputs.spec.rollout.strategy != "Recreate":
         return None
     history, events = _aborted(ctx, state, "the new revision replaces stable directly")
     return _steady(ctx, RolloutState(stable=_desired_as_stable(ctx), decisions=state.decisions), events, history)
@@ -111,6 +112,29 @@ def _still_rolled_back(ctx: _Context) -> Decision | None:
     return _rolled_back_decision(ctx, state)
 
 
+def _scaled_to_zero(ctx: _Context) -> Decision | None:
+    """replicas: 0 while the spec names a revision other than stable's.
+
+    Nothing serves, but nothing is promoted either (issue 9, defect 2): the
+    stable snapshot stays, so scaling up again does not serve an untried or a
+    rolled-back revision. A canary of this revision in flight is held at
+    step 0 with no weight and no pods, and walks its steps again when scaled
+    up; one of another revision is aborted (the new one starts when scaled up).
+    """
+    inputs, state = ctx.inputs, ctx.inputs.state
+    if ctx.base > 0:
+        return None
+    if state.stage in ACTIVE and state.canary is not None and state.canary.revision == inputs.revision:
+        held = replace(state, stage=Stage.CANARY, step=0, weight=0, step_started_at=inputs.now,
+                       paused_reason=None, not_ready_since=None, last_analysis_at=None)
+        return _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
+                         requeue=None)
+    history, events = _aborted(ctx, state, "scaled to 0 replicas")
+    idle = RolloutState(stable=state.stable, decisions=state.decisions)
+    return _decision(ctx, idle, stable_spec=_stable_spec(ctx, idle), canary=None, weights=ALL_STABLE,
+                     requeue=None, events=events, history=history)
+
+
 def _new_revision(ctx: _Context) -> Decision | None:
     """A revision that is neither stable nor the one in flight: a fresh canary
     from stable, analysis reset (a running one is aborted first)."""
@@ -132,6 +156,8 @@ def _new_revision(ctx: _Context) -> Decision | None:
         f"trying out {spec.model.version} (revision {inputs.revision}) as a canary; "
         f"stable {state.stable.model_version} (revision {state.stable.revision}) keeps serving",
     )
+    # A bare "true" request seen in this pass was aimed at what came before.
+    ctx = replace(ctx, requests=read_requests(inputs.annotations, inputs.revision, new_revision=True))
     return _prepend(_canary(ctx, fresh), (*events, started), history)
 
 
@@ -144,6 +170,9 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     inputs = ctx.inputs
     if ABORT in ctx.requests:
         return _rollback(ctx, state, f"aborted by the {ABORT} annotation")
+    problem = _promotion_problem(ctx, state)
+    if problem is not None:
+        return _rollback(ctx, state, problem)
     if not _settled(inputs.observed.stable, inputs.revision, inputs.spec.fixed_replicas):
         return _active_decision(ctx, state, stable_spec=inputs.spec, requeue=POLL_SECONDS)
     # Keep the canary at the size it serves with (the weight may already read 0
@@ -154,6 +183,31 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     if ctx.provider.weighted and inputs.weights != ALL_STABLE:
         return _active_decision(ctx, state, stable_spec=inputs.spec, canary=still_serving, requeue=POLL_SECONDS)
     return _promoted(ctx, state)
+
+
+def _promotion_problem(ctx: _Context, state: RolloutState) -> str | None:
+    """Promotion is checked like the canary was (issue 9, defect 7): a pod of
+    the promoted revision crash-looping in either role, or the stable
+    Deployment not taking the revision within progressDeadlineSeconds of the
+    promotion's start, rolls back instead of promoting forever."""
+    inputs = ctx.inputs
+    revision = state.canary.revision if state.canary else inputs.revision
+    for pod in inputs.observed.pods:
+        if pod.revision != revision:
+            continue
+        for waiting in pod.waiting:
+            if waiting.reason == CRASH_LOOP_WAITING_REASON:
+                return (f"while promoting, {pod.role} pod {pod.name} container {waiting.container} is "
+                        f"crash-looping ({pod.restart_count} restarts)")
+    deadline = inputs.spec.rollout.progress_deadline_seconds
+    started = state.step_started_at or inputs.now
+    if inputs.now - started > timedelta(seconds=deadline):
+        stable = inputs.observed.stable
+        ready = stable.ready_replicas if stable is not None and stable.revision == revision else 0
+        wanted = inputs.spec.fixed_replicas if inputs.spec.fixed_replicas is not None else ctx.base
+        return (f"promotion not complete within {deadline}s (spec.rollout.progressDeadlineSeconds): "
+                f"{ready}/{wanted} stable pods of revision {revision} ready")
+    return None
 
 
 def _canary(ctx: _Context, state: RolloutState) -> Decision:
@@ -341,8 +395,8 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         stable_replicas=ctx.inputs.spec.fixed_replicas,
         canary_replicas=canary,
         weights=weights,
-        remove_annotations=ctx.requests,
-        events=tuple(events),
+        remove_annotations=ctx.requests.present,
+        events=(*events, *_refusals(ctx.requests)),
         report=report,
         state=state,
         requeue_after=requeue,
@@ -355,6 +409,15 @@ def _prepend(decision: Decision, events, history) -> Decision:
 
 
 # -- small facts ----------------------------------------------------------------
+
+
+def _in_flight(state: RolloutState) -> str | None:
+    """The canary revision requests may target: only one in flight."""
+    return state.canary.revision if state.stage in ACTIVE and state.canary is not None else None
+
+
+def _refusals(requests: Requests) -> tuple[Event, ...]:
+    return tuple(Event(WARNING, "RequestIgnored", f"{key} ignored: {why}") for key, why in requests.refused)
 
 
 def _desired_as_stable(ctx: _Context) -> StableRevision:

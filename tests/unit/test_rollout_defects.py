@@ -1,0 +1,190 @@
+"""Issue 9's confirmed defects of the rollout machine, one named regression
+test each (each failed before its fix). Driven through the simulated world of
+support/rollout_world.py: every pass starts from the stored status only."""
+
+from modeldeploy.builders import compute_revision
+from modeldeploy.rollout import ABORT, PROMOTE
+from modeldeploy.traffic import ALL_STABLE
+from support.rollout_world import TABLE, settled_world, spec_for
+
+STEPS = {"steps": [{"setWeight": 25}, {"pause": {"duration": "10s"}}, {"setWeight": 50}]}
+
+
+def v(version, replicas=4, **extra):
+    return spec_for(version, replicas=replicas, rollout=STEPS, **extra)
+
+
+def run(world, passes=1, seconds=0, ready=True):
+    for _ in range(passes):
+        world.reconcile()
+        if ready:
+            world.pods_ready()
+        world.later(seconds)
+    return world
+
+
+def reasons(decision):
+    return [event.reason for event in decision.events]
+
+
+# -- defect 2: replicas 0 ---------------------------------------------------------------
+
+
+def test_defect2_scaling_to_zero_promotes_nothing():
+    world = settled_world(v("v7"))
+    stable = world.status["stable"]["revision"]
+    world.change(v("v8", replicas=0))
+    decision = world.reconcile()
+    assert world.status["stable"]["revision"] == stable, "replicas: 0 must not make v8 stable"
+    assert world.status["stable"]["spec"]["model"]["version"] == "v7"
+    assert decision.stable_replicas == 0 and decision.canary_replicas is None
+    assert compute_revision(decision.stable_spec, TABLE) == stable
+    # Scaled back up, v8 goes through its canary like any other new revision.
+    world.change(v("v8", replicas=4))
+    assert "CanaryStarted" in reasons(world.reconcile())
+    assert world.phase == "Canary"
+
+
+def test_defect2_a_rolled_back_revision_stays_rolled_back_through_zero_replicas():
+    world = settled_world(v("v7"))
+    stable = world.status["stable"]["revision"]
+    world.change(v("v8"))
+    run(world, 2)
+    world.annotations[ABORT] = "true"
+    world.reconcile()
+    assert world.rollout["stage"] == "RolledBack"
+    world.change(v("v8", replicas=0))
+    world.reconcile()
+    world.change(v("v8", replicas=4))
+    run(world, 3)
+    assert world.status["stable"]["revision"] == stable
+    assert world.rollout["stage"] == "RolledBack" and world.canary is None
+
+
+def test_defect2_a_canary_in_flight_is_held_at_zero_and_walks_its_steps_again():
+    world = settled_world(v("v7"))
+    stable = world.status["stable"]["revision"]
+    world.change(v("v8"))
+    run(world, 3, seconds=11)
+    assert world.rollout["weight"] > 0
+    world.change(v("v8", replicas=0))
+    decision = world.reconcile()
+    assert decision.weights == ALL_STABLE and decision.canary_replicas is None
+    assert world.status["stable"]["revision"] == stable and world.rollout["stage"] == "Canary"
+    assert world.rollout["step"] == 0 and world.rollout["weight"] == 0
+    world.change(v("v8", replicas=4))
+    world.reconcile()
+    assert world.rollout["weight"] == 0, "no weight before its canary pods are ready again"
+
+
+# -- defect 9: what a promote/abort annotation targets ----------------------------------
+
+
+def in_flight():
+    world = settled_world(v("v7"))
+    world.change(v("v8"))
+    run(world, 2)
+    assert world.phase == "Canary"
+    return world
+
+
+def test_defect9_promote_false_does_not_promote():
+    world = in_flight()
+    world.annotations[PROMOTE] = "false"
+    decision = world.reconcile()
+    assert world.phase == "Canary"
+    assert PROMOTE in decision.remove_annotations, "consumed all the same"
+    [ignored] = [e for e in decision.events if e.reason == "RequestIgnored"]
+    assert "'false'" in ignored.message
+
+
+def test_defect9_a_request_naming_the_canary_revision_acts_on_it():
+    world = in_flight()
+    world.annotations[PROMOTE] = world.revision
+    world.reconcile()
+    assert world.phase == "Promoting"
+
+
+def test_defect9_a_request_naming_a_superseded_canary_is_refused():
+    world = in_flight()
+    old_canary = world.revision
+    world.change(v("v9"))
+    world.reconcile()
+    world.annotations[ABORT] = old_canary
+    decision = world.reconcile()
+    assert world.phase == "Canary" and world.status["canary"]["revision"] == world.revision
+    assert any(e.reason == "RequestIgnored" and old_canary in e.message for e in decision.events)
+
+
+def test_defect9_a_bare_request_arriving_with_a_new_revision_is_dropped_with_an_event():
+    world = in_flight()
+    world.change(v("v9"))
+    world.annotations[PROMOTE] = "true"
+    decision = world.reconcile()
+    assert world.phase == "Canary", "the promote was meant for v8, not for v9 it has not seen"
+    assert "CanaryStarted" in reasons(decision)
+    [ignored] = [e for e in decision.events if e.reason == "RequestIgnored"]
+    assert "new revision" in ignored.message and PROMOTE in decision.remove_annotations
+
+
+# -- defect 6: ready pods are counted by revision -------------------------------------
+
+
+def test_defect6_pods_of_a_superseded_canary_never_earn_the_new_canary_weight():
+    world = in_flight()
+    assert world.canary.ready >= 1
+    world.change(v("v9"))
+    # The canary Deployment is re-templated, but its old (v8) pods are still
+    # there and ready, as during a rolling update: the Deployment counts them.
+    world.canary.revision = world.revision  # the Deployment's template (and label) is v9's
+    old_pods = world.canary.pods
+    world.canary.pods = lambda role: [p.__class__(**{**p.__dict__, "revision": "superseded"}) for p in old_pods(role)]
+    for _ in range(3):
+        decision = world.reconcile()
+        assert decision.weights == ALL_STABLE, "weight went to the aborted revision's pods"
+
+
+def test_defect6_with_no_steps_a_never_ready_revision_is_not_promoted():
+    world = settled_world(spec_for("v7", replicas=2, rollout={"steps": []}))
+    world.change(spec_for("v8", replicas=2, rollout={"steps": []}))
+    world.reconcile()
+    world.canary.ready = world.canary.replicas  # the Deployment says ready...
+    world.canary.pods = lambda role: []  # ...but no pod of the revision is
+    world.reconcile()
+    assert world.phase == "Canary"
+
+
+# -- defect 7: promotion has checks and a deadline --------------------------------------
+
+
+def promoting():
+    world = settled_world(v("v7"))
+    world.change(v("v8"))
+    for _ in range(10):
+        world.reconcile()
+        if world.phase == "Promoting":
+            return world  # the new stable pods are not ready yet
+        world.pods_ready()
+        world.later(11)
+    raise AssertionError(world.rollout)
+
+
+def test_defect7_a_promoted_revision_that_crashes_rolls_back():
+    world = promoting()
+    stable = world.status["stable"]["revision"]
+    world.stable.crashing, world.stable.restarts = True, 4
+    world.reconcile()
+    assert world.rollout["stage"] == "RolledBack" and "while promoting" in world.rollout["message"]
+    assert world.status["stable"]["revision"] == stable
+    assert world.results()[-1] == "RolledBack"
+
+
+def test_defect7_a_promotion_that_never_completes_rolls_back_at_the_deadline():
+    world = promoting()
+    world.later(599)
+    world.reconcile()
+    assert world.phase == "Promoting"
+    world.later(2)
+    world.reconcile()
+    assert world.rollout["stage"] == "RolledBack"
+    assert "promotion not complete within 600s" in world.rollout["message"]

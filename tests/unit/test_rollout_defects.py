@@ -188,3 +188,39 @@ def test_defect7_a_promotion_that_never_completes_rolls_back_at_the_deadline():
     world.reconcile()
     assert world.rollout["stage"] == "RolledBack"
     assert "promotion not complete within 600s" in world.rollout["message"]
+
+
+# -- defect 13: the replicas provider and whole pods ------------------------------------
+
+
+def test_defect13_no_canary_pod_takes_client_traffic_before_the_first_set_weight():
+    steps = {"steps": [{"pause": {"duration": "30s"}}, {"setWeight": 20}]}
+    world = settled_world(spec_for("v7", replicas=4, rollout=steps))
+    world.change(spec_for("v8", replicas=4, rollout=steps))
+    decision = world.reconcile()
+    assert world.phase == "Canary" and decision.canary_replicas == 0
+    world.pods_ready()
+    world.later(29)
+    assert world.reconcile().canary_replicas == 0
+    world.later(2)
+    assert world.reconcile().canary_replicas == 1  # the first setWeight: one of five pods is 20%
+
+
+def test_defect13_a_weight_whole_pods_cannot_give_is_rounded_and_the_status_says_so():
+    steps = {"steps": [{"setWeight": 1}, {"pause": {}}]}
+    world = settled_world(spec_for("v7", replicas=4, rollout=steps))
+    world.change(spec_for("v8", replicas=4, rollout=steps))
+    run(world, 3)
+    assert world.rollout["weight"] == 1
+    assert world.status["traffic"]["canary"] == 20, "what the Service really sends: 1 pod of 5"
+    assert "setWeight 1 rounds to 20%" in world.status["message"]
+
+
+def test_defect13_replicas_provider_sizes_the_canary_for_the_share_it_should_take():
+    from modeldeploy.rollout.sizing import canary_replicas, split_weight
+
+    for base, weight, pods in [(4, 0, 0), (4, 20, 1), (4, 25, 1), (4, 50, 4), (4, 100, 4), (10, 10, 1),
+                               (10, 33, 5), (3, 1, 1)]:
+        assert canary_replicas(base, weight, weighted=False) == pods, (base, weight)
+    assert split_weight(4, 1) == 20 and split_weight(10, 5) == 33
+    assert canary_replicas(4, 0) == 1, "weighted providers keep one pod warm at 0%: it is checked before traffic"

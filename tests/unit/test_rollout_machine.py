@@ -93,14 +93,15 @@ def test_default_steps_move_weight_only_as_pods_get_ready_then_promote():
     assert world.reconcile().weights == Weights(80, 20)  # pause of 60s not over
     world.later(1)
     at_50 = world.reconcile()
-    assert at_50.canary_replicas == 2 and at_50.weights == Weights(80, 20)  # scaled up first
+    # With the replicas provider, 4 canary pods next to 4 stable take 50%: scaled up first.
+    assert at_50.canary_replicas == 4 and at_50.weights == Weights(80, 20)
     world.pods_ready()
     assert world.reconcile().weights == Weights(50, 50)
     world.later(60)
     promoting = world.reconcile()
     assert world.phase == "Promoting" and [e.reason for e in promoting.events] == ["Promoting"]
     assert compute_revision(promoting.stable_spec, TABLE) == world.revision
-    assert promoting.weights == Weights(50, 50) and promoting.canary_replicas == 2  # canary serves meanwhile
+    assert promoting.weights == Weights(50, 50) and promoting.canary_replicas == 4  # canary serves meanwhile
 
     world.reconcile()  # new stable not ready yet: traffic stays, canary stays
     assert world.canary is not None

@@ -230,7 +230,7 @@ def _canary(ctx: _Context, state: RolloutState) -> Decision:
         return _start_promotion(ctx, state)
     if not awaiting_analysis:  # no step passes on an analysis that has not run
         state = _advance_steps(ctx, state)
-    if state.step >= len(ctx.steps) and _canary_ready_for(ctx, state, state.weight):
+    if state.step >= len(ctx.steps) and canary_ready_replicas(inputs, state) >= _wanted_canary_pods(ctx, state):
         return _start_promotion(ctx, state)
     return _active_decision(ctx, state, requeue=_canary_requeue(ctx, state, awaiting_analysis))
 
@@ -381,14 +381,14 @@ def _active_decision(
         ctx,
         state,
         stable_spec=stable_spec or _stable_spec(ctx, state),
-        canary=canary or _wanted_canary_pods(ctx, state),
+        canary=canary if canary is not None else _wanted_canary_pods(ctx, state),
         weights=Weights.to_canary(state.weight),
         requeue=requeue,
     )
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
-    report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights,
+    report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           total_steps=len(ctx.steps), history=tuple(history))
     return Decision(
         stable_spec=stable_spec,
@@ -438,11 +438,15 @@ def _target_weight(ctx: _Context, state: RolloutState) -> int:
 
 
 def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
-    return canary_replicas(ctx.base, _target_weight(ctx, state))
+    wanted = canary_replicas(ctx.base, _target_weight(ctx, state), weighted=ctx.provider.weighted)
+    if state.step >= len(ctx.steps):
+        return max(1, wanted)  # every step passed: promotion needs a proven canary pod
+    return wanted
 
 
 def _canary_ready_for(ctx: _Context, state: RolloutState, weight: int) -> bool:
-    return canary_ready_replicas(ctx.inputs, state) >= canary_replicas(ctx.base, weight)
+    return canary_ready_replicas(ctx.inputs, state) >= canary_replicas(ctx.base, weight,
+                                                                       weighted=ctx.provider.weighted)
 
 
 def _settled(stable: ObservedDeployment | None, revision: str, fixed: int | None) -> bool:

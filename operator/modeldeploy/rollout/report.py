@@ -8,6 +8,7 @@ from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
 from .inputs import Inputs
+from .sizing import canary_replicas, split_weight
 from .state import ACTIVE, RolloutState, Stage
 
 
@@ -18,6 +19,7 @@ def build_report(
     provider: TrafficProvider,
     weights: Weights,
     total_steps: int,
+    base: int = 0,
     history: tuple[HistoryEntry, ...] = (),
 ) -> RolloutReport:
     return RolloutReport(
@@ -26,7 +28,7 @@ def build_report(
         traffic=traffic_status(inputs.weights, weights, provider),
         progress=_progress(state, total_steps),
         history=history,
-        health=_health(state, total_steps),
+        health=_health(state, total_steps, _rounding(state, provider, base)),
     )
 
 
@@ -76,7 +78,19 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
     )
 
 
-def _health(state: RolloutState, total_steps: int) -> Health | None:
+def _rounding(state: RolloutState, provider: TrafficProvider, base: int) -> str:
+    """What the replicas provider makes of the weight: whole pods only."""
+    if provider.weighted or state.stage != Stage.CANARY or state.weight == 0:
+        return ""
+    pods = canary_replicas(base, state.weight, weighted=False)
+    achieved = split_weight(base, pods)
+    if achieved == state.weight:
+        return ""
+    return (f" (setWeight {state.weight} rounds to {achieved}%: the replicas provider splits by whole pods, "
+            f"{pods} canary next to {base} stable)")
+
+
+def _health(state: RolloutState, total_steps: int, rounding: str = "") -> Health | None:
     canary, stable = state.canary, state.stable
     if canary is None or stable is None or state.stage == Stage.STABLE:
         return None  # the steady state: assess() judges the stable revision
@@ -93,7 +107,8 @@ def _health(state: RolloutState, total_steps: int) -> Health | None:
     where = f"step {min(state.step + 1, total_steps)}/{total_steps}" if total_steps else "no steps"
     paused = f"; paused: {state.paused_reason}" if state.paused_reason else ""
     return converging(
-        c.CANARY_IN_PROGRESS, f"canary {tried} takes {state.weight}% of traffic ({where}){paused}; stable serves {serving}"
+        c.CANARY_IN_PROGRESS,
+        f"canary {tried} takes {state.weight}% of traffic{rounding} ({where}){paused}; stable serves {serving}"
     )
 
 

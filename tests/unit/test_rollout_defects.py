@@ -224,3 +224,31 @@ def test_defect13_replicas_provider_sizes_the_canary_for_the_share_it_should_tak
         assert canary_replicas(base, weight, weighted=False) == pods, (base, weight)
     assert split_weight(4, 1) == 20 and split_weight(10, 5) == 33
     assert canary_replicas(4, 0) == 1, "weighted providers keep one pod warm at 0%: it is checked before traffic"
+
+
+# -- defect 4: an HPA and a canary ------------------------------------------------------
+
+
+def autoscaled(version):
+    return spec_for(version, autoscaling={"minReplicas": 2, "maxReplicas": 10},
+                    resources={"requests": {"cpu": "1"}}, rollout=STEPS)
+
+
+def test_defect4_under_an_hpa_stable_keeps_its_count_through_a_canary():
+    world = settled_world(autoscaled("v7"))
+    world.stable.replicas = world.stable.ready = 6  # the HPA scaled stable to 6 for the load
+    world.change(autoscaled("v8"))
+    started = world.reconcile()
+    assert started.autoscaler_floor == 6, "the HPA may not shrink stable while traffic moves away"
+    world.pods_ready()
+    world.stable.replicas = world.stable.ready = 2  # what the HPA would do, seeing stable's CPU fall
+    decision = world.reconcile()
+    assert decision.autoscaler_floor == 6
+    assert decision.canary_replicas == 2, "25% of the 6 pods that served, not of what the HPA shrank to"
+    assert world.rollout["stableFloor"] == 6  # kept in status: survives a restart
+    for _ in range(8):
+        world.reconcile()
+        world.pods_ready()
+        world.later(11)
+    assert world.results()[-1] == "Promoted"
+    assert world.reconcile().autoscaler_floor is None, "the floor ends with the canary"

@@ -96,6 +96,11 @@ class RolloutProgress(StatusModel):
     weight: int = Field(0, ge=0, le=100, description="Percent of traffic the rollout has set for the canary.")
     paused_reason: str | None = None
     failed_checks: int = 0
+    stable_floor: int | None = Field(
+        None,
+        description="Under autoscaling: stable's replica count when the canary started. The HPA's minReplicas "
+        "is held at least this high until the canary ends, so moving traffic to the canary cannot shrink stable.",
+    )
     consecutive_errors: int = Field(
         0, description="Analysis rounds in a row with a failed query (see analysis.consecutiveErrorLimit)."
     )

@@ -8,8 +8,14 @@ from .naming import Role, autoscaler_name, deployment_name
 from .ownership import Owner, child_metadata
 
 
-def build_autoscaler(owner: Owner, autoscaling: Autoscaling) -> dict[str, Any]:
-    # Only the stable Deployment is autoscaled; the canary's size is set by the rollout.
+def build_autoscaler(owner: Owner, autoscaling: Autoscaling, *, floor: int | None = None) -> dict[str, Any]:
+    """Only the stable Deployment is autoscaled; the canary's size is its
+    weight's share of stable's count, set by the rollout. `floor`: while a
+    canary runs, minReplicas is held at stable's count from the canary's
+    start. The HPA sees only stable's CPU, which falls as traffic moves to
+    the canary; without the floor it would shrink stable, and the canary
+    (a share of stable) with it, below what serves the load (issue 9,
+    defect 4). It still scales stable up if the load grows."""
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -20,7 +26,7 @@ def build_autoscaler(owner: Owner, autoscaling: Autoscaling) -> dict[str, Any]:
                 "kind": "Deployment",
                 "name": deployment_name(owner.name, Role.STABLE),
             },
-            "minReplicas": autoscaling.min_replicas,
+            "minReplicas": max(autoscaling.min_replicas, floor or 0),
             "maxReplicas": autoscaling.max_replicas,
             "metrics": [
                 {

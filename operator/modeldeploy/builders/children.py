@@ -18,14 +18,16 @@ BUILT_KINDS = (
 )
 
 
-def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool) -> list[dict[str, Any]]:
+def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,
+                    autoscaler_floor: int | None = None) -> list[dict[str, Any]]:
     """Children that do not depend on which revision is stable. `weighted`:
     the traffic provider splits by route weights, so the client Service
-    selects stable pods only (see build_service)."""
+    selects stable pods only (see build_service). `autoscaler_floor`: the
+    HPA's minReplicas while a canary runs (build_autoscaler)."""
     children = [build_service(owner, stable_only=weighted), build_role_service(owner, Role.STABLE),
                 build_role_service(owner, Role.CANARY)]
     if spec.autoscaling is not None:
-        children.append(build_autoscaler(owner, spec.autoscaling))
+        children.append(build_autoscaler(owner, spec.autoscaling, floor=autoscaler_floor))
     if spec.wants_disruption_budget:
         children.append(build_disruption_budget(owner))
     return children

@@ -140,7 +140,7 @@ def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision
     if decision.canary_replicas is not None:
         desired.append(build_deployment(owner, spec, world.table, role=Role.CANARY,
                                         replicas=decision.canary_replicas))
-    desired += shared_children(owner, spec, weighted=provider.weighted)
+    desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor)
     desired += provider.build_routes(owner, spec, decision.weights)
     return desired
 

@@ -26,6 +26,9 @@ class Decision:
     stable_spec: ModelDeploymentSpec
     # replicas for `<name>-stable`; None when the HPA owns the count.
     stable_replicas: int | None
+    # Under autoscaling while a canary runs: the HPA's minReplicas is raised
+    # to this, so stable keeps its count as traffic moves to the canary.
+    autoscaler_floor: int | None
     # replicas for `<name>-canary`, rendered from the current spec; None means
     # the canary Deployment must not exist (delete it AFTER applying the routes,
     # so no route points at pods that are going away).

@@ -59,7 +59,8 @@ def decide(inputs: Inputs) -> Decision:
         inputs=inputs,
         provider=provider_for(inputs.spec),
         steps=tuple(inputs.spec.rollout.steps),
-        base=base_replicas(inputs.spec, inputs.observed.stable),
+        base=base_replicas(inputs.spec, inputs.observed.stable,
+                           inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
         requests=read_requests(inputs.annotations, _in_flight(inputs.state)),
     )
     return (
@@ -149,6 +150,9 @@ def _new_revision(ctx: _Context) -> Decision | None:
         canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri),
         step=0,
         step_started_at=inputs.now,
+        # Under autoscaling, stable is held at its current count until the
+        # canary ends (issue 9, defect 4): see _decision.
+        stable_floor=ctx.base if spec.autoscaling is not None else None,
     )
     started = Event(
         NORMAL,
@@ -393,6 +397,7 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
     return Decision(
         stable_spec=stable_spec,
         stable_replicas=ctx.inputs.spec.fixed_replicas,
+        autoscaler_floor=state.stable_floor if state.stage in ACTIVE else None,
         canary_replicas=canary,
         weights=weights,
         remove_annotations=ctx.requests.present,

@@ -70,6 +70,7 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         paused_reason=state.paused_reason,
         failed_checks=state.failed_checks,
         consecutive_errors=state.consecutive_errors,
+        stable_floor=state.stable_floor,
         restarts_seen=state.restarts_seen,
         last_analysis_at=_time(state.last_analysis_at),
         not_ready_since=_time(state.not_ready_since),

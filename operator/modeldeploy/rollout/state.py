@@ -60,6 +60,7 @@ class RolloutState:
     weight: int = 0  # canary percent the rollout has set
     failed_checks: int = 0
     consecutive_errors: int = 0  # analysis rounds in a row with a failed query
+    stable_floor: int | None = None  # autoscaling: stable's count at the canary's start, held until it ends
     paused_reason: str | None = None
     restarts_seen: int = 0
     last_analysis_at: datetime | None = None  # None: the canary has not taken traffic yet
@@ -103,6 +104,7 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         weight=progress.weight if stage in ACTIVE else 0,
         failed_checks=progress.failed_checks,
         consecutive_errors=progress.consecutive_errors,
+        stable_floor=progress.stable_floor if stage in ACTIVE else None,
         paused_reason=progress.paused_reason,
         restarts_seen=progress.restarts_seen,
         last_analysis_at=_time(progress.last_analysis_at),

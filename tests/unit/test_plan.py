@@ -1,0 +1,204 @@
+"""reconcile.plan: one whole pass as a pure function, as the controller runs it.
+
+A small loop here plays the API server (the applied manifests become the live
+children, the status is stored, annotations consumed), so each test reads as
+what a user would see. The stateful property test (test_rollout_safety.py)
+drives the same plan() against a much fuller fake cluster.
+"""
+from datetime import datetime, timedelta, timezone
+
+from modeldeploy.reconcile.plan import Plan, plan
+from modeldeploy.reconcile.world import World
+from modeldeploy.runtimes import load_runtime_table
+from modeldeploy.status import PodSummary
+
+TABLE = load_runtime_table()
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}], "hostnames": ["a.example"]}}
+
+
+def spec(version="v7", **extra):
+    return {"model": {"uri": f"s3://m/{version}", "version": version, "format": "sklearn"}, "replicas": 2,
+            "rollout": {"steps": [{"setWeight": 50}, {"pause": {}}]}, **extra}
+
+
+class Loop:
+    """Just enough API server: children live as applied, made ready at once."""
+
+    def __init__(self, name="fraud", uid="uid-fraud", **raw):
+        self.model = {"metadata": {"name": name, "namespace": "ml", "uid": uid, "generation": 1,
+                                   "annotations": {}}, "spec": spec(**raw)}
+        self.children: dict = {}
+        self.neighbours: dict = {}
+        self.now = NOW
+        self.plans: list[Plan] = []
+
+    def world(self, **extra) -> World:
+        return World(model=self.model, children=dict(self.children), neighbours={**self.neighbours, **self.children},
+                     pods=self.pods(), now=self.now, table=TABLE, **extra)
+
+    def pods(self):
+        pods = []
+        for (kind, name), body in self.children.items():
+            if kind == "Deployment":
+                labels = body["spec"]["template"]["metadata"]["labels"]
+                for i in range(body["spec"].get("replicas", 1)):
+                    pods.append(PodSummary(name=f"{name}-{i}", role=labels["modeldeploy.io/role"],
+                                           revision=labels["modeldeploy.io/revision"], ready=True))
+        return tuple(pods)
+
+    def run(self, **extra) -> Plan:
+        step = plan(self.world(**extra))
+        for manifest in step.apply:
+            live = {**manifest, "metadata": {**manifest["metadata"], "generation": 1}}
+            if manifest["kind"] == "Deployment":
+                n = manifest["spec"].get("replicas", 1)
+                live["status"] = {"observedGeneration": 1, "replicas": n, "updatedReplicas": n, "readyReplicas": n,
+                                  "availableReplicas": n}
+            self.children[(manifest["kind"], manifest["metadata"]["name"])] = live
+        for key in step.prune:
+            self.children.pop(key, None)
+        if step.status is not None:
+            self.model = {**self.model, "status": step.status}
+        annotations = {k: v for k, v in self.model["metadata"]["annotations"].items() if k not in step.consume}
+        self.model = {**self.model, "metadata": {**self.model["metadata"], "annotations": annotations}}
+        self.plans.append(step)
+        self.now += timedelta(seconds=5)
+        return step
+
+    def edit(self, **raw):
+        meta = self.model["metadata"]
+        self.model = {**self.model, "metadata": {**meta, "generation": meta["generation"] + 1}, "spec": spec(**raw)}
+
+    @property
+    def status(self):
+        return self.model["status"]
+
+    def condition(self, kind):
+        return next((c["status"], c["reason"]) for c in self.status["conditions"] if c["type"] == kind)
+
+
+def test_a_steady_pass_writes_nothing():
+    loop = Loop()
+    for _ in range(3):
+        loop.run()
+    again = loop.run()
+    assert (again.apply, again.prune, again.status, again.events) == ((), (), None, ())
+    assert loop.condition("Ready") == ("True", "Serving")
+
+
+def test_the_status_is_written_before_the_request_is_consumed():
+    """Defect 10: plan() hands the controller both; the controller writes the
+    status first (controller._report), so the plan must carry the decision
+    in the status of the same pass that consumes the annotation."""
+    loop = Loop()
+    loop.run(), loop.run()
+    loop.edit(version="v8")
+    loop.run(), loop.run()
+    loop.model["metadata"]["annotations"]["modeldeploy.io/abort"] = "true"
+    step = loop.run()
+    assert step.consume == ("modeldeploy.io/abort",)
+    assert step.status["rollout"]["stage"] == "RolledBack"
+
+
+# -- defect 1: an invalid spec freezes everything ---------------------------------------
+
+
+def test_defect1_an_invalid_spec_keeps_the_stable_snapshot_the_rollout_and_the_route():
+    loop = Loop(traffic=GATEWAY)
+    loop.run(), loop.run()
+    loop.edit(version="v8", traffic=GATEWAY)
+    for _ in range(3):
+        loop.run()
+    before = loop.status
+    assert before["traffic"]["canary"] == 50 and before["rollout"]["stage"] == "Canary"
+    route = loop.children[("HTTPRoute", "fraud")]
+    bad = spec("v8", traffic=GATEWAY)
+    bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
+    loop.model = {**loop.model, "spec": bad}
+    held = loop.run()
+    assert (held.apply, held.prune, held.consume) == ((), (), ())
+    assert loop.condition("Stalled") == ("True", "InvalidSpec")
+    for block in ("stable", "rollout", "traffic", "history", "canary"):
+        assert loop.status.get(block) == before.get(block), block
+    assert loop.children[("HTTPRoute", "fraud")] == route
+    # Fixed: the canary resumes where it was, nothing went to stable untried.
+    loop.edit(version="v8", traffic=GATEWAY)
+    loop.run()
+    assert loop.status["rollout"]["stage"] == "Canary"
+    assert loop.status["stable"]["modelVersion"] == "v7"
+
+
+def test_defect1_a_child_the_api_server_refuses_holds_everything_too():
+    loop = Loop()
+    loop.run(), loop.run()
+    before = loop.status
+    loop.edit(version="v8")
+    held = loop.run(refused="spec: the API server refused a child built from it: bad env name")
+    assert held.apply == () and loop.condition("Stalled") == ("True", "InvalidSpec")
+    assert loop.status["stable"] == before["stable"] and "bad env name" in loop.status["message"]
+    assert [e.reason for e in held.events] == ["InvalidSpec"]
+
+
+# -- defect 5: names another owner holds ------------------------------------------------
+
+
+def test_defect5_a_child_name_held_by_another_model_deployment_is_never_taken():
+    first = Loop(name="x", uid="uid-x")
+    first.run()
+    later = Loop(name="x-canary", uid="uid-x-canary")
+    later.neighbours = dict(first.children)  # Service x-canary is x's canary role Service
+    step = later.run()
+    assert step.apply == () and step.prune == ()
+    assert later.condition("Stalled") == ("True", "NameConflict")
+    assert "Service x-canary already exists and is controlled by ModelDeployment x" in later.status["message"]
+
+
+# -- defect 14: the client Service under weighted providers ---------------------------
+
+
+def test_defect14_under_a_weighted_provider_the_client_service_selects_stable_only():
+    loop = Loop(traffic=GATEWAY)
+    loop.run()
+    selector = loop.children[("Service", "fraud")]["spec"]["selector"]
+    assert selector == {"modeldeploy.io/name": "fraud", "modeldeploy.io/role": "stable"}
+    replicas = Loop()
+    replicas.run()
+    assert replicas.children[("Service", "fraud")]["spec"]["selector"] == {"modeldeploy.io/name": "fraud"}
+
+
+# -- defect 4: the HPA floor during a canary --------------------------------------------
+
+
+def test_defect4_the_hpa_min_replicas_is_held_at_stables_count_during_a_canary():
+    auto = {"autoscaling": {"minReplicas": 2, "maxReplicas": 10}, "resources": {"requests": {"cpu": "1"}}}
+    loop = Loop()
+    loop.model["spec"] = {k: v for k, v in spec(**auto).items() if k != "replicas"}
+    loop.run(), loop.run()
+    stable = loop.children[("Deployment", "fraud-stable")]
+    stable["spec"]["replicas"] = 5  # the HPA scaled it
+    stable["status"].update(replicas=5, readyReplicas=5, updatedReplicas=5, availableReplicas=5)
+    loop.edit(version="v8", **auto)
+    loop.model["spec"].pop("replicas")
+    loop.run()
+    assert loop.children[("HorizontalPodAutoscaler", "fraud")]["spec"]["minReplicas"] == 5
+    loop.model["metadata"]["annotations"]["modeldeploy.io/promote"] = "true"
+    for _ in range(4):
+        loop.run()
+    assert loop.status["history"][-1]["result"] == "Promoted"
+    assert loop.children[("HorizontalPodAutoscaler", "fraud")]["spec"]["minReplicas"] == 2
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+def test_returning_to_the_stable_version_adds_no_duplicate_deployed_entry():
+    loop = Loop()
+    loop.run(), loop.run()
+    for _ in range(3):
+        loop.edit(version="v8")
+        loop.run()
+        loop.edit(version="v7")  # back to stable: the canary is aborted
+        loop.run(), loop.run()
+    results = [(h["modelVersion"], h["result"]) for h in loop.status["history"]]
+    assert results == [("v7", "Deployed"), ("v8", "Aborted"), ("v8", "Aborted"), ("v8", "Aborted")]

@@ -47,8 +47,11 @@ async def stop(memo: kopf.Memo, **_) -> None:
     await memo.controller.stop()
 
 
-# The liveness endpoint doubles as a small progress report (tests and
-# `modeldeploy status` read it): kopf serves each probe's value under its id.
+# The liveness endpoint (`run --liveness URL`) doubles as a small progress
+# report that the tests and `make demo` read (`modeldeploy status` reads the
+# ModelDeployment, not this): kopf serves each probe's value under its id,
+# from the first request after the startup handlers ran (so `ready` is true
+# from the first answer on), and caches the values for 10 seconds.
 @kopf.on.probe(id="ready")
 async def probe_ready(memo: kopf.Memo, **_) -> bool:
     return memo.controller.started

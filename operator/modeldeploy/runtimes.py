@@ -126,6 +126,34 @@ def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedR
     )
 
 
+def runtime_to_wire(runtime: ResolvedRuntime) -> dict:
+    """A resolved runtime as JSON (status.stable.runtime): what the stable
+    revision was rolled out with, kept so a new runtime table does not
+    re-template it (see reconcile.plan)."""
+    return {
+        "image": runtime.image, "port": runtime.port, "command": list(runtime.command), "args": list(runtime.args),
+        "env": [dict(var) for var in runtime.env], "runAsUser": runtime.run_as_user,
+        "modelMountPath": runtime.model_mount_path,
+        "readiness": runtime.readiness.model_dump(mode="json", by_alias=True) if runtime.readiness else None,
+        "storageInitializer": runtime.storage_initializer.model_dump(mode="json", by_alias=True),
+    }
+
+
+def runtime_from_wire(wire) -> ResolvedRuntime | None:
+    """The inverse of runtime_to_wire; None when the record cannot be read
+    (then the table decides, as before runtimes were recorded)."""
+    try:
+        return ResolvedRuntime(
+            image=wire["image"], port=int(wire["port"]), command=tuple(wire.get("command") or ()),
+            args=tuple(wire.get("args") or ()), env=tuple(dict(var) for var in wire.get("env") or ()),
+            run_as_user=int(wire["runAsUser"]), model_mount_path=wire["modelMountPath"],
+            readiness=ReadinessProbe.model_validate(wire["readiness"]) if wire.get("readiness") else None,
+            storage_initializer=StorageInitializer.model_validate(wire["storageInitializer"]),
+        )
+    except (KeyError, TypeError, ValueError, ValidationError):
+        return None
+
+
 def _merge_env(table_env, spec_env) -> tuple[dict, ...]:
     """Table env first, then the spec's; a name the spec repeats replaces the table's
     value in place (order matters for $(VAR) expansion)."""

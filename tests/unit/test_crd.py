@@ -57,8 +57,10 @@ def test_schema_is_structural(root):
 
 def test_free_form_only_where_meant(root):
     free_form = [p for p, n in walk(root) if n.get("x-kubernetes-preserve-unknown-fields")]
-    # status.stable.spec: the stable revision's pod-shaping spec, stored as written.
-    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.status.stable.spec"]
+    # status.stable.spec: the stable revision's pod-shaping spec, stored as written;
+    # status.stable.runtime: the serving container it was rolled out with.
+    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.status.stable.spec",
+                         "$.status.stable.runtime"]
 
 
 def test_quantities_are_int_or_string(root):

@@ -31,11 +31,12 @@ class Loop:
         self.children: dict = {}
         self.neighbours: dict = {}
         self.now = NOW
+        self.table = TABLE
         self.plans: list[Plan] = []
 
     def world(self, **extra) -> World:
         return World(model=self.model, children=dict(self.children), neighbours={**self.neighbours, **self.children},
-                     pods=self.pods(), now=self.now, table=TABLE, **extra)
+                     pods=self.pods(), now=self.now, table=self.table, **extra)
 
     def pods(self):
         pods = []
@@ -202,3 +203,22 @@ def test_returning_to_the_stable_version_adds_no_duplicate_deployed_entry():
         loop.run(), loop.run()
     results = [(h["modelVersion"], h["result"]) for h in loop.status["history"]]
     assert results == [("v7", "Deployed"), ("v8", "Aborted"), ("v8", "Aborted"), ("v8", "Aborted")]
+
+
+# -- defect 8: a new runtime table (an operator upgrade) --------------------------------
+
+
+def test_defect8_a_new_runtime_table_re_templates_nothing_until_the_next_spec_change():
+    loop = Loop()
+    loop.run(), loop.run()
+    old_image = loop.children[("Deployment", "fraud-stable")]["spec"]["template"]["spec"]["containers"][0]["image"]
+    entry = TABLE.formats["sklearn"].model_copy(update={"image": "registry.example/sklearn-server:2.0"})
+    loop.table = TABLE.model_copy(update={"formats": {**TABLE.formats, "sklearn": entry}})  # the upgrade
+    steady = loop.run()
+    assert steady.apply == () and loop.status["rollout"]["stage"] == "Stable", "no re-template, no canary"
+    loop.edit(version="v8")
+    loop.run()
+    assert loop.status["rollout"]["stage"] == "Canary"
+    pods = {role: loop.children[("Deployment", f"fraud-{role}")]["spec"]["template"]["spec"]["containers"][0]["image"]
+            for role in ("stable", "canary")}
+    assert pods == {"stable": old_image, "canary": "registry.example/sklearn-server:2.0"}

@@ -55,6 +55,13 @@ class StableStatus(RoleStatus):
         "resources, podMetadata, nodeSelector, tolerations, serviceAccountName). While a newer revision "
         "is tried out or was rolled back, the stable Deployment is rendered from it.",
     )
+    runtime: dict[str, Any] | None = Field(
+        None,
+        description="The serving container (image, port, args, env, probe, storage initializer) the stable "
+        "revision was rolled out with. An operator upgrade with a new runtime table does not re-template it: "
+        "the table's change reaches a model with its next spec change, through a canary.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
 
 
 class TrafficStatus(StatusModel):

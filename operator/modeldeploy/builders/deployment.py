@@ -3,12 +3,12 @@
 from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
-from ..runtimes import RuntimeTable, resolve_runtime
+from ..runtimes import ResolvedRuntime, RuntimeTable, resolve_runtime
 from .labels import MODEL_URI, MODEL_VERSION, role_labels, selector_labels
 from .naming import Role, deployment_name
 from .ownership import Owner, child_metadata
 from .pod import build_pod_template
-from .revision import compute_revision
+from .revision import revision_of
 
 # A few old ReplicaSets are enough to inspect a past revision; the operator's
 # own history lives in status.history.
@@ -16,15 +16,18 @@ REVISION_HISTORY_LIMIT = 3
 
 
 def build_deployment(
-    owner: Owner, spec: ModelDeploymentSpec, table: RuntimeTable, *, role: Role, replicas: int | None
+    owner: Owner, spec: ModelDeploymentSpec, table: RuntimeTable, *, role: Role, replicas: int | None,
+    runtime: ResolvedRuntime | None = None,
 ) -> dict[str, Any]:
     """The Deployment running `spec` in `role`.
 
     `replicas=None` leaves the field out, for when the HPA owns the count: with
     server-side apply, a value here would fight the HPA on every reconcile.
+    `runtime`: the serving container to run (the one stable was rolled out
+    with); None resolves it from `table`.
     """
-    runtime = resolve_runtime(spec, table)
-    revision = compute_revision(spec, table)
+    runtime = runtime or resolve_runtime(spec, table)
+    revision = revision_of(spec, runtime)
     deployment_spec: dict[str, Any] = {}
     if replicas is not None:
         deployment_spec["replicas"] = replicas

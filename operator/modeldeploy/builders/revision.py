@@ -32,9 +32,12 @@ def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
 
 def compute_revision(spec: ModelDeploymentSpec, table: RuntimeTable) -> str:
     """10 hex characters of sha256 over canonical JSON: the same in every process."""
-    canonical = json.dumps(
-        pod_inputs(spec, resolve_runtime(spec, table)), sort_keys=True, separators=(",", ":"), default=_plain
-    )
+    return revision_of(spec, resolve_runtime(spec, table))
+
+
+def revision_of(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> str:
+    """The revision of `spec` running `runtime` (e.g. the one stable was rolled out with)."""
+    canonical = json.dumps(pod_inputs(spec, runtime), sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
 
 

@@ -30,9 +30,11 @@ from ..builders.deployment import build_deployment
 from ..builders.labels import MODEL_VERSION, REVISION
 from ..builders.naming import Role, deployment_name
 from ..builders.ownership import Owner
-from ..builders.revision import compute_revision
+from ..builders.revision import revision_of
 from ..rollout import AnalysisPlan, Decision, Event, Inputs, decide, plan_analysis, read_state
 from ..rollout.decision import WARNING
+from ..rollout.snapshot import take_snapshot
+from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runtime_to_wire
 from ..status.derive import derive_status, held_status
 from ..status.observed import Observed, ObservedDeployment, observe_deployment
 from ..status.transitions import format_time, parse_time
@@ -86,11 +88,12 @@ def plan(world: World) -> Plan:
     provider = provider_for(spec)
     observed = Observed(stable=_deployment(world, Role.STABLE), canary=_deployment(world, Role.CANARY),
                         pods=world.pods)
+    state = read_state(model.get("status"))
+    runtime = _runtime(spec, state, world)
     inputs = Inputs(
-        name=world.name, namespace=world.namespace, spec=spec, revision=compute_revision(spec, world.table),
-        state=read_state(model.get("status")), observed=observed,
-        weights=provider.read_weights(owner, world.children, observed), now=world.now,
-        annotations=meta.get("annotations") or {},
+        name=world.name, namespace=world.namespace, spec=spec, revision=revision_of(spec, runtime),
+        state=state, observed=observed, weights=provider.read_weights(owner, world.children, observed),
+        now=world.now, annotations=meta.get("annotations") or {}, runtime=runtime_to_wire(runtime),
     )
     if world.analysis is None:
         queries = plan_analysis(inputs)
@@ -100,7 +103,7 @@ def plan(world: World) -> Plan:
         inputs = replace(inputs, analysis=world.analysis)
 
     decision = decide(inputs)
-    desired = desired_children(owner, spec, decision, world)
+    desired = desired_children(owner, spec, decision, world, runtime)
     taken = _taken(owner, desired, world)
     if taken:
         return _hold(world, c.NAME_CONFLICT, "; ".join(taken))
@@ -132,14 +135,30 @@ def plan(world: World) -> Plan:
     )
 
 
-def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision, world: World) -> list[dict]:
+def _runtime(spec: ModelDeploymentSpec, state, world: World) -> ResolvedRuntime:
+    """The runtime the spec's revision runs. While the spec's pod-shaping
+    fields are the stable revision's, the runtime stable was rolled out with
+    (status.stable.runtime): an operator upgrade with a new runtime table
+    re-templates nothing and starts no canary; the table's change reaches
+    the model with its next spec change, through a canary (issue 9, defect 8)."""
+    stable = state.stable
+    if stable is not None and stable.runtime is not None and take_snapshot(spec) == stable.snapshot:
+        recorded = runtime_from_wire(stable.runtime)
+        if recorded is not None:
+            return recorded
+    return resolve_runtime(spec, world.table)
+
+
+def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision, world: World,
+                     runtime: ResolvedRuntime | None = None) -> list[dict]:
     """The Deployments as the rollout decided, then the shared children, then the routes."""
     provider = provider_for(spec)
+    stable_runtime = runtime_from_wire(decision.stable_runtime) if decision.stable_runtime else None
     desired = [build_deployment(owner, decision.stable_spec, world.table, role=Role.STABLE,
-                                replicas=decision.stable_replicas)]
+                                replicas=decision.stable_replicas, runtime=stable_runtime)]
     if decision.canary_replicas is not None:
         desired.append(build_deployment(owner, spec, world.table, role=Role.CANARY,
-                                        replicas=decision.canary_replicas))
+                                        replicas=decision.canary_replicas, runtime=runtime))
     desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor)
     desired += provider.build_routes(owner, spec, decision.weights)
     return desired

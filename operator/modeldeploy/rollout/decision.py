@@ -1,6 +1,8 @@
 """Decision: what decide() asks the kube layer to make true."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from ..api.status import HistoryEntry
@@ -24,6 +26,8 @@ class Decision:
     # Render `<name>-stable` from this spec (the snapshot's pods on the current
     # spec while another revision is tried out or was rolled back).
     stable_spec: ModelDeploymentSpec
+    # ...with this runtime (runtimes.runtime_to_wire); None: resolve it from the table.
+    stable_runtime: Mapping[str, Any] | None
     # replicas for `<name>-stable`; None when the HPA owns the count.
     stable_replicas: int | None
     # Under autoscaling while a canary runs: the HPA's minReplicas is raised

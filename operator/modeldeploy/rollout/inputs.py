@@ -4,6 +4,7 @@ rollout context), so the machine itself reads nothing and can be table-tested.""
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from ..status.observed import Observed
@@ -42,3 +43,6 @@ class Inputs:
     now: datetime
     annotations: Mapping[str, str] = field(default_factory=dict)  # metadata.annotations
     analysis: AnalysisResults | None = None  # answers to plan_analysis(...), when it returned a plan
+    # runtimes.runtime_to_wire of the runtime `revision` runs: the table's
+    # for a new spec, the recorded one while the spec is the stable one's.
+    runtime: Mapping[str, Any] | None = None

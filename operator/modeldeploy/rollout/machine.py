@@ -394,8 +394,12 @@ def _active_decision(
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           total_steps=len(ctx.steps), history=tuple(history))
+    # The current spec renders with the runtime its revision was computed
+    # with; the stable snapshot with the runtime stable was rolled out with.
+    runtime = ctx.inputs.runtime if stable_spec is ctx.inputs.spec else (state.stable.runtime if state.stable else None)
     return Decision(
         stable_spec=stable_spec,
+        stable_runtime=runtime,
         stable_replicas=ctx.inputs.spec.fixed_replicas,
         autoscaler_floor=state.stable_floor if state.stage in ACTIVE else None,
         canary_replicas=canary,
@@ -426,7 +430,8 @@ def _refusals(requests: Requests) -> tuple[Event, ...]:
 
 
 def _desired_as_stable(ctx: _Context) -> StableRevision:
-    return StableRevision(revision=ctx.inputs.revision, snapshot=take_snapshot(ctx.inputs.spec))
+    return StableRevision(revision=ctx.inputs.revision, snapshot=take_snapshot(ctx.inputs.spec),
+                          runtime=ctx.inputs.runtime)
 
 
 def _stable_spec(ctx: _Context, state: RolloutState):

@@ -46,7 +46,8 @@ def _stable(state: RolloutState) -> StableStatus | None:
     if state.stable is None:
         return None
     return StableStatus(
-        revision=state.stable.revision, model_version=state.stable.model_version, spec=dict(state.stable.snapshot)
+        revision=state.stable.revision, model_version=state.stable.model_version, spec=dict(state.stable.snapshot),
+        runtime=dict(state.stable.runtime) if state.stable.runtime is not None else None,
     )
 
 

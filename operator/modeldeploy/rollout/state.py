@@ -35,6 +35,7 @@ class StableRevision:
 
     revision: str
     snapshot: Mapping[str, Any]  # rollout.snapshot.take_snapshot(spec)
+    runtime: Mapping[str, Any] | None = None  # runtimes.runtime_to_wire: what it was rolled out with
 
     @property
     def model_version(self) -> str:
@@ -85,7 +86,8 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         return RolloutState()
     stable = None
     if stored.stable is not None and stored.stable.revision and stored.stable.spec is not None:
-        stable = StableRevision(revision=stored.stable.revision, snapshot=stored.stable.spec)
+        stable = StableRevision(revision=stored.stable.revision, snapshot=stored.stable.spec,
+                                runtime=stored.stable.runtime)
     progress = stored.rollout
     if stable is None or progress is None:
         return RolloutState(stable=stable)

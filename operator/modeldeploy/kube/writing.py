@@ -14,9 +14,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .. import metrics
+from ..reconcile.drift import FIELD_MANAGER
 from .resources import EVENT, MODEL_DEPLOYMENT, POD, Resource, resource_of
 
-FIELD_MANAGER = "modeldeploy-operator"
 log = logging.getLogger(__name__)
 
 
@@ -55,16 +55,18 @@ class Kube:
             return json.loads(response.data) if response.data else {}
         return await asyncio.get_running_loop().run_in_executor(self.pool, call)
 
-    async def apply(self, manifest: dict) -> dict:
+    async def apply(self, manifest: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
         """Server-side apply under our one field manager. ``force`` takes over
         fields a person changed by hand (drift is undone), but never fields we
-        do not send: e.g. ``replicas`` under an HPA stays the HPA's."""
+        do not send: e.g. ``replicas`` under an HPA stays the HPA's.
+        ``field_manager`` is another manager only for a handover
+        (reconcile/drift.py ``replicas_handover``: HANDOVER_MANAGER)."""
         res = resource_of(manifest)
         meta = manifest["metadata"]
         self._wrote("apply", res.kind)
         return await self._call(
             "PATCH", res.path(meta["namespace"], meta["name"]), body=manifest,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
             content_type="application/apply-patch+yaml")
 
     async def apply_status(self, namespace: str, name: str, status: dict) -> dict:

@@ -171,7 +171,13 @@ class Controller:
         # prunes: the route has moved traffic off the canary before its
         # Deployment goes.
         for manifest in step.handover:
-            self.cache.put_child(await self.kube.apply(manifest, field_manager=HANDOVER_MANAGER))
+            try:
+                self.cache.put_child(await self.kube.apply(manifest, field_manager=HANDOVER_MANAGER, force=False))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # Another manager (the HPA) already set replicas: it owns the
+                # count, and our apply without replicas leaves it alone.
         for manifest in step.apply:
             self.cache.put_child(await self.kube.apply(manifest))
         namespace = step.desired[0]["metadata"]["namespace"] if step.desired else None

@@ -105,17 +105,19 @@ def test_crashlooping_canary_rolls_back_quickly(cluster, namespace, operator):
 
 
 def test_replicas_provider_reports_the_achieved_split(cluster, namespace, operator):
-    doc = model_deployment("ratio", replicas=3, rollout={"steps": [{"setWeight": 50}, {"pause": {}}]})
+    doc = model_deployment("ratio", replicas=3, rollout={"steps": [{"setWeight": 30}, {"pause": {}}]})
     apply_md(cluster, namespace, doc)
     wait_ready(cluster, namespace, "ratio")
     apply_md(cluster, namespace, model_v(doc, "v2"))
     md = wait_phase(cluster, namespace, "ratio", "Paused")
     canary_ready = md["status"]["canary"]["readyReplicas"]
     stable_ready = md["status"]["stable"]["readyReplicas"]
-    # 50% asked; with 3 stable pods the canary gets ceil(3*0.5)=2 and the
-    # Service splits by ready pods: 2/5 = 40%, which is what status reports.
-    assert (stable_ready, canary_ready) == (3, 2)
-    assert md["status"]["traffic"] == {"stable": 60, "canary": 40, "verified": True}
+    # 30% asked; the client Service spreads requests over every ready pod, so
+    # c canary pods next to 3 stable take c/(3+c): the closest is 1 pod, 25%,
+    # which is what status reports, and the message says the step was rounded.
+    assert (stable_ready, canary_ready) == (3, 1)
+    assert md["status"]["traffic"] == {"stable": 75, "canary": 25, "verified": True}
+    assert "setWeight 30 rounds to 25%" in md["status"]["message"]
 
 
 def test_istio_virtualservice_weights_follow_the_rollout(cluster, namespace, operator):

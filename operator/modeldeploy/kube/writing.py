@@ -55,18 +55,20 @@ class Kube:
             return json.loads(response.data) if response.data else {}
         return await asyncio.get_running_loop().run_in_executor(self.pool, call)
 
-    async def apply(self, manifest: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+    async def apply(self, manifest: dict, *, field_manager: str = FIELD_MANAGER, force: bool = True) -> dict:
         """Server-side apply under our one field manager. ``force`` takes over
         fields a person changed by hand (drift is undone), but never fields we
         do not send: e.g. ``replicas`` under an HPA stays the HPA's.
         ``field_manager`` is another manager only for a handover
-        (reconcile/drift.py ``replicas_handover``: HANDOVER_MANAGER)."""
+        (reconcile/drift.py ``replicas_handover``: HANDOVER_MANAGER), which is
+        sent without ``force``: a conflict there means the HPA already owns the
+        count, and must not be set back."""
         res = resource_of(manifest)
         meta = manifest["metadata"]
         self._wrote("apply", res.kind)
         return await self._call(
             "PATCH", res.path(meta["namespace"], meta["name"]), body=manifest,
-            query=[("fieldManager", field_manager), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
             content_type="application/apply-patch+yaml")
 
     async def apply_status(self, namespace: str, name: str, status: dict) -> dict:

@@ -1,0 +1,505 @@
+"""controller.Controller: the observe -> plan -> write -> report loop, driven
+against a fake `kube` (every write recorded in order, any of them made to
+fail) and fed through the same watch-event entry points kopf calls.
+
+The fake plays just enough of the API server: an applied child becomes live
+at once (a new resourceVersion, a Deployment whose pods are all ready), the
+pods of each Deployment are reported through on_pod_event, the status write
+and the annotation patch change the stored ModelDeployment.
+"""
+import asyncio
+import copy
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from modeldeploy.controller import Controller
+from modeldeploy.reconcile.drift import FIELD_MANAGER, HANDOVER_MANAGER
+from modeldeploy.settings import OperatorSettings
+
+NS, NAME = "ml", "fraud"
+KEY = (NS, NAME)
+ABORT = "modeldeploy.io/abort"
+PROMOTE = "modeldeploy.io/promote"
+WRITES = ("apply", "apply_status", "patch_metadata", "delete", "event")
+
+
+def spec(version="v7", **extra):
+    return {"model": {"uri": f"s3://m/{version}", "version": version, "format": "sklearn"}, "replicas": 2,
+            "rollout": {"steps": [{"setWeight": 50}, {"pause": {}}]}, **extra}
+
+
+def api_error(status: int, message: str = "") -> ApiException:
+    exc = ApiException(status=status, reason={409: "Conflict", 422: "Unprocessable Entity"}.get(status, "Error"))
+    exc.body = json.dumps({"kind": "Status", "status": "Failure", "message": message, "code": status})
+    return exc
+
+
+class FakeKube:
+    """The controller's `kube`: records every call, in order; `fail` maps a
+    call name to a function (args) -> exception or None."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.calls: list[tuple] = []
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.model: dict | None = None
+        self.fail: dict = {}
+        self._rv = 100
+
+    def rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _maybe_fail(self, call, *args):
+        hook = self.fail.get(call)
+        exc = hook(*args) if hook else None
+        if exc is not None:
+            raise exc
+
+    async def apply(self, manifest, *, field_manager=FIELD_MANAGER, force=True):
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        self.calls.append(("apply", key, field_manager, force))
+        self._maybe_fail("apply", manifest, field_manager)
+        before = self.objects.get(key)
+        if field_manager != FIELD_MANAGER:  # a handover: only spec.replicas changes
+            live = copy.deepcopy(before)
+            live["spec"]["replicas"] = manifest["spec"]["replicas"]
+            live["metadata"]["resourceVersion"] = self.rv()
+            self.objects[key] = live
+            return copy.deepcopy(live)
+        live = copy.deepcopy(manifest)
+        generation = 1 if before is None else before["metadata"]["generation"] + (before["spec"] != manifest["spec"])
+        live["metadata"].update(generation=generation, resourceVersion=self.rv(), uid=f"uid-{key[1]}")
+        if manifest["kind"] == "Deployment":
+            if "replicas" not in manifest["spec"] and before is not None:
+                live["spec"]["replicas"] = before["spec"].get("replicas", 1)
+            n = live["spec"].get("replicas", 1)
+            live["status"] = {"observedGeneration": generation, "replicas": n, "updatedReplicas": n,
+                              "readyReplicas": n, "availableReplicas": n}
+            if "replicas" in manifest["spec"]:  # our manager owns the count it sends
+                live["metadata"]["managedFields"] = [
+                    {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": manifest["apiVersion"],
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]
+        self.objects[key] = live
+        return copy.deepcopy(live)
+
+    async def apply_status(self, namespace, name, status):
+        self.calls.append(("apply_status", copy.deepcopy(status)))
+        self._maybe_fail("apply_status", status)
+        self.model = {**self.model, "metadata": {**self.model["metadata"], "resourceVersion": self.rv()},
+                      "status": copy.deepcopy(status)}
+        return copy.deepcopy(self.model)
+
+    async def patch_metadata(self, res, namespace, name, patch):
+        self.calls.append(("patch_metadata", res.kind, copy.deepcopy(patch)))
+        self._maybe_fail("patch_metadata", patch)
+        annotations = dict(self.model["metadata"].get("annotations") or {})
+        for key, value in patch.get("annotations", {}).items():
+            if value is None:
+                annotations.pop(key, None)
+            else:
+                annotations[key] = value
+        self.model = {**self.model, "metadata": {**self.model["metadata"], "annotations": annotations,
+                                                 "resourceVersion": self.rv()}}
+        return copy.deepcopy(self.model)
+
+    async def delete(self, res, namespace, name):
+        self.calls.append(("delete", (res.kind, name)))
+        self._maybe_fail("delete", res, name)
+        self.objects.pop((res.kind, name), None)
+
+    async def event(self, involved, *, type, reason, message):
+        self.calls.append(("event", reason, message))
+
+    async def get(self, path, *, kind):
+        self.calls.append(("get", path))
+        return {}
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def writes(self):
+        return [call for call in self.calls if call[0] in WRITES]
+
+
+class FakeQueue:
+    """Records what the watch handlers enqueue; the tests run the passes."""
+
+    def __init__(self):
+        self.added = []
+        self.idle = True
+
+    def add(self, key):
+        self.added.append(key)
+
+    def later(self, key, seconds):
+        pass
+
+    async def close(self):
+        pass
+
+
+class Harness:
+    def __init__(self, **raw):
+        self.kube = FakeKube()
+        self.controller = Controller(OperatorSettings(), kube=self.kube)
+        self.controller.queue = FakeQueue()
+        self.seen: dict[tuple[str, str], str] = {}
+        self.pods: dict[str, dict] = {}
+        self.kube.model = {
+            "apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": NAME, "namespace": NS, "uid": "uid-fraud", "generation": 1,
+                         "resourceVersion": self.kube.rv(), "annotations": {}},
+            "spec": spec(**raw)}
+        self.controller.on_model_event("ADDED", copy.deepcopy(self.kube.model))
+
+    # -- the user ------------------------------------------------------------
+    def edit(self, **raw):
+        meta = self.kube.model["metadata"]
+        self.kube.model = {**self.kube.model, "spec": spec(**raw),
+                           "metadata": {**meta, "generation": meta["generation"] + 1, "resourceVersion": self.kube.rv()}}
+        self.controller.on_model_event("MODIFIED", copy.deepcopy(self.kube.model))
+
+    def annotate(self, key, value):
+        meta = self.kube.model["metadata"]
+        annotations = {**(meta.get("annotations") or {}), key: value}
+        self.kube.model = {**self.kube.model,
+                           "metadata": {**meta, "annotations": annotations, "resourceVersion": self.kube.rv()}}
+        self.controller.on_model_event("MODIFIED", copy.deepcopy(self.kube.model))
+
+    # -- the watches ----------------------------------------------------------
+    def sync(self):
+        """Deliver the watch events for what changed on the fake server."""
+        c = self.controller
+        c.on_model_event("MODIFIED", copy.deepcopy(self.kube.model))
+        for key, body in self.kube.objects.items():
+            if self.seen.get(key) != body["metadata"]["resourceVersion"]:
+                c.on_child_event("MODIFIED", copy.deepcopy(body))
+                self.seen[key] = body["metadata"]["resourceVersion"]
+        for key in [k for k in self.seen if k not in self.kube.objects]:
+            kind, name = key
+            c.on_child_event("DELETED", {"kind": kind, "metadata": {"name": name, "namespace": NS,
+                                                                      "ownerReferences": self._refs()}})
+            del self.seen[key]
+        pods = {}
+        for (kind, name), body in self.kube.objects.items():
+            if kind != "Deployment":
+                continue
+            labels = body["spec"]["template"]["metadata"]["labels"]
+            for i in range(body["spec"].get("replicas", 1)):
+                pod_name = f"{name}-{labels['modeldeploy.io/revision']}-{i}"
+                pods[pod_name] = {
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod_name, "namespace": NS, "labels": dict(labels)},
+                    "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                               "containerStatuses": [{"name": "server", "restartCount": 0,
+                                                      "state": {"running": {}}}]}}
+        for pod_name, body in pods.items():
+            c.on_pod_event("ADDED", body)
+        for pod_name, body in self.pods.items():
+            if pod_name not in pods:
+                c.on_pod_event("DELETED", body)
+        self.pods = pods
+
+    def _refs(self):
+        return [{"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "name": NAME,
+                 "uid": "uid-fraud", "controller": True}]
+
+    # -- the operator -----------------------------------------------------------
+    async def step(self):
+        await self.controller._reconcile(KEY)
+        self.sync()
+
+    async def settle(self, passes=4):
+        for _ in range(passes):
+            await self.step()
+
+    @property
+    def status(self):
+        return self.kube.model["status"]
+
+    def condition(self, kind):
+        return next((c["status"], c["reason"]) for c in self.status["conditions"] if c["type"] == kind)
+
+    async def canary_in_flight(self):
+        await self.settle()
+        assert self.status["rollout"]["stage"] == "Stable"
+        self.edit(version="v8")
+        await self.settle()
+        assert self.status["rollout"]["stage"] == "Canary"
+        assert self.status["traffic"]["canary"] == 50
+        assert ("Deployment", "fraud-canary") in self.kube.objects
+
+
+def run(test):
+    async def main():
+        harness = Harness()
+        try:
+            await asyncio.wait_for(test(harness), timeout=5)
+        finally:
+            harness.kube.close()
+    asyncio.run(main())
+
+
+# -- defect 10: record first, then consume ------------------------------------------------
+
+
+@pytest.mark.parametrize("watch_before_retry", [True, False], ids=["watched", "from-cache"])
+def test_defect10_a_lost_status_write_loses_no_request(watch_before_retry):
+    async def scenario(h: Harness):
+        await h.canary_in_flight()
+        h.annotate(ABORT, "true")
+        h.kube.calls.clear()
+        h.kube.fail["apply_status"] = lambda status: api_error(500, "etcd timeout")
+        with pytest.raises(ApiException) as lost:
+            await h.controller._reconcile(KEY)
+        assert lost.value.status == 500
+        assert [c for c in h.kube.calls if c[0] == "apply_status"], "the status write was attempted"
+        assert not [c for c in h.kube.calls if c[0] == "patch_metadata"], "the abort was consumed unrecorded"
+        assert h.kube.model["metadata"]["annotations"].get(ABORT) == "true"
+        assert h.status["rollout"]["stage"] == "Canary"
+
+        # The queue retries; this time the status write goes through.
+        del h.kube.fail["apply_status"]
+        if watch_before_retry:
+            h.sync()  # the children written by the failed pass, as the watch reports them
+        h.kube.calls.clear()
+        await h.controller._reconcile(KEY)
+        kinds = [c[0] for c in h.kube.calls]
+        assert "apply_status" in kinds and "patch_metadata" in kinds
+        assert kinds.index("apply_status") < kinds.index("patch_metadata"), "recorded first, then consumed"
+        status_call = next(c for c in h.kube.calls if c[0] == "apply_status")
+        assert status_call[1]["rollout"]["stage"] == "RolledBack"
+        assert status_call[1]["stable"]["modelVersion"] == "v7"
+        assert ("patch_metadata", "ModelDeployment", {"annotations": {ABORT: None}}) in h.kube.calls
+        assert ABORT not in h.kube.model["metadata"]["annotations"]
+        assert h.status["rollout"]["stage"] == "RolledBack"
+    run(scenario)
+
+
+def test_defect10_a_lost_status_write_loses_no_promote_either():
+    async def scenario(h: Harness):
+        await h.canary_in_flight()
+        h.annotate(PROMOTE, "true")
+        h.kube.fail["apply_status"] = lambda status: api_error(500)
+        for _ in range(2):  # lost twice in a row, the watch delivering what was written
+            h.kube.calls.clear()
+            with pytest.raises(ApiException):
+                await h.controller._reconcile(KEY)
+            assert not [c for c in h.kube.calls if c[0] == "patch_metadata"]
+            h.sync()
+        assert h.kube.model["metadata"]["annotations"].get(PROMOTE) == "true"
+        del h.kube.fail["apply_status"]
+        h.kube.calls.clear()
+        await h.settle(3)
+        kinds = [c[0] for c in h.kube.calls]
+        assert kinds.index("apply_status") < kinds.index("patch_metadata")
+        assert PROMOTE not in h.kube.model["metadata"]["annotations"]
+        assert h.status["stable"]["modelVersion"] == "v8"
+        assert [(e["modelVersion"], e["result"]) for e in h.status["history"]] == [("v7", "Deployed"),
+                                                                                  ("v8", "Promoted")]
+    run(scenario)
+
+
+def test_a_404_on_the_status_write_consumes_nothing_and_posts_no_event():
+    async def scenario(h: Harness):
+        await h.canary_in_flight()
+        h.annotate(ABORT, "true")
+        h.kube.fail["apply_status"] = lambda status: api_error(404, "not found")
+        h.kube.calls.clear()
+        assert await h.controller._reconcile(KEY) is None  # deleted meanwhile: nothing to report
+        assert not [c for c in h.kube.calls if c[0] in ("patch_metadata", "event")]
+    run(scenario)
+
+
+async def _abort_with_a_lost_annotation_patch(h: Harness):
+    """The status that records the abort is written; the patch that removes
+    the annotation fails (500); the queue retries."""
+    await h.canary_in_flight()
+    h.annotate(ABORT, "true")
+    h.kube.calls.clear()
+    h.kube.fail["patch_metadata"] = lambda patch: api_error(500)
+    with pytest.raises(ApiException):
+        await h.controller._reconcile(KEY)
+    assert h.status["rollout"]["stage"] == "RolledBack", "recorded before the consume was tried"
+    del h.kube.fail["patch_metadata"]
+    h.sync()
+    await h.settle(2)
+
+
+def test_defect10_a_lost_annotation_patch_keeps_the_recorded_decision():
+    """The status is written, the patch fails: the request is still there,
+    but the decision is recorded, so the retry consumes it without acting twice."""
+    async def scenario(h: Harness):
+        await _abort_with_a_lost_annotation_patch(h)
+        assert ABORT not in h.kube.model["metadata"]["annotations"]
+        assert h.status["rollout"]["stage"] == "RolledBack"
+        assert [(e["modelVersion"], e["result"]) for e in h.status["history"]] == [("v7", "Deployed"),
+                                                                                  ("v8", "RolledBack")]
+        assert ("Deployment", "fraud-canary") not in h.kube.objects
+    run(scenario)
+
+
+def test_defect10_a_lost_annotation_patch_still_announces_the_rollback():
+    """BUG (operator): Events are posted only after the annotation patch
+    (controller._report). When that patch fails, the pass that decided the
+    rollback never posts its RolledBack Event, and the retry, finding the
+    decision already recorded, has nothing to announce: the Event is lost."""
+    async def scenario(h: Harness):
+        await _abort_with_a_lost_annotation_patch(h)
+        reasons = [c[1] for c in h.kube.calls if c[0] == "event"]
+        assert "RolledBack" in reasons, reasons
+    run(scenario)
+
+
+def test_defect10_a_lost_annotation_patch_does_not_warn_that_the_honoured_abort_was_ignored():
+    """BUG (operator): the retry consumes the abort it already honoured with
+    a Warning 'modeldeploy.io/abort ignored: no canary is in flight'."""
+    async def scenario(h: Harness):
+        await _abort_with_a_lost_annotation_patch(h)
+        warnings = [c[2] for c in h.kube.calls if c[0] == "event" and c[1] == "RequestIgnored"]
+        assert warnings == [], warnings
+    run(scenario)
+
+
+# -- steady state -------------------------------------------------------------------------
+
+
+def test_a_steady_state_makes_no_write_call():
+    async def scenario(h: Harness):
+        await h.settle()
+        assert h.condition("Ready") == ("True", "Serving")
+        h.kube.calls.clear()
+        for _ in range(3):
+            await h.step()
+        assert h.kube.writes() == []
+        assert h.kube.calls == [], "and no read either: everything comes from the cache"
+    run(scenario)
+
+
+def test_a_steady_canary_pause_makes_no_write_call():
+    async def scenario(h: Harness):
+        await h.canary_in_flight()
+        h.kube.calls.clear()
+        await h.step()
+        await h.step()
+        assert h.kube.writes() == []
+    run(scenario)
+
+
+# -- 422: a child the API server refuses ----------------------------------------------------
+
+
+def test_a_422_on_a_child_holds_invalid_spec_and_writes_nothing_more():
+    async def scenario(h: Harness):
+        await h.settle()
+        stable_before = copy.deepcopy(h.status["stable"])
+        objects_before = copy.deepcopy(h.kube.objects)
+        h.kube.fail["apply"] = lambda manifest, manager: (
+            api_error(422, 'Deployment.apps "fraud-canary" is invalid: env[0].name: Invalid value')
+            if manifest["metadata"]["name"] == "fraud-canary" else None)
+        h.edit(version="v8")
+        h.kube.calls.clear()
+        await h.controller._reconcile(KEY)
+        applies = [c for c in h.kube.calls if c[0] == "apply"]
+        assert applies[-1][1] == ("Deployment", "fraud-canary"), "nothing applied after the refusal"
+        assert not [c for c in h.kube.calls if c[0] in ("delete", "patch_metadata")]
+        assert h.condition("Stalled") == ("True", "InvalidSpec")
+        assert "env[0].name: Invalid value" in h.status["message"]
+        assert h.status["stable"] == stable_before, "the stable snapshot is kept"
+        assert ("event", "InvalidSpec") in [c[:2] for c in h.kube.calls]
+        # The next pass is refused again and stays held: still no prune.
+        h.sync()
+        h.kube.calls.clear()
+        await h.controller._reconcile(KEY)
+        assert [c[:2] for c in h.kube.writes()] == [("apply", ("Deployment", "fraud-canary"))], \
+            "held: the one refused apply, no status change, no prune, no Event"
+        assert h.kube.objects.keys() == objects_before.keys()
+        assert h.condition("Stalled") == ("True", "InvalidSpec")
+    run(scenario)
+
+
+def test_an_api_error_other_than_422_on_a_child_is_raised_for_the_queue_to_retry():
+    async def scenario(h: Harness):
+        h.kube.fail["apply"] = lambda manifest, manager: api_error(503)
+        with pytest.raises(ApiException) as raised:
+            await h.controller._reconcile(KEY)
+        assert raised.value.status == 503
+        assert not [c for c in h.kube.calls if c[0] in ("apply_status", "patch_metadata", "delete")]
+    run(scenario)
+
+
+# -- 409 on the replicas handover --------------------------------------------------------------
+
+
+def test_a_409_on_the_handover_apply_is_tolerated():
+    async def scenario(h: Harness):
+        await h.settle()
+        assert h.kube.objects[("Deployment", "fraud-stable")]["spec"]["replicas"] == 2
+        # replicas: 2 -> autoscaling: our manager stops sending spec.replicas.
+        meta = h.kube.model["metadata"]
+        auto = {k: v for k, v in spec(autoscaling={"minReplicas": 2, "maxReplicas": 10},
+                                       resources={"requests": {"cpu": "1"}}).items() if k != "replicas"}
+        h.kube.model = {**h.kube.model, "spec": auto,
+                        "metadata": {**meta, "generation": meta["generation"] + 1, "resourceVersion": h.kube.rv()}}
+        h.controller.on_model_event("MODIFIED", copy.deepcopy(h.kube.model))
+        h.kube.fail["apply"] = lambda manifest, manager: (
+            api_error(409, "Apply failed with 1 conflict: conflict with \"kube-controller-manager\": .spec.replicas")
+            if manager == HANDOVER_MANAGER else None)
+        h.kube.calls.clear()
+        await h.controller._reconcile(KEY)
+        applies = [(c[1], c[2]) for c in h.kube.calls if c[0] == "apply"]
+        handovers = [a for a in applies if a[1] == HANDOVER_MANAGER]
+        assert handovers == [(("Deployment", "fraud-stable"), HANDOVER_MANAGER)], applies
+        assert [c[2:] for c in h.kube.calls if c[0] == "apply" and c[2] == HANDOVER_MANAGER] == [
+            (HANDOVER_MANAGER, False)], "the handover is sent without force"
+        after = applies[applies.index(handovers[0]) + 1:]
+        assert (("Deployment", "fraud-stable"), FIELD_MANAGER) in after, "the pass went on after the 409"
+        assert (("HorizontalPodAutoscaler", NAME), FIELD_MANAGER) in after
+        assert [c for c in h.kube.calls if c[0] == "apply_status"], "and reported"
+    run(scenario)
+
+
+# -- a namespace being deleted ------------------------------------------------------------------
+
+
+def test_a_terminating_namespace_is_left_alone_for_a_while():
+    async def scenario(h: Harness):
+        h.kube.fail["apply"] = lambda manifest, manager: api_error(
+            403, 'deployments.apps "fraud-stable" is forbidden: unable to create new content in namespace ml '
+                 'because it is being terminated (NamespaceTerminating)')
+        assert await h.controller.reconcile(KEY) is None, "not an error: nothing to converge"
+        assert len(h.kube.calls) == 1
+        h.kube.calls.clear()
+        assert await h.controller.reconcile(KEY) is None
+        assert h.kube.calls == [], "no request while the namespace empties"
+    run(scenario)
+
+
+# -- the watch handlers ------------------------------------------------------------------------
+
+
+def test_watch_events_enqueue_the_owner_only_when_it_is_known():
+    async def scenario(h: Harness):
+        queue = h.controller.queue
+        assert queue.added == [KEY]
+        await h.step()
+        queue.added.clear()
+        h.sync()
+        assert queue.added and set(queue.added) == {KEY}
+        queue.added.clear()
+        h.sync()  # nothing changed: the model event still enqueues, pods and children do not
+        assert queue.added == [KEY]
+        queue.added.clear()
+        stray = {"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "x", "namespace": NS, "resourceVersion": "1", "ownerReferences": [
+                     {"kind": "ModelDeployment", "name": "unknown", "controller": True}]}}
+        h.controller.on_child_event("ADDED", stray)
+        assert queue.added == [], "no pass for a ModelDeployment the cache does not hold"
+        h.controller.on_model_event("DELETED", copy.deepcopy(h.kube.model))
+        assert KEY not in h.controller.cache.models
+        assert await h.controller._reconcile(KEY) is None
+    run(scenario)

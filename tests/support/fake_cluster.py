@@ -231,6 +231,15 @@ class Entry:
 class Obj:
     body: dict
     entries: list[Entry] = field(default_factory=list)
+    version: int = 0  # bumped on every write (body or managedFields)
+    _slim: tuple[int, dict] | None = None
+
+    def slim(self) -> dict:
+        """The object as the operator's watch cache keeps it (kube.cache._slim),
+        built once per write and shared (plan() never mutates its world)."""
+        if self._slim is None or self._slim[0] != self.version:
+            self._slim = (self.version, _slim(self.view()))
+        return self._slim[1]
 
     def view(self) -> dict:
         """The object as a GET returns it, managedFields included."""
@@ -491,6 +500,7 @@ class FakeCluster:
                 self.delete(kind, name)
 
     def _changed(self, obj: Obj, before: dict | None) -> None:
+        obj.version += 1
         meta = obj.body["metadata"]
         if before is None:
             meta["resourceVersion"] = self._next_rv()
@@ -530,10 +540,10 @@ class FakeCluster:
 
     # -- what the operator's watches see --------------------------------------------
     def children_of(self, uid: str) -> dict:
-        return {key: _slim(obj.view()) for key, obj in self.objects.items() if _controller_uid(obj.body) == uid}
+        return {key: obj.slim() for key, obj in self.objects.items() if _controller_uid(obj.body) == uid}
 
     def neighbours(self) -> dict:
-        return {key: _slim(obj.view()) for key, obj in self.objects.items() if key[0] in CHILD_KIND_NAMES}
+        return {key: obj.slim() for key, obj in self.objects.items() if key[0] in CHILD_KIND_NAMES}
 
     def pod_bodies(self, model: str | None = None) -> list[dict]:
         return [self.pod_body(p) for p in self.pods.values() if model is None or p.labels.get(NAME) == model]
@@ -761,6 +771,7 @@ class FakeCluster:
         status = {k: v for k, v in status.items() if v not in (0, None)}  # omitempty
         if obj.body.get("status") != status:
             obj.body["status"] = status
+            obj.version += 1
             meta["resourceVersion"] = self._next_rv()
 
     # -- time -------------------------------------------------------------------------

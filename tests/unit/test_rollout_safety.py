@@ -1,0 +1,748 @@
+"""Rollout safety under real sequences of user actions (issue 9, section 1).
+
+A hypothesis RuleBasedStateMachine drives the real reconcile.plan() loop
+(tests/support/fake_cluster.Operator, which does what controller.py does)
+against a fake API server world (tests/support/fake_cluster.FakeCluster),
+with a second ModelDeployment whose name may collide in the same namespace.
+The actions: spec edits (version, image, replicas including 0, replicas <->
+autoscaling, invalid specs, traffic provider, steps, strategy, analysis),
+promote/abort annotations with any value, approvedVersion, pod behaviours
+(ready, slow, never ready, crash loop, pending for capacity), Prometheus
+answers (pass, fail, no data, +Inf, NaN, several series, unreachable), HPA
+load, operator passes from a stale cache, lost status writes (409/500), a 422
+on a child, time passing with and without the operator.
+
+The invariants are the named `invariant_*` functions below; each docstring
+states the promise as the README does. They are checked after every step
+(around every pass where they are about a pass), and invariant 6 at the end of
+every run by letting time pass under the same world.
+
+Examples: MODELDEPLOY_SAFETY_EXAMPLES (default 60 runs of up to 40 steps, sized
+for `make test`). A long soak:
+
+    MODELDEPLOY_SAFETY_EXAMPLES=5000 .venv/bin/pytest tests/unit/test_rollout_safety.py -q
+
+A failing example prints as the list of actions (state.edit_version(...), ...).
+"""
+from __future__ import annotations
+
+import collections
+import copy
+import math
+import os
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+
+from modeldeploy.api import InvalidSpec, parse_spec
+from modeldeploy.builders import compute_revision
+from modeldeploy.builders.labels import REVISION, ROLE
+from modeldeploy.rollout import ABORT, PROMOTE
+from modeldeploy.runtimes import load_runtime_table
+from modeldeploy.status.transitions import parse_time
+from support.fake_cluster import ANSWERS, BEHAVIOURS, ApiError, FakeCluster, Operator
+
+TABLE = load_runtime_table()
+NAME = "fraud"
+EXAMPLES = int(os.environ.get("MODELDEPLOY_SAFETY_EXAMPLES", "60"))
+# Check only these invariants (e.g. "3,4"): to minimise one failure at a time.
+ONLY = {int(n) for n in os.environ.get("MODELDEPLOY_SAFETY_INVARIANTS", "").replace(",", " ").split()}
+settings.register_profile(
+    "rollout-safety",
+    max_examples=EXAMPLES,
+    stateful_step_count=int(os.environ.get("MODELDEPLOY_SAFETY_STEPS", "30")),
+    deadline=None,
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large),
+)
+
+DEADLINE = 60  # progressDeadlineSeconds of every generated spec
+STEP_PLANS = {
+    "default": None,  # the API's default: 20%, pause 60s, 50%, pause 60s
+    "one-step": [{"setWeight": 50}, {"pause": {"duration": "10s"}}],
+    "approval": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 75}, {"pause": {"duration": "10s"}}],
+    "no-steps": [],
+    "fine": [{"setWeight": 1}, {"setWeight": 10}, {"pause": {"duration": "20s"}}],
+}
+GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
+                                                      "hostnames": ["fraud.example.com"]}}
+ISTIO = {"provider": "istio", "istio": {"hosts": ["fraud.example.com"], "gateways": ["istio-system/public"]}}
+PROVIDERS = {"replicas": None, "gatewayAPI": GATEWAY, "istio": ISTIO}
+METRIC = {"name": "error-rate", "query": 'sum(rate(errors{revision="{{canary.revision}}"}[1m]))', "max": 0.05}
+ANALYSIS_INTERVAL, FAILURE_LIMIT, ERROR_LIMIT = 10, 1, 2
+
+
+@dataclass
+class SpecState:
+    """The user's spec, as the fields the actions change."""
+
+    version: str = "v1"
+    image: str | None = None
+    replicas: int | None = 2
+    autoscaling: tuple[int, int] | None = None
+    provider: str = "replicas"
+    steps: str = "one-step"
+    strategy: str = "Canary"
+    approved: str | None = None
+    analysis: str | None = None  # onInconclusive, or None for no metric analysis
+    invalid: str | None = None
+
+    def raw(self) -> dict:
+        model = {"uri": f"s3://models/fraud/{self.version}", "version": self.version, "format": "sklearn"}
+        raw: dict = {"model": model, "resources": {"requests": {"cpu": "100m"}}}
+        if self.image:
+            raw["runtime"] = {"image": self.image, "port": 8080}
+        if self.invalid == "unknown-format":
+            model["format"] = "pickle9"
+            raw.pop("runtime", None)
+        elif self.invalid == "reserved-env":
+            raw.setdefault("runtime", {})["env"] = [{"name": "MODELDEPLOY_MODEL_DIR", "value": "/tmp/x"}]
+        if self.autoscaling is not None:
+            raw["autoscaling"] = {"minReplicas": self.autoscaling[0], "maxReplicas": self.autoscaling[1]}
+        else:
+            raw["replicas"] = self.replicas
+        rollout: dict = {"strategy": self.strategy, "progressDeadlineSeconds": DEADLINE}
+        if STEP_PLANS[self.steps] is not None:
+            rollout["steps"] = copy.deepcopy(STEP_PLANS[self.steps])
+        if self.approved:
+            rollout["approvedVersion"] = self.approved
+        if self.analysis:
+            rollout["analysis"] = {"interval": f"{ANALYSIS_INTERVAL}s", "failureLimit": FAILURE_LIMIT,
+                                   "consecutiveErrorLimit": ERROR_LIMIT, "onInconclusive": self.analysis,
+                                   "prometheus": {"address": "http://prometheus.monitoring:9090"},
+                                   "metrics": [METRIC]}
+        raw["rollout"] = rollout
+        if PROVIDERS[self.provider]:
+            raw["traffic"] = copy.deepcopy(PROVIDERS[self.provider])
+        return raw
+
+
+def parsed(raw: dict, name: str = NAME):
+    try:
+        return parse_spec(raw, known_formats=TABLE.known_formats, name=name)
+    except InvalidSpec:
+        return None
+
+
+def revision_of(raw: dict, name: str = NAME) -> str | None:
+    spec = parsed(raw, name)
+    return compute_revision(spec, TABLE) if spec is not None else None
+
+
+# --- what the cluster really does (read from the fake, never from the operator) --------
+
+
+def _rollout(status: dict) -> dict:
+    return (status or {}).get("rollout") or {}
+
+
+def _in_flight(status: dict) -> str | None:
+    """The canary revision the stored status says is being tried out."""
+    rollout = _rollout(status)
+    return rollout.get("revision") if rollout.get("stage") in ("Canary", "Promoting") else None
+
+
+def _condition(status: dict, type_: str) -> dict:
+    return next((c for c in (status or {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def _share(stable: float, canary: float) -> int | None:
+    return None if stable + canary <= 0 else round(100 * canary / (stable + canary))
+
+
+def route_share(cluster: FakeCluster, name: str) -> int | None:
+    found = cluster.route_weights(name)
+    return None if found is None else _share(*found[1])
+
+
+def canary_deployment_revision(cluster: FakeCluster, name: str) -> str | None:
+    obj = cluster.objects.get(("Deployment", f"{name}-canary"))
+    return obj.body["spec"]["template"]["metadata"]["labels"].get(REVISION) if obj is not None else None
+
+
+def ready_pods(cluster: FakeCluster, name: str, role: str, revision: str | None = None) -> int:
+    return sum(1 for p in cluster.pods.values()
+               if p.labels.get("modeldeploy.io/name") == name and p.labels.get(ROLE) == role
+               and (revision is None or p.labels.get(REVISION) == revision) and cluster.ready(p))
+
+
+def crash_looping(body: dict, now) -> bool:
+    """CrashLoopBackOff now, or restarted twice with the last crash < 10 minutes ago."""
+    for c in (body.get("status") or {}).get("containerStatuses") or ():
+        if ((c.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            return True
+        finished = ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        if c.get("restartCount", 0) >= 2 and finished and now - parse_time(finished) < timedelta(minutes=10):
+            return True
+    return False
+
+
+# --- the invariants --------------------------------------------------------------------
+
+
+@dataclass
+class Oracle:
+    """What the user did and saw, to judge the operator by."""
+
+    known_stable: str | None = None  # the last status.stable.revision ever stored
+    barred: dict[str, str] = field(default_factory=dict)  # revision -> why it must not become stable
+    promote_target: str | None = None  # the canary in flight when the user set promote=true
+    abort_target: str | None = None
+
+
+@dataclass
+class PassView:
+    """Everything around one pass of the primary ModelDeployment."""
+
+    raw: dict  # the spec at the pass
+    spec: object  # parsed, or None when invalid
+    annotations: dict  # on the object when the pass started
+    before: dict  # stored status before
+    after: dict  # stored status after (== before when the write was lost)
+    completed: bool
+    stable_ready_before: int
+    stable_ready_after: int  # after the pass and the controllers' immediate reaction
+    desired: int | None
+    recreate: bool
+    share_before: int | None
+    share_after: int | None
+    canary_revision_before: str | None
+    canary_revision_after: str | None
+    base: int | None
+    now: object
+    stale: bool = False
+
+
+def _promote_ok(view: PassView, oracle: Oracle, revision: str) -> bool:
+    value = view.annotations.get(PROMOTE)
+    return value == revision or (value == "true" and oracle.promote_target == revision)
+
+
+def _steps_ok(view: PassView, revision: str) -> tuple[bool, str]:
+    """Could the remaining steps of `revision`'s canary pass in this pass?"""
+    rollout = _rollout(view.before)
+    if view.spec is None:
+        return False, "the spec is invalid"
+    steps = view.spec.rollout.steps
+    start = rollout.get("step", 0) if rollout.get("revision") == revision and rollout.get("stage") == "Canary" else 0
+    started = rollout.get("stepStartedAt")
+    for index in range(start, len(steps)):
+        step = steps[index]
+        if step.pause is None or step.set_weight is not None:
+            continue
+        if step.pause.duration is None:
+            version = view.spec.model.version
+            if view.spec.rollout.approved_version != version:
+                return False, f"step {index + 1} waits for approval and approvedVersion is not {version}"
+            continue
+        from modeldeploy.api.durations import parse_duration
+        need = parse_duration(step.pause.duration)
+        if index != start or started is None or (view.now - parse_time(started)).total_seconds() < need:
+            return False, f"step {index + 1} pauses {step.pause.duration}, not over yet"
+    return True, ""
+
+
+def invariant_stable_only_by_a_legitimate_way(view: PassView, oracle: Oracle) -> None:
+    """Invariant 1. A revision becomes stable only in one of these ways: it is
+    the first revision; it went through its full step list; it was promoted by
+    the promote annotation (value "true" while it was the canary in flight, or
+    its own revision) or approvedVersion; it uses the Recreate strategy; or the
+    spec was set back to the stable revision. Invalid specs, scaling to 0,
+    restarts and lost writes never make a revision stable, and never wipe the
+    stable revision from the status. Checked when promotion starts (stage
+    Promoting) and when status.stable.revision changes."""
+    after_stable = ((view.after or {}).get("stable") or {}).get("revision")
+    if oracle.known_stable is not None and view.completed and after_stable is None:
+        raise AssertionError(f"invariant 1: status.stable was wiped (it was {oracle.known_stable})")
+    rollout, before = _rollout(view.after), _rollout(view.before)
+    promoting_before = before.get("revision") if before.get("stage") == "Promoting" else None
+    entering = None
+    if rollout.get("stage") == "Promoting" and rollout.get("revision") != promoting_before:
+        entering = rollout.get("revision")  # promotion starts
+    elif after_stable is not None and after_stable != oracle.known_stable and after_stable != promoting_before:
+        entering = after_stable  # stable changes without a promotion in flight
+    if entering is None:
+        return
+    if oracle.known_stable is None:
+        return  # the first revision
+    if view.recreate and revision_of(view.raw) == entering:
+        return
+    if entering == oracle.known_stable:
+        return  # the spec set back to the stable revision
+    if _promote_ok(view, oracle, entering):
+        return
+    if _rollout(view.before).get("revision") != entering and _in_flight(view.before) != entering:
+        raise AssertionError(
+            f"invariant 1: revision {entering} became {'promoting' if rollout.get('stage') == 'Promoting' else 'stable'}"
+            f" without ever being the canary in flight (stable was {oracle.known_stable}; spec "
+            f"replicas={view.raw.get('replicas')}, annotations={view.annotations})")
+    ok, why = _steps_ok(view, entering)
+    if not ok:
+        raise AssertionError(f"invariant 1: revision {entering} started promotion before its steps were done: {why}"
+                             f" (annotations {view.annotations})")
+
+
+def invariant_rolled_back_never_stable(view: PassView, oracle: Oracle) -> None:
+    """Invariant 2. A rolled-back (or aborted) revision never becomes stable
+    unless the user changes the spec away from it and back, or promotes it
+    explicitly."""
+    after_stable = ((view.after or {}).get("stable") or {}).get("revision")
+    if after_stable is not None and after_stable != oracle.known_stable and after_stable in oracle.barred:
+        if not _promote_ok(view, oracle, after_stable):
+            raise AssertionError(f"invariant 2: revision {after_stable} became stable although it was "
+                                 f"{oracle.barred[after_stable]}")
+
+
+def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: PassView | None, provider: str,
+                                                 status: dict, name: str = NAME) -> None:
+    """Invariant 3. The canary's traffic share never exceeds what the ready pods
+    of the canary's revision can carry; pods of a superseded canary do not
+    count. Weighted providers: when a pass raises the route's canary weight to
+    w for revision R (the canary Deployment's template revision; a new R starts
+    from 0), at least ceil(base * w / 100) pods labelled role=canary and
+    revision=R are Ready, base being the stable count the rollout sizes
+    against (spec.replicas, or under autoscaling max(minReplicas, the stable
+    Deployment's replicas)); and the client Service `<name>` never selects a
+    ready canary pod. Replicas provider (the split is the ready-pod ratio
+    behind `<name>`): no ready canary pod behind `<name>` is of another
+    revision than the canary in flight, and none takes client traffic before
+    the rollout set a weight above 0."""
+    if provider == "replicas":
+        rollout = (status or {}).get("rollout") or {}
+        current = canary_deployment_revision(cluster, name)
+        for pod in cluster.selected_pods(name):
+            if pod.labels.get(ROLE) != "canary" or not cluster.ready(pod):
+                continue
+            if pod.labels.get(REVISION) != current:
+                raise AssertionError(f"invariant 3: ready pod {pod.name} of superseded canary revision "
+                                     f"{pod.labels.get(REVISION)} takes client traffic (the canary is now {current})")
+            if _in_flight(status) != current or not rollout.get("weight"):
+                raise AssertionError(f"invariant 3: canary pod {pod.name} takes client traffic before any "
+                                     f"setWeight (status: stage {rollout.get('stage')}, weight {rollout.get('weight')})")
+        return
+    if view is None:
+        return
+    for pod in cluster.selected_pods(name):
+        if pod.labels.get(ROLE) == "canary" and cluster.ready(pod):
+            raise AssertionError(f"invariant 3: the client Service {name} ({provider}) selects ready canary pod "
+                                 f"{pod.name}: in-cluster callers bypass the route's weights")
+    share = view.share_after
+    revision = view.canary_revision_after
+    if not share or revision is None or view.base is None:
+        return
+    before = view.share_before or 0 if view.canary_revision_before == revision else 0
+    if share <= before:
+        return
+    need = math.ceil(view.base * share / 100)
+    ready = ready_pods(cluster, name, "canary", revision)
+    if ready < need:
+        raise AssertionError(f"invariant 3: the route sends {share}% to canary revision {revision} "
+                             f"(was {before}%), which needs {need} ready pods of it (base {view.base}); {ready} ready")
+
+
+def invariant_status_traffic_is_real(cluster: FakeCluster, status: dict, name: str = NAME) -> None:
+    """Invariant 4. After each completed pass, status.traffic equals what the
+    route (HTTPRoute/VirtualService, when one exists) or else the ready pods
+    behind the Service `<name>` (by role) actually carry."""
+    traffic = (status or {}).get("traffic")
+    if not traffic:
+        return
+    if cluster.route_weights(name) is not None:
+        actual = route_share(cluster, name)
+        what = "the route"
+    else:
+        pods = [p for p in cluster.selected_pods(name) if cluster.ready(p)]
+        actual = _share(sum(1 for p in pods if p.labels.get(ROLE) != "canary"),
+                        sum(1 for p in pods if p.labels.get(ROLE) == "canary"))
+        what = "the ready pods behind the Service"
+    if actual is None:
+        return
+    if (traffic.get("stable"), traffic.get("canary")) != (100 - actual, actual):
+        raise AssertionError(f"invariant 4: status.traffic says {traffic.get('stable')}/{traffic.get('canary')}, "
+                             f"{what} carries {100 - actual}/{actual}")
+
+
+def invariant_capacity_kept(view: PassView) -> None:
+    """Invariant 5. The ready serving capacity never drops below desired - 1
+    because of the operator's writes: around each pass (the pass, then the
+    Deployment controllers' immediate reaction), ready stable pods after >=
+    min(ready before, desired - 1), desired being spec.replicas or under
+    autoscaling max(minReplicas, the HPA's count). Through promotion,
+    rollback, an HPA handoff and scaling; not for the Recreate strategy, which
+    accepts downtime."""
+    if view.recreate or view.desired is None:
+        return
+    floor = min(view.stable_ready_before, view.desired - 1)
+    if view.stable_ready_after < floor:
+        raise AssertionError(f"invariant 5: ready stable pods fell from {view.stable_ready_before} to "
+                             f"{view.stable_ready_after} (desired {view.desired}) after the operator's writes")
+
+
+def invariant_rollout_ends(status: dict, name: str = NAME) -> None:
+    """Invariant 6. Every rollout ends in bounded time: Promoted, RolledBack,
+    Aborted, or Stalled with a message. The only exception is an open pause
+    waiting for approval, and the status must say so. (Checked at the end of
+    every run, after time passed under the same world for a bound derived from
+    the spec: progressDeadlineSeconds, pauses, analysis interval * limits.)"""
+    rollout = _rollout(status)
+    stalled = _condition(status, "Stalled")
+    if stalled.get("status") == "True" and stalled.get("message"):
+        return
+    stage = rollout.get("stage")
+    if stage in ("Canary",) and (rollout.get("pausedReason") or "").startswith("waiting for approval"):
+        if "approv" in (status.get("message") or ""):
+            return
+        raise AssertionError(f"invariant 6: {name} waits for approval but status.message does not say so: "
+                             f"{status.get('message')!r}")
+    if stage not in ("Canary", "Promoting") and _condition(status, "Ready").get("status") == "True":
+        return
+    raise AssertionError(f"invariant 6: {name} has not ended: stage {stage}, phase {status.get('phase')}, "
+                         f"message {status.get('message')!r}, pausedReason {rollout.get('pausedReason')!r}")
+
+
+def invariant_never_ready_while_crashing(cluster: FakeCluster, status: dict, name: str = NAME) -> None:
+    """Invariant 7. Ready=True never while a serving pod crash-loops (waiting
+    in CrashLoopBackOff, or two restarts with the last < 10 minutes ago, even
+    if Ready between crashes)."""
+    if _condition(status, "Ready").get("status") != "True":
+        return
+    for body in cluster.pod_bodies(name):
+        if crash_looping(body, cluster.now):
+            raise AssertionError(f"invariant 7: Ready=True while pod {body['metadata']['name']} crash-loops")
+
+
+def invariant_no_shared_objects(cluster: FakeCluster) -> None:
+    """Invariant 8. Two ModelDeployments never write the same object: a pass
+    never applies to or deletes an object another owner controls."""
+    if cluster.foreign_writes:
+        raise AssertionError(f"invariant 8: {cluster.foreign_writes[0]}")
+
+
+def invariant_requests_act_only_when_meant(view: PassView) -> None:
+    """(Issue 9 defect 9.) The abort annotation rolls back only when its value
+    is "true" or the canary's revision."""
+    after = _rollout(view.after)
+    if after.get("stage") == "RolledBack" and _rollout(view.before).get("stage") != "RolledBack" and \
+            ABORT in (after.get("message") or ""):
+        value = view.annotations.get(ABORT)
+        if value not in ("true", after.get("revision")):
+            raise AssertionError(f"invariant (requests): {ABORT}={value!r} rolled back {after.get('revision')}")
+
+
+# --- the state machine --------------------------------------------------------------------
+
+
+class RolloutSafety(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cluster = FakeCluster(capacity=40)
+        self.operator = Operator(self.cluster, TABLE)
+        self.spec = SpecState()
+        self.oracle = Oracle()
+        self.snapshots: collections.deque = collections.deque(maxlen=6)
+        self.provider_at_pass = "replicas"
+        self.neighbour: str | None = None
+        self.failed = False
+
+    # -- set-up ------------------------------------------------------------------
+    @initialize(neighbour=st.sampled_from(["fraud-canary", "fraud-stable", "fraud-x"]),
+                neighbour_first=st.booleans())
+    def create_models(self, neighbour: str, neighbour_first: bool) -> None:
+        other = {"model": {"uri": "s3://models/other/n1", "version": "n1", "format": "sklearn"}, "replicas": 1}
+        if neighbour_first:
+            self.cluster.create_model(neighbour, other)
+            self._neighbour_pass(neighbour)
+        self.cluster.create_model(NAME, self.spec.raw())
+        if not neighbour_first:
+            self.cluster.create_model(neighbour, other)
+        self.neighbour = neighbour
+
+    # -- spec edits ----------------------------------------------------------------
+    def _edit(self, **changes) -> None:
+        self.spec = replace(self.spec, **changes)
+        raw = self.spec.raw()
+        self.cluster.edit_spec(NAME, raw)
+        revision = revision_of(raw)
+        if revision is not None:  # a valid spec naming another revision: the user moved away
+            for barred in [r for r in self.oracle.barred if r != revision]:
+                del self.oracle.barred[barred]
+
+    @rule(version=st.sampled_from(["v1", "v2", "v3"]))
+    def edit_version(self, version: str) -> None:
+        self._edit(version=version)
+
+    @rule(image=st.sampled_from([None, "registry.example.com/mlserver:1.7.2"]))
+    def edit_image(self, image) -> None:
+        self._edit(image=image)
+
+    @rule(replicas=st.integers(0, 4))
+    def edit_replicas(self, replicas: int) -> None:
+        self._edit(replicas=replicas, autoscaling=None)
+
+    @rule(min_replicas=st.integers(1, 3), extra=st.integers(0, 3))
+    def edit_autoscaling(self, min_replicas: int, extra: int) -> None:
+        self._edit(autoscaling=(min_replicas, min_replicas + extra), replicas=None)
+
+    @rule(how=st.sampled_from(["reserved-env", "unknown-format"]))
+    def break_spec(self, how: str) -> None:
+        self._edit(invalid=how)
+
+    @rule()
+    def fix_spec(self) -> None:
+        self._edit(invalid=None)
+
+    @rule(provider=st.sampled_from(sorted(PROVIDERS)))
+    def switch_provider(self, provider: str) -> None:
+        self._edit(provider=provider)
+
+    @rule(steps=st.sampled_from(sorted(STEP_PLANS)))
+    def edit_steps(self, steps: str) -> None:
+        self._edit(steps=steps)
+
+    @rule(strategy=st.sampled_from(["Canary", "Recreate"]))
+    def set_strategy(self, strategy: str) -> None:
+        self._edit(strategy=strategy)
+
+    @rule(on_inconclusive=st.sampled_from([None, "Pause", "Rollback", "Continue"]))
+    def set_analysis(self, on_inconclusive) -> None:
+        self._edit(analysis=on_inconclusive)
+
+    @rule(version=st.sampled_from([None, "v1", "v2", "v3"]))
+    def approve(self, version) -> None:
+        self._edit(approved=version)
+
+    # -- requests ------------------------------------------------------------------
+    def _request_value(self, value: str) -> str:
+        status = self.cluster.models[NAME]["status"]
+        if value == "canary-revision":
+            return _rollout(status).get("revision") or "none"
+        if value == "stable-revision":
+            return ((status or {}).get("stable") or {}).get("revision") or "none"
+        return value
+
+    @rule(value=st.sampled_from(["true", "false", "canary-revision", "stable-revision"]))
+    def annotate_promote(self, value: str) -> None:
+        self.oracle.promote_target = _in_flight(self.cluster.models[NAME]["status"]) if value == "true" else None
+        self.cluster.annotate(NAME, PROMOTE, self._request_value(value))
+
+    @rule(value=st.sampled_from(["true", "false", "canary-revision", "stable-revision"]))
+    def annotate_abort(self, value: str) -> None:
+        resolved = self._request_value(value)
+        in_flight = _in_flight(self.cluster.models[NAME]["status"])
+        if in_flight is not None and resolved in ("true", in_flight):
+            self.oracle.barred[in_flight] = "aborted by the user"
+        self.cluster.annotate(NAME, ABORT, resolved)
+
+    # -- the world -----------------------------------------------------------------
+    @rule(version=st.sampled_from(["v1", "v2", "v3"]), behaviour=st.sampled_from(BEHAVIOURS))
+    def pods_behave(self, version: str, behaviour: str) -> None:
+        self.cluster.behave(version, behaviour)
+        self.cluster.sync()  # the Deployment controller sees the pods change at once
+
+    @rule(pods=st.sampled_from([3, 5, 8, 40]))
+    def node_capacity(self, pods: int) -> None:
+        self.cluster.capacity = pods
+
+    @rule(answer=st.sampled_from(ANSWERS))
+    def prometheus_answers(self, answer: str) -> None:
+        self.cluster.prometheus.answer = answer
+
+    @rule(replicas=st.integers(1, 6))
+    def load_asks_hpa_for(self, replicas: int) -> None:
+        self.cluster.hpa_wants = replicas
+
+    @rule()
+    def controllers_progress(self) -> None:
+        self.cluster.later(1)
+        self.cluster.sync()
+        self.cluster.hpa_sync()
+        self.cluster.sync()
+        self._between_passes()
+
+    @rule(seconds=st.sampled_from([5, 30, 120]))
+    def operator_down_while_time_passes(self, seconds: int) -> None:
+        self.cluster.later(seconds)
+        self.cluster.sync()
+        self._between_passes()
+
+    @rule(seconds=st.sampled_from([5, 15, 60]))
+    def time_passes(self, seconds: int) -> None:
+        """The cluster progresses and the operator passes every 5 s (its requeue and watch events)."""
+        for _ in range(max(1, seconds // 5)):
+            self.cluster.later(5)
+            self.cluster.sync()
+            self.cluster.hpa_sync()
+            self.cluster.sync()
+            self._between_passes()
+            self._pass()
+            self._neighbour_pass(self.neighbour)
+
+    # -- the operator --------------------------------------------------------------
+    @rule()
+    def reconcile(self) -> None:
+        self._pass()
+
+    @rule()
+    def reconcile_neighbour(self) -> None:
+        self._neighbour_pass(self.neighbour)
+
+    @rule(passes_ago=st.integers(1, 5))
+    def restart_with_stale_cache(self, passes_ago: int) -> None:
+        if len(self.snapshots) >= passes_ago:
+            self._pass(cache=self.snapshots[-passes_ago])
+
+    @rule(code=st.sampled_from([409, 500]))
+    def status_write_fails(self, code: int) -> None:
+        self.cluster.status_failure = code
+        self._pass()
+        self.cluster.status_failure = None
+
+    @rule()
+    def api_server_refuses_this_version(self) -> None:
+        self.cluster.refused_versions.add(self.spec.version)
+        self._pass()
+
+    # -- passes and the checks around them ----------------------------------------------
+    def _stable_ready(self) -> int:
+        return ready_pods(self.cluster, NAME, "stable")
+
+    def _desired(self, spec) -> int | None:
+        if spec is None:
+            return None
+        if spec.autoscaling is None:
+            return spec.fixed_replicas
+        live = self.cluster.objects.get(("Deployment", f"{NAME}-stable"))
+        current = live.body["spec"].get("replicas", 1) if live is not None else 0
+        return max(spec.autoscaling.min_replicas, current)
+
+    def _recreate(self, spec) -> bool:
+        live = self.cluster.objects.get(("Deployment", f"{NAME}-stable"))
+        live_recreate = live is not None and (live.body["spec"].get("strategy") or {}).get("type") == "Recreate"
+        return live_recreate or (spec is not None and spec.rollout.strategy == "Recreate")
+
+    def _pass(self, cache=None) -> None:
+        cluster = self.cluster
+        md = cluster.models[NAME]
+        raw = copy.deepcopy(md["spec"])
+        spec = parsed(raw)
+        before = copy.deepcopy(md.get("status") or {})
+        annotations = dict(md["metadata"].get("annotations") or {})
+        ready_before = self._stable_ready()
+        desired = self._desired(spec)
+        recreate_before = self._recreate(spec)
+        share_before = route_share(cluster, NAME)
+        canary_before = canary_deployment_revision(cluster, NAME)
+        if cache is None:
+            cache = self.operator.snapshot(NAME)
+            self.snapshots.append(cache)
+            stale = False
+        else:
+            stale = True
+        try:
+            result = self.operator.reconcile(NAME, cache=cache)
+        except Exception:
+            self.failed = True
+            raise
+        after = copy.deepcopy(md.get("status") or {})
+        view = PassView(
+            raw=raw, spec=spec, annotations=annotations, before=before, after=after, completed=result.completed,
+            stable_ready_before=ready_before, stable_ready_after=0, desired=desired,
+            recreate=recreate_before or self._recreate(spec), share_before=share_before,
+            share_after=route_share(cluster, NAME), canary_revision_before=canary_before,
+            canary_revision_after=canary_deployment_revision(cluster, NAME),
+            base=self._base(spec), now=cluster.now, stale=stale)
+        self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
+        self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
+        self._check(lambda: invariant_requests_act_only_when_meant(view), 9)
+        if result.completed:
+            if spec is not None:
+                self.provider_at_pass = spec.traffic.provider
+            self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
+            self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
+            if spec is not None and spec.traffic.provider != "replicas":
+                self._check(lambda: invariant_canary_share_within_ready_capacity(
+                    cluster, view, spec.traffic.provider, after), 3)
+        cluster.sync()  # the Deployment controllers react at once
+        view.stable_ready_after = self._stable_ready()
+        self._check(lambda: invariant_capacity_kept(view), 5)
+        self._learn(view)
+        self._between_passes()
+
+    def _base(self, spec) -> int | None:
+        if spec is None:
+            return None
+        if spec.autoscaling is None:
+            return spec.fixed_replicas
+        live = self.cluster.objects.get(("Deployment", f"{NAME}-stable"))
+        return max(spec.autoscaling.min_replicas, live.body["spec"].get("replicas", 1) if live is not None else 0)
+
+    def _learn(self, view: PassView) -> None:
+        stable = (view.after.get("stable") or {}).get("revision")
+        if stable is not None:
+            self.oracle.known_stable = stable
+        rollout = _rollout(view.after)
+        if rollout.get("stage") == "RolledBack" and rollout.get("revision"):
+            self.oracle.barred.setdefault(rollout["revision"], "rolled back")
+        if view.completed and PROMOTE not in (self.cluster.models[NAME]["metadata"].get("annotations") or {}):
+            self.oracle.promote_target = None
+
+    def _between_passes(self) -> None:
+        """Checks that hold at any moment, not only right after a pass."""
+        self._check(lambda: invariant_no_shared_objects(self.cluster), 8)
+        status = self.cluster.models[NAME].get("status") or {}
+        if self.provider_at_pass == "replicas":
+            self._check(lambda: invariant_canary_share_within_ready_capacity(
+                self.cluster, None, "replicas", status), 3)
+
+    def _neighbour_pass(self, name: str | None) -> None:
+        if name is None:
+            return
+        try:
+            self.operator.reconcile(name)
+        except Exception:
+            self.failed = True
+            raise
+        self.cluster.sync()
+        self._check(lambda: invariant_no_shared_objects(self.cluster), 8)
+
+    def _check(self, check, number: int | None = None) -> None:
+        if ONLY and number not in ONLY:
+            return
+        try:
+            check()
+        except AssertionError:
+            self.failed = True
+            raise
+
+
+    # -- the end of every run: invariant 6 -------------------------------------------
+    def _bound(self) -> int:
+        spec = parsed(self.cluster.models[NAME]["spec"])
+        pauses = 120 if spec is None else sum(
+            60 if s.pause is not None and s.pause.duration is None else
+            (int(s.pause.duration.rstrip("s")) if s.pause is not None else 0) for s in spec.rollout.steps)
+        analysis = ANALYSIS_INTERVAL * (FAILURE_LIMIT + ERROR_LIMIT + 3)
+        return 3 * DEADLINE + pauses + analysis + 60
+
+    def teardown(self) -> None:
+        if self.failed or self.neighbour is None:
+            return
+        self.cluster.status_failure = None
+        elapsed = 0
+        while elapsed < self._bound():
+            self.cluster.later(15)
+            elapsed += 15
+            self.cluster.sync()
+            self.cluster.hpa_sync()
+            self.cluster.sync()
+            self._pass()
+            self._neighbour_pass(self.neighbour)
+        self._pass()
+        self._check(lambda: invariant_rollout_ends(self.cluster.models[NAME]["status"]), 6)
+        self._check(lambda: invariant_rollout_ends(self.cluster.models[self.neighbour]["status"], self.neighbour), 6)
+
+
+RolloutSafety.TestCase.settings = settings.get_profile("rollout-safety")
+TestRolloutSafety = RolloutSafety.TestCase

@@ -189,8 +189,9 @@ class Controller:
 
     async def _report(self, md: dict, step: Plan) -> None:
         """Record first, then consume: the status that records a decision is
-        written before the annotation that asked for it is removed, so a lost
-        status write never loses a promote or an abort."""
+        written (and announced) before the annotation that asked for it is
+        removed, so a lost status write never loses a promote or an abort, and
+        a lost annotation patch never loses the Event."""
         meta = md["metadata"]
         if step.status is not None:
             try:
@@ -201,12 +202,12 @@ class Controller:
                 raise
             self.cache.put_model(written)
             metrics.track_model(meta["namespace"], meta["name"], step.status)
+        for event in step.events:
+            await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
         if step.consume:
             updated = await self.kube.patch_metadata(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
                                                      {"annotations": {n: None for n in step.consume}})
             self.cache.put_model(updated)
-        for event in step.events:
-            await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
         for result in step.outcomes:
             metrics.ROLLOUTS.labels(result).inc()
         for verdict in step.verdicts:

@@ -31,15 +31,19 @@ class Requests:
 
 
 def read_requests(annotations: Mapping[str, str] | None, canary_revision: str | None, *,
-                  new_revision: bool = False) -> Requests:
+                  new_revision: bool = False, done: Mapping[str, str] | None = None) -> Requests:
     """Which requests act on the canary `canary_revision` (None: none in
     flight). `new_revision`: that canary starts in this very pass, so a bare
-    "true" was aimed at an earlier state and is refused."""
+    "true" was aimed at an earlier state and is refused. `done`: requests the
+    recorded state shows were carried out ({ABORT: revision rolled back}), so
+    one still present (its removal was lost) is consumed quietly."""
     annotations = annotations or {}
     present = tuple(key for key in REQUESTS if key in annotations)
     granted, refused = [], []
     for key in present:
         value = str(annotations.get(key) or "").strip()
+        if canary_revision is None and key in (done or {}) and value.lower() in (ANY_CANARY, done[key]):
+            continue  # carried out already; only its removal was lost
         if canary_revision is not None and value == canary_revision:
             granted.append(key)
         elif value.lower() == ANY_CANARY and canary_revision is not None and not new_revision:

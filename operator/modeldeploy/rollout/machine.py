@@ -61,7 +61,7 @@ def decide(inputs: Inputs) -> Decision:
         steps=tuple(inputs.spec.rollout.steps),
         base=base_replicas(inputs.spec, inputs.observed.stable,
                            inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
-        requests=read_requests(inputs.annotations, _in_flight(inputs.state)),
+        requests=read_requests(inputs.annotations, _in_flight(inputs.state), done=_carried_out(inputs.state)),
     )
     return (
         _first_revision(ctx)
@@ -423,6 +423,18 @@ def _prepend(decision: Decision, events, history) -> Decision:
 def _in_flight(state: RolloutState) -> str | None:
     """The canary revision requests may target: only one in flight."""
     return state.canary.revision if state.stage in ACTIVE and state.canary is not None else None
+
+
+def _carried_out(state: RolloutState) -> dict[str, str]:
+    """Requests the recorded state shows were acted on: the last canary rolled
+    back (an abort) or promoted (a promote)."""
+    if state.canary is None:
+        return {}
+    if state.stage == Stage.ROLLED_BACK:
+        return {ABORT: state.canary.revision}
+    if state.stage == Stage.STABLE and state.stable is not None and state.stable.revision == state.canary.revision:
+        return {PROMOTE: state.canary.revision}
+    return {}
 
 
 def _refusals(requests: Requests) -> tuple[Event, ...]:

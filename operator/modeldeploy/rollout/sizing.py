@@ -19,6 +19,7 @@ import math
 
 from ..api.spec import ModelDeploymentSpec
 from ..status.observed import ObservedDeployment
+from ..traffic.weights import Weights
 
 
 def base_replicas(spec: ModelDeploymentSpec, stable: ObservedDeployment | None, floor: int | None = None) -> int:
@@ -44,4 +45,5 @@ def canary_replicas(base: int, weight: int, *, weighted: bool = True) -> int:
 
 def split_weight(base: int, canary: int) -> int:
     """The canary's percent of traffic with the `replicas` provider."""
-    return round(100 * canary / (base + canary)) if base + canary > 0 else 0
+    weights = Weights.from_ratio(base, canary)
+    return weights.canary if weights is not None else 0

@@ -24,7 +24,9 @@ class Weights:
         to 100); None when nothing receives traffic, as there is no split."""
         if stable < 0 or canary < 0 or stable + canary <= 0:
             return None
-        return cls.to_canary(round(100 * canary / (stable + canary)))
+        # Half rounds up (Python's round() would send 0.5% to 0): a canary
+        # taking half a percent is not reported as taking nothing.
+        return cls.to_canary(min(100, int(100 * canary / (stable + canary) + 0.5)))
 
 
 ALL_STABLE = Weights(stable=100, canary=0)

@@ -142,7 +142,11 @@ install_crds() {
   "$kubectl" apply --server-side -f "$gw/config/crd/standard/" >/dev/null
   "${PYTHON:-python3}" "$here/select-istio-crds.py" "$istio/kubernetes/customresourcedefinitions.gen.yaml" \
     | "$kubectl" apply --server-side -f - 2>&1 >/dev/null | { grep -v 'unrecognized format "binary"' >&2 || true; }
-  "$kubectl" wait --for=condition=Established --timeout=60s crd/httproutes.gateway.networking.k8s.io crd/virtualservices.networking.istio.io crd/destinationrules.networking.istio.io >/dev/null
+  # kubectl wait fails at once (not waits) while a new CRD has no status
+  # yet ("accessor error: <nil>"), so it is polled.
+  wait_for 60 "the route CRDs Established" "$kubectl" wait --for=condition=Established --timeout=5s \
+    crd/httproutes.gateway.networking.k8s.io crd/virtualservices.networking.istio.io \
+    crd/destinationrules.networking.istio.io
 }
 
 # One function per process, shared by `up` and `restart` so a restarted

@@ -41,7 +41,14 @@ def _cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_crd(kubeconfig: str | None, runtimes: str | None) -> None:
+def _install_crd(kubeconfig: str | None, runtimes: str | None, timeout: float = 60) -> None:
+    """Server-side apply the CRD, then wait until the API server serves the
+    kind: the CRD is Established and its group version's discovery lists it.
+    Only then does `run` start the operator, so whatever waits for the
+    operator to be ready can `kubectl apply` a ModelDeployment at once."""
+    import json
+    import time
+
     import yaml
 
     from .crd import render_crd
@@ -49,16 +56,47 @@ def _install_crd(kubeconfig: str | None, runtimes: str | None) -> None:
     from .runtimes import load_runtime_table
 
     crd = yaml.safe_load(render_crd(load_runtime_table(runtimes).known_formats))
+    name = crd["metadata"]["name"]
     api = make_api_client(kubeconfig)
-    request = api.param_serialize(
-        "PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
-        query_params=[("fieldManager", "modeldeploy-operator"), ("force", "true")], body=crd,
-        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        auth_settings=["BearerToken"])
-    response = api.call_api(*request)
-    response.read()
-    if not 200 <= response.status <= 299:
-        raise RuntimeError(f"installing the CRD failed: HTTP {response.status}: {response.data[:300]!r}")
+
+    def call(method: str, path: str, **kw) -> tuple[int, bytes]:
+        request = api.param_serialize(method, path, auth_settings=["BearerToken"],
+                                      header_params={"Accept": "application/json", **kw.pop("headers", {})}, **kw)
+        response = api.call_api(*request)
+        response.read()
+        return response.status, response.data
+
+    status, data = call("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+                        query_params=[("fieldManager", "modeldeploy-operator"), ("force", "true")], body=crd,
+                        headers={"Content-Type": "application/apply-patch+yaml"})
+    if not 200 <= status <= 299:
+        raise RuntimeError(f"installing the CRD failed: HTTP {status}: {data[:300]!r}")
+
+    plural, kind = crd["spec"]["names"]["plural"], crd["spec"]["names"]["kind"]
+    group = crd["spec"]["group"]
+    served = [v["name"] for v in crd["spec"]["versions"] if v.get("served")]
+
+    def not_yet() -> str:
+        """What is still missing, or "" once the API serves the kind."""
+        status, data = call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        if status != 200:
+            return f"reading the CRD: HTTP {status}"
+        conditions = {c["type"]: c for c in (json.loads(data).get("status") or {}).get("conditions") or []}
+        established = conditions.get("Established", {})
+        if established.get("status") != "True":
+            return f"CRD not Established yet ({established.get('reason') or 'no condition'})"
+        for version in served:
+            status, data = call("GET", f"/apis/{group}/{version}")
+            resources = json.loads(data).get("resources", []) if status == 200 else []
+            if not any(r.get("name") == plural and r.get("kind") == kind for r in resources):
+                return f"{group}/{version} discovery does not list {plural} yet (HTTP {status})"
+        return ""
+
+    deadline = time.monotonic() + timeout
+    while missing := not_yet():
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"the CRD {name} was applied but is not served after {timeout:.0f}s: {missing}")
+        time.sleep(0.1)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -72,7 +110,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     if args.install_crd:
         _install_crd(args.kubeconfig, args.runtimes)
-        print("modeldeploy: CRD modeldeployments.modeldeploy.io installed", file=sys.stderr)
+        print("modeldeploy: CRD modeldeployments.modeldeploy.io installed (Established and served)",
+              file=sys.stderr)
     from . import handlers  # noqa: F401  (registers the handlers with kopf)
     from . import metrics
 
@@ -177,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the operator in the foreground (Ctrl-C stops it)")
     run.add_argument("-n", "--namespace", action="append", default=[],
                      help="watch only this namespace (repeatable); default: all namespaces")
-    run.add_argument("--install-crd", action="store_true", help="server-side apply the CRD before starting")
+    run.add_argument("--install-crd", action="store_true",
+                     help="server-side apply the CRD and wait until the API serves it, then start")
     run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
     run.add_argument("--runtimes", help="runtime table YAML overriding the packaged one")
     run.add_argument("--liveness", help="serve kopf's liveness/progress probe at this URL, "

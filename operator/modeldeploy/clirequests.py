@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .api.status import Stage
 from .clierrors import FAILED, CliError
 from .rollout.annotations import ABORT, PROMOTE
 
@@ -33,7 +34,7 @@ def plan_request(md: Mapping[str, Any], action: str) -> Request:
     name = meta.get("name", "?")
     status = md.get("status") or {}
     rollout = status.get("rollout") or {}
-    stage = rollout.get("stage") or "Stable"
+    stage = rollout.get("stage") or Stage.STABLE
     revision = rollout.get("revision") or ""
     canary = f"{rollout.get('modelVersion') or '?'} (revision {revision or '?'})"
     stable = (status.get("stable") or {}).get("modelVersion") or "?"
@@ -44,19 +45,19 @@ def plan_request(md: Mapping[str, Any], action: str) -> Request:
         # operator acts on may not be the one the status shows.
         raise CliError(FAILED, f"{name}: the operator has not yet reported on generation {generation} "
                                f"(status is for {observed}); wait for it and try again")
-    if stage not in ("Canary", "Promoting"):
-        why = (f"it rolled back {canary}; change the spec to try a new version" if stage == "RolledBack"
+    if stage not in (Stage.CANARY, Stage.PROMOTING):
+        why = (f"it rolled back {canary}; change the spec to try a new version" if stage == Stage.ROLLED_BACK
                else f"stable {stable} serves alone")
         raise CliError(FAILED, f"nothing to {action}: {name} has no canary in flight ({why})")
 
     if action == PROMOTE_ACTION:
-        if stage == "Promoting":
+        if stage == Stage.PROMOTING:
             raise CliError(FAILED, f"nothing to promote: {name} is already promoting {canary}")
         remaining = max(int(rollout.get("totalSteps") or 0) - int(rollout.get("step") or 0), 0)
         skip = f"skip the remaining {remaining} step{'s' if remaining != 1 else ''} and " if remaining else ""
         return Request(PROMOTE, revision, f"promote requested: {name} will {skip}promote {canary}, replacing stable {stable}")
 
-    doing = "stop promoting" if stage == "Promoting" else "roll back"
+    doing = "stop promoting" if stage == Stage.PROMOTING else "roll back"
     return Request(ABORT, revision, f"abort requested: {name} will {doing} {canary} and send all traffic to stable {stable}")
 
 

@@ -15,12 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import conditions as c
-from .api import ModelDeploymentStatus, RolloutSpec, parse_duration
+from .api import ModelDeploymentStatus, PausedBy, RolloutSpec, Stage, parse_duration
 from .status.transitions import format_time, parse_time
 
 BAR_CELLS = 20
 DECISIONS_SHOWN = 8
-INCONCLUSIVE_PAUSE = "analysis inconclusive"  # as the rollout machine spells its pause reason
 
 _GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 _PHASE_COLOUR = {"Ready": _GREEN, "Failed": _RED, "RolledBack": _RED, "Degraded": _RED}
@@ -140,7 +139,7 @@ def _traffic(status: ModelDeploymentStatus) -> str:
         return "  traffic   -"
     line = f"  traffic   {traffic_bar(traffic.stable, traffic.canary)}"
     rollout = status.rollout
-    if rollout is not None and rollout.stage in ("Canary", "Promoting") and rollout.weight != traffic.canary:
+    if rollout is not None and rollout.stage in (Stage.CANARY, Stage.PROMOTING) and rollout.weight != traffic.canary:
         line += f"  (moving to canary {rollout.weight}%)"
     elif not traffic.verified and status.canary is not None:
         line += "  (not yet read back from the route)"
@@ -151,13 +150,13 @@ def describe_step(md: Mapping[str, Any], status: ModelDeploymentStatus, now: dat
     """Where the rollout is and what it waits for: pause end, approval, ready
     pods, analysis. Empty when nothing is in flight or rolled back."""
     rollout = status.rollout
-    if rollout is None or rollout.stage in (None, "Stable"):
+    if rollout is None or rollout.stage in (None, Stage.STABLE):
         return []
     tried = f"{rollout.model_version} (revision {rollout.revision})"
-    if rollout.stage == "RolledBack":
+    if rollout.stage == Stage.ROLLED_BACK:
         return [f"  rollout   rolled back {tried}: {rollout.message or 'no reason recorded'}",
                 "            stable keeps serving; change the spec to try a new version"]
-    if rollout.stage == "Promoting":
+    if rollout.stage == Stage.PROMOTING:
         stable = status.stable
         ready = f" ({stable.ready_replicas}/{stable.replicas} ready)" if stable else ""
         return [f"  rollout   promoting {tried}: waiting for the stable Deployment to run it on every "
@@ -171,8 +170,7 @@ def describe_step(md: Mapping[str, Any], status: ModelDeploymentStatus, now: dat
     else:
         step = plan.steps[rollout.step] if plan is not None and rollout.step < len(plan.steps) else None
         lines.append(f"  step      {rollout.step + 1}/{total}  {_waiting_for(step, status, now)}")
-    if rollout.paused_reason and (rollout.paused_reason.startswith(INCONCLUSIVE_PAUSE)
-                                  or rollout.paused_reason not in lines[0]):
+    if rollout.paused_reason and (rollout.paused_by == PausedBy.ANALYSIS or rollout.paused_reason not in lines[0]):
         lines.append(f"  paused    {rollout.paused_reason}")
     if rollout.not_ready_since:
         deadline = plan.progress_deadline_seconds if plan else None

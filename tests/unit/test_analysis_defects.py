@@ -10,7 +10,7 @@ import yaml
 
 from modeldeploy.api import InvalidSpec, parse_spec
 from modeldeploy.api.rollout import PLACEHOLDERS, AnalysisSpec
-from modeldeploy.api.status import Decision, ModelDeploymentStatus
+from modeldeploy.api.status import DecisionRecord, ModelDeploymentStatus
 from modeldeploy.cliview import render_status
 from modeldeploy.crd import render_crd
 from modeldeploy.kube.prometheus import parse_result
@@ -143,7 +143,7 @@ def test_defect11_plus_inf_samples_in_a_running_rollout_pause_it_with_a_message(
 
 def test_defect11_a_status_decision_record_never_holds_a_non_finite_value():
     for value in (INF, -INF, NAN):
-        record = Decision(time="2025-03-01T12:00:00Z", metric="m", value=value, verdict="Fail", action="Rollback")
+        record = DecisionRecord(time="2025-03-01T12:00:00Z", metric="m", value=value, verdict="Fail", action="Rollback")
         assert record.value is None
         status = ModelDeploymentStatus.model_validate({"rollout": {"decisions": [record.model_dump(by_alias=True)]}})
         json.dumps(status.to_wire(), allow_nan=False)

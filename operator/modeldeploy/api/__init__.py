@@ -8,12 +8,14 @@ from .rollout import AnalysisSpec, MetricCheck, PauseStep, RolloutSpec, Step
 from .spec import Autoscaling, EnvVar, ModelDeploymentSpec, ModelSource, PodMetadata, Resources, RuntimeSpec
 from .status import (
     Condition,
-    Decision,
+    DecisionRecord,
+    PausedBy,
     HistoryEntry,
     ModelDeploymentStatus,
     Phase,
     RoleStatus,
     RolloutProgress,
+    Stage,
     StableStatus,
     TrafficStatus,
 )
@@ -30,7 +32,8 @@ __all__ = [
     "AnalysisSpec",
     "Autoscaling",
     "Condition",
-    "Decision",
+    "DecisionRecord",
+    "PausedBy",
     "EnvVar",
     "GatewayAPITraffic",
     "HistoryEntry",
@@ -48,6 +51,7 @@ __all__ = [
     "RoleStatus",
     "RolloutProgress",
     "RolloutSpec",
+    "Stage",
     "RuntimeSpec",
     "StableStatus",
     "Step",

@@ -28,6 +28,23 @@ class Phase(str, Enum):
     ROLLED_BACK = "RolledBack"
 
 
+class Stage(str, Enum):
+    """Where a rollout is (status.rollout.stage): one spelling for the
+    machine, the phase, the CLI and the CRD."""
+
+    STABLE = "Stable"  # one revision serves; nothing in flight
+    CANARY = "Canary"  # a new revision is tried out, step by step
+    PROMOTING = "Promoting"  # stable takes the canary's template; the canary serves until stable is ready
+    ROLLED_BACK = "RolledBack"  # the canary failed; stable serves until the spec changes
+
+
+class PausedBy(str, Enum):
+    """Who holds a paused rollout (status.rollout.pausedBy)."""
+
+    APPROVAL = "approval"  # an open-ended pause step: approvedVersion or the promote annotation releases it
+    ANALYSIS = "analysis"  # an inconclusive analysis (onInconclusive: Pause): a conclusive round releases it
+
+
 class Condition(StatusModel):
     type: str = Field(max_length=316)
     status: Literal["True", "False", "Unknown"]
@@ -70,7 +87,7 @@ class TrafficStatus(StatusModel):
     verified: bool = Field(False, description="The weights were read back from the provider and match.")
 
 
-class Decision(StatusModel):
+class DecisionRecord(StatusModel):
     """One analysis verdict and what the rollout did about it."""
 
     time: str
@@ -93,7 +110,7 @@ class RolloutProgress(StatusModel):
     """Where the rollout is. Also the rollout's memory: the operator resumes from
     it after a restart, so no step is repeated, skipped or lost."""
 
-    stage: Literal["Stable", "Canary", "Promoting", "RolledBack"] | None = None
+    stage: Stage | None = None
     revision: str | None = Field(None, description="The revision tried out (in flight, or the one rolled back).")
     model_version: str | None = None
     uri: str | None = None
@@ -102,6 +119,7 @@ class RolloutProgress(StatusModel):
     step_started_at: str | None = None
     weight: int = Field(0, ge=0, le=100, description="Percent of traffic the rollout has set for the canary.")
     paused_reason: str | None = None
+    paused_by: PausedBy | None = Field(None, description="Who holds the pause: approval or analysis.")
     failed_checks: int = 0
     stable_floor: int | None = Field(
         None,
@@ -115,7 +133,7 @@ class RolloutProgress(StatusModel):
     last_analysis_at: str | None = None
     not_ready_since: str | None = Field(None, description="Since when the canary has fewer ready pods than wanted.")
     message: str | None = Field(None, description="Why the rollout was rolled back.")
-    decisions: list[Decision] = Field(default_factory=list, max_length=MAX_DECISIONS)
+    decisions: list[DecisionRecord] = Field(default_factory=list, max_length=MAX_DECISIONS)
 
 
 class HistoryEntry(StatusModel):

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from ..api.durations import parse_duration
 from ..api.rollout import AnalysisSpec, MetricCheck
-from ..api.status import Decision as DecisionRecord
+from ..api.status import DecisionRecord
 from ..status.transitions import format_time
 from .inputs import AnalysisResults, Inputs, MetricResult
 from .state import RolloutState, Stage

@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from .. import conditions as c
-from ..api.status import Decision as DecisionRecord
+from ..api.status import DecisionRecord
 from ..status.observed import PodSummary
 from ..status.transitions import format_time
 from .analysis import FAIL, analysis_spec

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from ..api.durations import parse_duration
 from ..api.rollout import Step
-from ..api.status import HistoryEntry
+from ..api.status import HistoryEntry, PausedBy
 from ..conditions import CRASH_LOOP_WAITING_REASON
 from ..status.observed import ObservedDeployment
 from ..status.transitions import format_time
@@ -127,7 +127,7 @@ def _scaled_to_zero(ctx: _Context) -> Decision | None:
         return None
     if state.stage in ACTIVE and state.canary is not None and state.canary.revision == inputs.revision:
         held = replace(state, stage=Stage.CANARY, step=0, weight=0, step_started_at=inputs.now,
-                       paused_reason=None, not_ready_since=None, last_analysis_at=None)
+                       paused_reason=None, paused_by=None, not_ready_since=None, last_analysis_at=None)
         return _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
                          requeue=None)
     history, events = _aborted(ctx, state, "scaled to 0 replicas")
@@ -252,7 +252,8 @@ def _advance_steps(ctx: _Context, state: RolloutState) -> RolloutState:
             state, done = _pause(ctx, state, step)
         if not done:
             return state
-        state = replace(state, step=state.step + 1, step_started_at=ctx.inputs.now, paused_reason=None)
+        state = replace(state, step=state.step + 1, step_started_at=ctx.inputs.now, paused_reason=None,
+                        paused_by=None)
     return state
 
 
@@ -279,7 +280,7 @@ def _pause(ctx: _Context, state: RolloutState, step: Step) -> tuple[RolloutState
         return state, True
     version = state.canary.model_version if state.canary else "the canary's version"
     reason = f"waiting for approval: set spec.rollout.approvedVersion to {version} or annotate {PROMOTE}"
-    return replace(state, paused_reason=reason), False
+    return replace(state, paused_reason=reason, paused_by=PausedBy.APPROVAL), False
 
 
 # -- analysis -------------------------------------------------------------------
@@ -297,7 +298,8 @@ def _analyse(ctx: _Context, state: RolloutState) -> tuple[RolloutState, str | No
     errors = state.consecutive_errors + 1 if errored else 0  # a round without errors resets the count
     state = replace(state, last_analysis_at=inputs.now, consecutive_errors=errors)
     failure = None
-    paused = state.paused_reason if not _paused_by_analysis(state) else None
+    # A pause the analysis set is lifted by this round unless it pauses again.
+    paused, paused_by = (None, None) if _paused_by_analysis(state) else (state.paused_reason, state.paused_by)
     if failed:
         count = state.failed_checks + 1
         over = count > spec.failure_limit
@@ -313,7 +315,10 @@ def _analyse(ctx: _Context, state: RolloutState) -> tuple[RolloutState, str | No
         if action == "Rollback":
             failure = f"{INCONCLUSIVE_PAUSE}: {why} (onInconclusive: Rollback)"
         elif action == "Pause":
-            paused = f"{INCONCLUSIVE_PAUSE}: {why}"
+            # A pause held for a person: the status says what releases it.
+            paused = (f"{INCONCLUSIVE_PAUSE}: {why}; waiting for a decision: annotate {PROMOTE} or {ABORT} "
+                      "(a conclusive round resumes it by itself)")
+            paused_by = PausedBy.ANALYSIS
     else:
         action = "Continue"
     if failure is None and errors > spec.consecutive_error_limit:
@@ -321,18 +326,18 @@ def _analyse(ctx: _Context, state: RolloutState) -> tuple[RolloutState, str | No
         limit = spec.consecutive_error_limit
         failure = f"{errored[0].why} (analysis errors {errors} in a row > consecutiveErrorLimit {limit})"
     records = [v.record(inputs.now, action) for v in verdicts]
-    return replace(state, paused_reason=paused, decisions=state.with_decisions(*records)), failure
+    return replace(state, paused_reason=paused, paused_by=paused_by, decisions=state.with_decisions(*records)), failure
 
 
 def _paused_by_analysis(state: RolloutState) -> bool:
-    return bool(state.paused_reason and state.paused_reason.startswith(INCONCLUSIVE_PAUSE))
+    return state.paused_by == PausedBy.ANALYSIS
 
 
 # -- outcomes -------------------------------------------------------------------
 
 
 def _start_promotion(ctx: _Context, state: RolloutState) -> Decision:
-    promoting = replace(state, stage=Stage.PROMOTING, step=len(ctx.steps), paused_reason=None,
+    promoting = replace(state, stage=Stage.PROMOTING, step=len(ctx.steps), paused_reason=None, paused_by=None,
                         step_started_at=ctx.inputs.now, not_ready_since=None)
     event = Event(NORMAL, "Promoting", f"promoting {_describe(state.canary)}: the stable Deployment takes its pods")
     return _prepend(_promoting(ctx, promoting), (event,), ())
@@ -347,7 +352,8 @@ def _promoted(ctx: _Context, state: RolloutState) -> Decision:
 
 def _rollback(ctx: _Context, state: RolloutState, why: str) -> Decision:
     """Traffic to stable at once, the canary removed, stable untouched."""
-    rolled = replace(state, stage=Stage.ROLLED_BACK, weight=0, paused_reason=None, not_ready_since=None, message=why)
+    rolled = replace(state, stage=Stage.ROLLED_BACK, weight=0, paused_reason=None, paused_by=None, not_ready_since=None,
+                     message=why)
     event = Event(
         WARNING,
         ROLLED_BACK,

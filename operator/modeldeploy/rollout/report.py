@@ -69,6 +69,7 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         step_started_at=_time(state.step_started_at),
         weight=state.weight,
         paused_reason=state.paused_reason,
+        paused_by=state.paused_by,
         failed_checks=state.failed_checks,
         consecutive_errors=state.consecutive_errors,
         stable_floor=state.stable_floor,

@@ -9,21 +9,13 @@ snapshot and the last rollback.
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..api.status import MAX_DECISIONS, ModelDeploymentStatus
-from ..api.status import Decision as DecisionRecord
+from ..api.status import DecisionRecord, PausedBy, Stage
 from ..status.transitions import parse_time
-
-
-class Stage(str, Enum):
-    STABLE = "Stable"  # one revision serves; nothing in flight
-    CANARY = "Canary"  # a new revision is tried out, step by step
-    PROMOTING = "Promoting"  # stable takes the canary's template; the canary serves until stable is ready
-    ROLLED_BACK = "RolledBack"  # the canary failed; stable serves until the spec changes
 
 
 ACTIVE = (Stage.CANARY, Stage.PROMOTING)
@@ -63,6 +55,7 @@ class RolloutState:
     consecutive_errors: int = 0  # analysis rounds in a row with a failed query
     stable_floor: int | None = None  # autoscaling: stable's count at the canary's start, held until it ends
     paused_reason: str | None = None
+    paused_by: PausedBy | None = None
     restarts_seen: int = 0
     last_analysis_at: datetime | None = None  # None: the canary has not taken traffic yet
     not_ready_since: datetime | None = None
@@ -108,12 +101,20 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         consecutive_errors=progress.consecutive_errors,
         stable_floor=progress.stable_floor if stage in ACTIVE else None,
         paused_reason=progress.paused_reason,
+        paused_by=_paused_by(progress),
         restarts_seen=progress.restarts_seen,
         last_analysis_at=_time(progress.last_analysis_at),
         not_ready_since=_time(progress.not_ready_since),
         message=progress.message,
         decisions=tuple(progress.decisions[-MAX_DECISIONS:]),
     )
+
+
+def _paused_by(progress) -> PausedBy | None:
+    if progress.paused_by is not None or not progress.paused_reason:
+        return progress.paused_by
+    # Written before pausedBy existed: the analysis's pause reason said so.
+    return PausedBy.ANALYSIS if progress.paused_reason.startswith("analysis inconclusive") else PausedBy.APPROVAL
 
 
 def _time(text: str | None) -> datetime | None:

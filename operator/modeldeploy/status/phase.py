@@ -2,7 +2,7 @@
 as an input), so it cannot disagree with the conditions."""
 
 from .. import conditions as c
-from ..api.status import ModelDeploymentStatus, Phase
+from ..api.status import ModelDeploymentStatus, Phase, Stage
 
 _UNHEALTHY_WHILE_SERVING = (c.REPLICAS_NOT_READY, c.PODS_CRASH_LOOPING)
 
@@ -13,7 +13,7 @@ def derive_phase(status: ModelDeploymentStatus) -> Phase:
         return Phase.ROLLED_BACK if stalled.reason == c.ROLLED_BACK else Phase.FAILED
 
     rollout = status.rollout
-    if rollout is not None and rollout.stage == "Promoting":
+    if rollout is not None and rollout.stage == Stage.PROMOTING:
         return Phase.PROMOTING
     if status.canary is not None:
         if rollout is not None and rollout.paused_reason:

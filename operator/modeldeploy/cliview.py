@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import conditions as c
-from .api import ModelDeploymentStatus, PausedBy, RolloutSpec, Stage, parse_duration
+from .api import ModelDeploymentStatus, PausedBy, RolloutSpec, Stage
 from .status.transitions import format_time, parse_time
 
 BAR_CELLS = 20
@@ -193,7 +193,7 @@ def _waiting_for(step, status: ModelDeploymentStatus, now: datetime) -> str:
                 f"to hold {step.set_weight}%")
     if step.pause.duration is None:
         return f"pause: {rollout.paused_reason or 'waiting for approval'}"
-    seconds = parse_duration(step.pause.duration)
+    seconds = step.pause.seconds
     if not rollout.step_started_at:
         return f"pause {step.pause.duration}"
     end = parse_time(rollout.step_started_at) + timedelta(seconds=seconds)
@@ -213,7 +213,7 @@ def _analysis(plan: RolloutSpec | None, status: ModelDeploymentStatus, now: date
         checks += f"; query errors {rollout.consecutive_errors} in a row of {spec.consecutive_error_limit} tolerated"
     if not rollout.last_analysis_at:
         return f"  analysis  every {spec.interval}, from when the canary takes traffic; {checks}"
-    due = parse_time(rollout.last_analysis_at) + timedelta(seconds=parse_duration(spec.interval))
+    due = parse_time(rollout.last_analysis_at) + timedelta(seconds=spec.interval_seconds)
     left = int((due - now).total_seconds())
     when = f"next in {_span(left)}" if left > 0 else "due now"
     return f"  analysis  every {spec.interval}, {when}; {checks}"

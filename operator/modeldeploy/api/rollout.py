@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import SpecModel
-from .durations import bounded_duration
+from .durations import bounded_duration, parse_duration
 from .formats import DNS1123Label
 from .problems import FieldProblem
 
@@ -56,6 +56,11 @@ class PauseStep(SpecModel):
     duration: PauseDuration | None = Field(
         None, description="How long to hold, e.g. 60s. Omit to wait for approval (rollout.approvedVersion)."
     )
+
+    @property
+    def seconds(self) -> int | None:
+        """The duration in seconds; None for a pause that waits for approval."""
+        return None if self.duration is None else parse_duration(self.duration)
 
 
 class Step(SpecModel):
@@ -161,6 +166,10 @@ class AnalysisSpec(SpecModel):
     }
 
     interval: AnalysisInterval = "30s"
+
+    @property
+    def interval_seconds(self) -> int:
+        return parse_duration(self.interval)
     failure_limit: int = Field(2, ge=0, le=100, description="Failed checks tolerated before rolling back.")
     min_samples: int = Field(
         0,

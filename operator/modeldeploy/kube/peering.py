@@ -22,19 +22,13 @@ from datetime import datetime, timedelta, timezone
 
 from kubernetes.client.exceptions import ApiException
 
+from ..api.times import parse_time_or_none
+
 log = logging.getLogger(__name__)
 
 GROUP_VERSION = "kopf.dev/v1"
 # kopf assumes this lifetime for records that do not state one.
 DEFAULT_LIFETIME = 60
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError, AttributeError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def blocking_peers(records: dict, priority: int, now: datetime) -> list[str]:
@@ -45,7 +39,7 @@ def blocking_peers(records: dict, priority: int, now: datetime) -> list[str]:
     for identity, record in (records or {}).items():
         if not isinstance(record, dict):
             continue
-        seen = _parse_time(record.get("lastseen"))
+        seen = parse_time_or_none(record.get("lastseen"))
         lifetime = record.get("lifetime", DEFAULT_LIFETIME)
         if seen is None or not isinstance(lifetime, (int, float)) or seen + timedelta(seconds=lifetime) <= now:
             continue

@@ -8,12 +8,12 @@ import json
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .. import metrics
+from ..api.times import format_time, utcnow
 from ..reconcile.drift import FIELD_MANAGER
 from .resources import EVENT, MODEL_DEPLOYMENT, POD, Resource, resource_of
 
@@ -110,7 +110,7 @@ class Kube:
     async def event(self, involved: dict, *, type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""
         meta = involved["metadata"]
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = format_time(utcnow())
         body = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..api.durations import parse_duration
 from ..api.rollout import AnalysisSpec, MetricCheck
 from ..api.status import DecisionRecord
 from ..status.transitions import format_time
@@ -71,7 +70,7 @@ def analysis_spec(inputs: Inputs) -> AnalysisSpec:
 
 
 def interval_seconds(inputs: Inputs) -> int:
-    return parse_duration(analysis_spec(inputs).interval)
+    return analysis_spec(inputs).interval_seconds
 
 
 def analysis_due(inputs: Inputs, state: RolloutState) -> bool:

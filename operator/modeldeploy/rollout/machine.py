@@ -17,7 +17,6 @@ machine. In order:
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from ..api.durations import parse_duration
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
 from ..conditions import CRASH_LOOP_WAITING_REASON
@@ -274,7 +273,7 @@ def _pause(ctx: _Context, state: RolloutState, step: Step) -> tuple[RolloutState
     inputs = ctx.inputs
     if step.pause.duration is not None:
         elapsed = inputs.now - (state.step_started_at or inputs.now)
-        return state, elapsed >= timedelta(seconds=parse_duration(step.pause.duration))
+        return state, elapsed >= timedelta(seconds=step.pause.seconds)
     approved = inputs.spec.rollout.approved_version
     if approved is not None and state.canary is not None and approved == state.canary.model_version:
         return state, True
@@ -498,7 +497,7 @@ def _canary_requeue(ctx: _Context, state: RolloutState, awaiting_analysis: bool)
         if step.set_weight is not None:
             waits.append(POLL_SECONDS)  # waiting for pods or for the weight to read back
         elif step.pause.duration is not None and state.step_started_at is not None:
-            end = state.step_started_at + timedelta(seconds=parse_duration(step.pause.duration))
+            end = state.step_started_at + timedelta(seconds=step.pause.seconds)
             waits.append((end - now).total_seconds())
     if inputs.spec.rollout.analysis is not None and state.last_analysis_at is not None and state.weight > 0:
         due = state.last_analysis_at + timedelta(seconds=interval_seconds(inputs))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..api.times import parse_time
 from ..builders.labels import MODEL_VERSION, REVISION, ROLE
 
 
@@ -98,7 +99,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         if (c.get("state") or {}).get("waiting")
     )
     finished = [
-        _parse_time(c["lastState"]["terminated"]["finishedAt"])
+        parse_time(c["lastState"]["terminated"]["finishedAt"])
         for c in containers
         if ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
     ]
@@ -116,7 +117,3 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
     )
 
 
-def _parse_time(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):  # the kubernetes client returns datetimes
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

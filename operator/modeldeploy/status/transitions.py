@@ -4,20 +4,11 @@ lastTransitionTime moves only when a condition's status changes. That is what
 lets the operator compare old and new status and write nothing in steady state.
 """
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from .. import conditions as c
 from ..api.status import Condition, ModelDeploymentStatus
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC, to the second, as Kubernetes writes times."""
-    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+from ..api.times import format_time, parse_time  # noqa: F401  (re-exported: status code imports them from here)
 
 
 def condition(

@@ -64,6 +64,7 @@ STEP_PLANS = {
     "one-step": [{"setWeight": 50}, {"pause": {"duration": "10s"}}],
     "approval": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 75}, {"pause": {"duration": "10s"}}],
     "no-steps": [],
+    "pause-first": [{"pause": {"duration": "10s"}}, {"setWeight": 50}],
     "fine": [{"setWeight": 1}, {"setWeight": 10}, {"pause": {"duration": "20s"}}],
 }
 GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
@@ -86,7 +87,7 @@ class SpecState:
     steps: str = "one-step"
     strategy: str = "Canary"
     approved: str | None = None
-    analysis: str | None = None  # onInconclusive, or None for no metric analysis
+    analysis: str | None = "Pause"  # onInconclusive, or None for no metric analysis
     invalid: str | None = None
 
     def raw(self) -> dict:
@@ -295,8 +296,20 @@ def invariant_rolled_back_never_stable(view: PassView, oracle: Oracle) -> None:
                                  f"{oracle.barred[after_stable]}")
 
 
+def _rollout_target(status: dict, steps) -> int:
+    """The weight the rollout holds or is raising to now (the current step's setWeight)."""
+    rollout = _rollout(status)
+    weight = rollout.get("weight") or 0
+    index = rollout.get("step", 0)
+    if rollout.get("stage") == "Promoting":
+        return 100  # the canary serves until the new stable is fully ready (README: Promotion)
+    if rollout.get("stage") == "Canary" and steps is not None and index < len(steps):
+        weight = max(weight, steps[index].set_weight or 0)
+    return weight
+
+
 def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: PassView | None, provider: str,
-                                                 status: dict, name: str = NAME) -> None:
+                                                 status: dict, name: str = NAME, steps=None) -> None:
     """Invariant 3. The canary's traffic share never exceeds what the ready pods
     of the canary's revision can carry; pods of a superseded canary do not
     count. Weighted providers: when a pass raises the route's canary weight to
@@ -307,8 +320,9 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
     Deployment's replicas)); and the client Service `<name>` never selects a
     ready canary pod. Replicas provider (the split is the ready-pod ratio
     behind `<name>`): no ready canary pod behind `<name>` is of another
-    revision than the canary in flight, and none takes client traffic before
-    the rollout set a weight above 0."""
+    revision than the canary Deployment runs now, and none takes client
+    traffic while the rollout is at 0% (no canary in flight, or neither the
+    weight set nor the current step's setWeight is above 0)."""
     if provider == "replicas":
         rollout = (status or {}).get("rollout") or {}
         current = canary_deployment_revision(cluster, name)
@@ -318,9 +332,10 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
             if pod.labels.get(REVISION) != current:
                 raise AssertionError(f"invariant 3: ready pod {pod.name} of superseded canary revision "
                                      f"{pod.labels.get(REVISION)} takes client traffic (the canary is now {current})")
-            if _in_flight(status) != current or not rollout.get("weight"):
-                raise AssertionError(f"invariant 3: canary pod {pod.name} takes client traffic before any "
-                                     f"setWeight (status: stage {rollout.get('stage')}, weight {rollout.get('weight')})")
+            if _in_flight(status) != current or _rollout_target(status, steps) == 0:
+                raise AssertionError(f"invariant 3: canary pod {pod.name} takes client traffic while the rollout "
+                                     f"is at 0% (stage {rollout.get('stage')}, step {rollout.get('step')}, "
+                                     f"weight {rollout.get('weight')}): before the first setWeight")
         return
     if view is None:
         return
@@ -444,6 +459,7 @@ class RolloutSafety(RuleBasedStateMachine):
         self.snapshots: collections.deque = collections.deque(maxlen=6)
         self.provider_at_pass = "replicas"
         self.neighbour: str | None = None
+        self.last_steps = None
         self.failed = False
 
     # -- set-up ------------------------------------------------------------------
@@ -656,9 +672,13 @@ class RolloutSafety(RuleBasedStateMachine):
         self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
         self._check(lambda: invariant_requests_act_only_when_meant(view), 9)
-        if result.completed:
+        # What the status says (4, 7) and the weights set (3) are judged after
+        # fresh passes: a pass from a stale cache cannot know better, the next
+        # fresh one must. Transitions (1, 2, 5, 8) must be safe from any cache.
+        if result.completed and not stale:
             if spec is not None:
                 self.provider_at_pass = spec.traffic.provider
+                self.last_steps = spec.rollout.steps
             self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
             self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
             if spec is not None and spec.traffic.provider != "replicas":
@@ -692,9 +712,10 @@ class RolloutSafety(RuleBasedStateMachine):
         """Checks that hold at any moment, not only right after a pass."""
         self._check(lambda: invariant_no_shared_objects(self.cluster), 8)
         status = self.cluster.models[NAME].get("status") or {}
+        steps = self.last_steps  # as the operator last acted on them (an invalid spec holds the rollout)
         if self.provider_at_pass == "replicas":
             self._check(lambda: invariant_canary_share_within_ready_capacity(
-                self.cluster, None, "replicas", status), 3)
+                self.cluster, None, "replicas", status, steps=steps), 3)
 
     def _neighbour_pass(self, name: str | None) -> None:
         if name is None:

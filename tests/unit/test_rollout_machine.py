@@ -141,7 +141,9 @@ def test_weighted_provider_passes_a_step_only_once_the_weight_reads_back():
     world.route = ALL_STABLE  # pretend the route write has not landed yet
     decision = world.reconcile()
     assert decision.weights == Weights(75, 25) and world.rollout["step"] == 0
-    assert world.status["traffic"] == {"stable": 100, "canary": 0, "verified": False}
+    # The status is written after the route: it says what the route now
+    # carries, not yet verified by reading it back (invariant 4).
+    assert world.status["traffic"] == {"stable": 75, "canary": 25, "verified": False}
     world.reconcile()  # the route now holds 75/25 (the world applied it)
     assert world.rollout["step"] == 1
     assert world.status["traffic"] == {"stable": 75, "canary": 25, "verified": True}

@@ -16,3 +16,6 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (*BUILT_KINDS, *all_route_kinds())
 # off, the canary Deployment after a rollout ends, a route after the traffic
 # provider changes.
 PRUNABLE: frozenset[str] = frozenset(kind for _, kind in CHILD_KINDS)
+
+# Kinds that carry route weights (the weighted providers' routes).
+ROUTE_KINDS: frozenset[str] = frozenset(kind for _, kind in all_route_kinds())

@@ -25,6 +25,7 @@ from typing import Any
 from .. import conditions as c
 from ..api import InvalidSpec, parse_spec
 from ..api.spec import ModelDeploymentSpec
+from ..api.status import TrafficStatus
 from ..builders.children import shared_children
 from ..builders.deployment import build_deployment
 from ..builders.labels import MODEL_VERSION, REVISION
@@ -38,9 +39,9 @@ from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runt
 from ..status.derive import derive_status, held_status
 from ..status.observed import Observed, ObservedDeployment, observe_deployment
 from ..status.transitions import format_time, parse_time
-from ..traffic import provider_for
+from ..traffic import Weights, provider_for
 from .drift import holds, needs_apply, replicas_handover
-from .kinds import PRUNABLE
+from .kinds import PRUNABLE, ROUTE_KINDS
 from .world import World
 
 # The longest wait between two looks at something still converging: pod
@@ -173,8 +174,19 @@ def _hold(world: World, reason: str, message: str) -> Plan:
     snapshot, the rollout's state and the traffic the route still carries."""
     previous = world.model.get("status")
     status = held_status(previous=previous, generation=world.model["metadata"].get("generation", 0),
-                         reason=reason, message=message[:900], now=world.now)
+                         reason=reason, message=message[:900], now=world.now, traffic=_held_traffic(world))
     return Plan(status=_changed(world, status), events=tuple(_newly_stalled(previous, status, set())))
+
+
+def _held_traffic(world: World) -> TrafficStatus | None:
+    """While held, a route keeps its weights (nobody writes it), but without
+    one the split is the ready-pod ratio, which moves as pods come and go:
+    measure it, so the status still says what is carried."""
+    if any(kind in ROUTE_KINDS for kind, _ in world.children):
+        return None
+    stable, canary = _deployment(world, Role.STABLE), _deployment(world, Role.CANARY)
+    weights = Weights.from_ratio(stable.ready_replicas if stable else 0, canary.ready_replicas if canary else 0)
+    return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
 
 
 def _taken(owner: Owner, desired: list[dict], world: World) -> list[str]:

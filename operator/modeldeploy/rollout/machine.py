@@ -398,7 +398,7 @@ def _active_decision(
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
-                          total_steps=len(ctx.steps), history=tuple(history))
+                          canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history))
     # The current spec renders with the runtime its revision was computed
     # with; the stable snapshot with the runtime stable was rolled out with.
     runtime = ctx.inputs.runtime if stable_spec is ctx.inputs.spec else (state.stable.runtime if state.stable else None)

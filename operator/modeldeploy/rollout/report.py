@@ -20,12 +20,16 @@ def build_report(
     weights: Weights,
     total_steps: int,
     base: int = 0,
+    canary_pods: int | None = None,
     history: tuple[HistoryEntry, ...] = (),
 ) -> RolloutReport:
+    """`weights`: what the route is written with this pass; `canary_pods`:
+    the canary Deployment's size after this pass (None: it is removed)."""
+    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, canary_pods)
     return RolloutReport(
         stable=_stable(state),
         canary=_canary(state),
-        traffic=traffic_status(inputs.weights, weights, provider),
+        traffic=traffic_status(seen, weights, provider),
         progress=_progress(state, total_steps),
         history=history,
         health=_health(state, total_steps, _rounding(state, provider, base)),
@@ -33,13 +37,31 @@ def build_report(
 
 
 def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProvider) -> TrafficStatus:
-    """The split as read back. Weighted providers are verified when the route
-    holds what the rollout set; with `replicas` the split is measured (the
-    ready-pod ratio), so it is verified once there is one to measure."""
+    """The split the cluster carries once this pass's writes land (the status
+    is written after them, so it never lags the route: issue 9, invariant 4).
+
+    Weighted providers: the weights the route is written with, `verified`
+    once they were read back from it. `replicas`: the ready-pod ratio behind
+    the client Service after this pass (`seen`), measured, so verified once
+    there is one to measure."""
+    if provider.weighted:
+        return TrafficStatus(stable=desired.stable, canary=desired.canary, verified=seen == desired)
     if seen is None:
         return TrafficStatus(stable=desired.stable, canary=desired.canary, verified=False)
-    verified = seen == desired if provider.weighted else True
-    return TrafficStatus(stable=seen.stable, canary=seen.canary, verified=verified)
+    return TrafficStatus(stable=seen.stable, canary=seen.canary, verified=True)
+
+
+def _ready_split_after(inputs: Inputs, canary_pods: int | None) -> Weights | None:
+    """The ready pods of both roles behind the client Service once this pass
+    has scaled or removed the canary (and scaled stable)."""
+    observed = inputs.observed
+    stable = observed.stable.ready_replicas if observed.stable is not None else 0
+    fixed = inputs.spec.fixed_replicas
+    if fixed is not None:
+        stable = min(stable, fixed)
+    canary = observed.canary.ready_replicas if observed.canary is not None else 0
+    canary = 0 if canary_pods is None else min(canary, canary_pods)
+    return Weights.from_ratio(stable, canary)
 
 
 def _stable(state: RolloutState) -> StableStatus | None:

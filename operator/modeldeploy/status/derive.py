@@ -78,7 +78,8 @@ def derive_status(
 
 
 def held_status(
-    *, previous: Mapping[str, Any] | None, generation: int, reason: str, message: str, now: datetime
+    *, previous: Mapping[str, Any] | None, generation: int, reason: str, message: str, now: datetime,
+    traffic: TrafficStatus | None = None,
 ) -> dict[str, Any]:
     """Stalled for `reason`, everything else exactly as it was.
 
@@ -86,10 +87,13 @@ def held_status(
     server, a child name another owner holds): serving is left alone, so the
     stable snapshot, the rollout's state, the traffic the route still carries
     and the history all stay as last written. Wiping them would let the next
-    valid spec skip its canary (issue 9, defect 1).
+    valid spec skip its canary (issue 9, defect 1). `traffic`: the split as
+    measured now, where it moves without the operator (the replicas provider's
+    ready-pod ratio); None keeps the one recorded (a route nobody writes).
     """
     before = _parse_previous(previous)
     status = before.model_copy(update={
+        **({"traffic": traffic} if traffic is not None else {}),
         "observed_generation": generation,
         "conditions": _conditions(before, stuck(reason, message), generation, now),
         "message": message,

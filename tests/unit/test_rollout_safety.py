@@ -358,9 +358,11 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
 
 
 def invariant_status_traffic_is_real(cluster: FakeCluster, status: dict, name: str = NAME) -> None:
-    """Invariant 4. After each completed pass, status.traffic equals what the
-    route (HTTPRoute/VirtualService, when one exists) or else the ready pods
-    behind the Service `<name>` (by role) actually carry."""
+    """Invariant 4. After each completed pass (once its writes have landed:
+    the Deployment controllers have added or removed the pods it scaled),
+    status.traffic equals what the route (HTTPRoute/VirtualService, when one
+    exists) or else the ready pods behind the Service `<name>` (by role)
+    actually carry."""
     traffic = (status or {}).get("traffic")
     if not traffic:
         return
@@ -679,12 +681,15 @@ class RolloutSafety(RuleBasedStateMachine):
             if spec is not None:
                 self.provider_at_pass = spec.traffic.provider
                 self.last_steps = spec.rollout.steps
-            self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
             self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
             if spec is not None and spec.traffic.provider != "replicas":
                 self._check(lambda: invariant_canary_share_within_ready_capacity(
                     cluster, view, spec.traffic.provider, after), 3)
         cluster.sync()  # the Deployment controllers react at once
+        if result.completed and not stale:
+            # The status is written after the pass's writes, and says what is
+            # carried once they have landed (a scaled-down canary's pods gone).
+            self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
         view.stable_ready_after = self._stable_ready()
         self._check(lambda: invariant_capacity_kept(view), 5)
         self._learn(view)

@@ -32,7 +32,7 @@ def build_deployment(
     if replicas is not None:
         deployment_spec["replicas"] = replicas
     deployment_spec["selector"] = {"matchLabels": selector_labels(owner.name, role)}
-    deployment_spec["strategy"] = _strategy(spec)
+    deployment_spec["strategy"] = _strategy(spec, role)
     deployment_spec["progressDeadlineSeconds"] = spec.rollout.progress_deadline_seconds
     deployment_spec["revisionHistoryLimit"] = REVISION_HISTORY_LIMIT
     deployment_spec["template"] = build_pod_template(spec, runtime, name=owner.name, role=role, revision=revision)
@@ -50,7 +50,13 @@ def build_deployment(
     }
 
 
-def _strategy(spec: ModelDeploymentSpec) -> dict[str, Any]:
+def _strategy(spec: ModelDeploymentSpec, role: Role) -> dict[str, Any]:
+    if role == Role.CANARY:
+        # The canary's template changes only when a newer revision supersedes
+        # it: its pods must stop serving at once (behind the replicas
+        # provider's client Service they take traffic while they are ready),
+        # not linger through a rolling update. Stable serves meanwhile.
+        return {"type": "Recreate"}
     if spec.rollout.strategy == "Recreate":
         # Asked for explicitly, e.g. when two model versions cannot run side by side
         # (one GPU per node): accepts downtime.

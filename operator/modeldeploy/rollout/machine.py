@@ -176,12 +176,12 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     problem = _promotion_problem(ctx, state)
     if problem is not None:
         return _rollback(ctx, state, problem)
-    if not _settled(inputs.observed.stable, inputs.revision, inputs.spec.fixed_replicas):
-        return _active_decision(ctx, state, stable_spec=inputs.spec, requeue=POLL_SECONDS)
-    # Keep the canary at the size it serves with (the weight may already read 0
-    # from an earlier pass) until the route is read back at 100/0.
+    # The canary keeps (at least) the size it serves with until the route is
+    # read back at 100/0: promotion never takes serving capacity away.
     current = inputs.observed.canary.replicas if inputs.observed.canary is not None else 0
     still_serving = max(_wanted_canary_pods(ctx, state), current)
+    if not _settled(inputs.observed.stable, inputs.revision, inputs.spec.fixed_replicas):
+        return _active_decision(ctx, state, stable_spec=inputs.spec, canary=still_serving, requeue=POLL_SECONDS)
     state = replace(state, weight=0)
     if ctx.provider.weighted and inputs.weights != ALL_STABLE:
         return _active_decision(ctx, state, stable_spec=inputs.spec, canary=still_serving, requeue=POLL_SECONDS)

@@ -85,7 +85,7 @@ def test_install_crd_returns_only_once_the_api_serves_the_kind(fresh_cluster):
     returns: right after the apply a new CRD has no conditions and its group
     version answers 404 (5 times out of 5 when this was written), so
     returning without waiting fails here."""
-    from modeldeploy.cli import _install_crd
+    from modeldeploy.cli.main import _install_crd
 
     without_crd(fresh_cluster)
     _install_crd(str(fresh_cluster.kubeconfig), None)

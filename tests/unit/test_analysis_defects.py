@@ -11,7 +11,7 @@ import yaml
 from modeldeploy.api import InvalidSpec, parse_spec
 from modeldeploy.api.rollout import PLACEHOLDERS, AnalysisSpec
 from modeldeploy.api.status import DecisionRecord, ModelDeploymentStatus
-from modeldeploy.cliview import render_status
+from modeldeploy.cli.status_view import render_status
 from modeldeploy.crd import render_crd
 from modeldeploy.kube.prometheus import parse_result
 from modeldeploy.rollout import AnalysisResults, MetricResult, read_state, render

@@ -8,7 +8,7 @@ import yaml
 from modeldeploy.api import parse_spec
 from modeldeploy.builders import Owner, Role, build_deployment, shared_children
 from modeldeploy.cli import main
-from modeldeploy.clirender import UID_PLACEHOLDER
+from modeldeploy.cli.manifests import UID_PLACEHOLDER
 from modeldeploy.runtimes import load_runtime_table
 from modeldeploy.traffic import ALL_STABLE, provider_for
 

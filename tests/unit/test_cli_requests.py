@@ -5,11 +5,11 @@ import json
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from modeldeploy import clierrors
+from modeldeploy.cli import errors as clierrors
 from modeldeploy.cli import main
-from modeldeploy.clierrors import CliError
-from modeldeploy.clikube import Cluster, default_namespace, translated
-from modeldeploy.clirequests import pending, plan_request
+from modeldeploy.cli.errors import CliError
+from modeldeploy.cli.kubeapi import Cluster, default_namespace, translated
+from modeldeploy.cli.requests import pending, plan_request
 
 
 def md(stage="Canary", step=1, total=4, generation=3, observed=3, annotations=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modeldeploy.cliview import Style, render_history, render_status, traffic_bar
+from modeldeploy.cli.status_view import Style, render_history, render_status, traffic_bar
 
 GOLDEN = Path(__file__).parent / "golden" / "cli"
 NOW = datetime(2026, 11, 27, 12, 1, 42, tzinfo=timezone.utc)

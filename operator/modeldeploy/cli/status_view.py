@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import conditions as c
-from .api import ModelDeploymentStatus, PausedBy, RolloutSpec, Stage
-from .status.transitions import format_time, parse_time
+from .. import conditions as c
+from ..api import ModelDeploymentStatus, PausedBy, RolloutSpec, Stage
+from ..status.transitions import format_time, parse_time
 
 BAR_CELLS = 20
 DECISIONS_SHOWN = 8

@@ -27,15 +27,15 @@ import logging
 import os
 import sys
 
-from .clierrors import FAILED, USAGE, CliError
+from .errors import FAILED, USAGE, CliError
 
 EXIT_USAGE = USAGE
 EXIT_FAILED = FAILED
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
-    from .crd import render_crd
-    from .runtimes import load_runtime_table
+    from ..crd import render_crd
+    from ..runtimes import load_runtime_table
 
     sys.stdout.write(render_crd(load_runtime_table(args.runtimes).known_formats))
     return 0
@@ -51,9 +51,9 @@ def _install_crd(kubeconfig: str | None, runtimes: str | None, timeout: float = 
 
     import yaml
 
-    from .crd import render_crd
-    from .kube.clients import make_api_client
-    from .runtimes import load_runtime_table
+    from ..crd import render_crd
+    from ..kube.clients import make_api_client
+    from ..runtimes import load_runtime_table
 
     crd = yaml.safe_load(render_crd(load_runtime_table(runtimes).known_formats))
     name = crd["metadata"]["name"]
@@ -112,8 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _install_crd(args.kubeconfig, args.runtimes)
         print("modeldeploy: CRD modeldeployments.modeldeploy.io installed (Established and served)",
               file=sys.stderr)
-    from . import handlers  # noqa: F401  (registers the handlers with kopf)
-    from . import metrics
+    from .. import handlers  # noqa: F401  (registers the handlers with kopf)
+    from .. import metrics
 
     if args.metrics_port:
         metrics.serve(args.metrics_port)
@@ -135,8 +135,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .clirender import read_file, render
-    from .runtimes import load_runtime_table
+    from .manifests import read_file, render
+    from ..runtimes import load_runtime_table
 
     text = read_file(args.file, sys.stdin)
     manifests, notes = render(args.file, text, load_runtime_table(args.runtimes), namespace=args.namespace)
@@ -148,34 +148,34 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _on_cluster(args: argparse.Namespace):
     """(cluster, namespace) from --kubeconfig and -n, as kubectl resolves them."""
-    from . import clikube
+    from . import kubeapi
 
-    path = clikube.kubeconfig_path(args.kubeconfig)
-    namespace = args.namespace or clikube.default_namespace(path)
-    return clikube.connect(path), namespace
+    path = kubeapi.kubeconfig_path(args.kubeconfig)
+    namespace = args.namespace or kubeapi.default_namespace(path)
+    return kubeapi.connect(path), namespace
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from . import clicommands
+    from . import commands
 
     cluster, namespace = _on_cluster(args)
     if args.watch:
-        return clicommands.watch(cluster, namespace, args.name, sys.stdout)
-    return clicommands.status(cluster, namespace, args.name, sys.stdout)
+        return commands.watch(cluster, namespace, args.name, sys.stdout)
+    return commands.status(cluster, namespace, args.name, sys.stdout)
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from . import clicommands
+    from . import commands
 
     cluster, namespace = _on_cluster(args)
-    return clicommands.history(cluster, namespace, args.name, sys.stdout)
+    return commands.history(cluster, namespace, args.name, sys.stdout)
 
 
 def _cmd_request(args: argparse.Namespace) -> int:
-    from . import clicommands
+    from . import commands
 
     cluster, namespace = _on_cluster(args)
-    return clicommands.request(cluster, namespace, args.name, args.command, sys.stdout, sys.stderr)
+    return commands.request(cluster, namespace, args.name, args.command, sys.stdout, sys.stderr)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """The commands that talk to the cluster: status (and -w), history, promote, abort.
 
-Each reads the ModelDeployment once through clikube, hands the dict to a pure
-module (cliview, clirequests) and prints what comes back.
+Each reads the ModelDeployment once through kubeapi, hands the dict to a pure
+module (status_view, requests) and prints what comes back.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import IO
 
-from . import clikube
-from .clierrors import NOT_FOUND, OK, CliError
-from .clirequests import pending, plan_request
-from .cliview import Style, render_history, render_status
-from .status.transitions import format_time
+from . import kubeapi
+from .errors import NOT_FOUND, OK, CliError
+from .requests import pending, plan_request
+from .status_view import Style, render_history, render_status
+from ..status.transitions import format_time
 
 CONFLICT_RETRIES = 3
 # While watching at a terminal, redraw this often so countdowns (pause end,
@@ -35,32 +35,32 @@ def style_for(out: IO[str]) -> Style:
     return Style(colour=tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb")
 
 
-def status(cluster: clikube.Cluster, namespace: str, name: str, out: IO[str]) -> int:
-    md = clikube.get_model(cluster, namespace, name)
+def status(cluster: kubeapi.Cluster, namespace: str, name: str, out: IO[str]) -> int:
+    md = kubeapi.get_model(cluster, namespace, name)
     out.write(render_status(md, utcnow(), style_for(out)))
     return OK
 
 
-def history(cluster: clikube.Cluster, namespace: str, name: str, out: IO[str]) -> int:
-    out.write(render_history(clikube.get_model(cluster, namespace, name)))
+def history(cluster: kubeapi.Cluster, namespace: str, name: str, out: IO[str]) -> int:
+    out.write(render_history(kubeapi.get_model(cluster, namespace, name)))
     return OK
 
 
-def request(cluster: clikube.Cluster, namespace: str, name: str, action: str, out: IO[str], err: IO[str]) -> int:
+def request(cluster: kubeapi.Cluster, namespace: str, name: str, action: str, out: IO[str], err: IO[str]) -> int:
     """Set the promote/abort annotation with a JSON merge patch.
 
     The patch carries the resourceVersion that was judged, so it lands only on
     the state plan_request saw (a 409 means: read again and judge again).
     """
     for attempt in range(CONFLICT_RETRIES):
-        md = clikube.get_model(cluster, namespace, name)
+        md = kubeapi.get_model(cluster, namespace, name)
         planned = plan_request(md, action)
         waiting = pending(md)
         patch = {"metadata": {"resourceVersion": md["metadata"]["resourceVersion"],
                               "annotations": {planned.annotation: planned.value}}}
         try:
-            clikube.merge_patch(cluster, namespace, name, patch)
-        except clikube.Conflict:
+            kubeapi.merge_patch(cluster, namespace, name, patch)
+        except kubeapi.Conflict:
             if attempt == CONFLICT_RETRIES - 1:
                 raise
             continue
@@ -72,7 +72,7 @@ def request(cluster: clikube.Cluster, namespace: str, name: str, action: str, ou
     raise AssertionError("unreachable")
 
 
-def watch(cluster: clikube.Cluster, namespace: str, name: str, out: IO[str],
+def watch(cluster: kubeapi.Cluster, namespace: str, name: str, out: IO[str],
           now: Callable[[], datetime] = utcnow) -> int:
     """Print the view, then again on every change of the object until Ctrl-C (exit 0).
 
@@ -82,7 +82,7 @@ def watch(cluster: clikube.Cluster, namespace: str, name: str, out: IO[str],
     """
     style = style_for(out)
     in_place = hasattr(out, "isatty") and out.isatty()
-    md = clikube.get_model(cluster, namespace, name)  # a missing object fails now, with exit 3
+    md = kubeapi.get_model(cluster, namespace, name)  # a missing object fails now, with exit 3
     events: queue.Queue = queue.Queue()
     threading.Thread(target=_follow, args=(cluster, namespace, name, md, events), daemon=True).start()
     shown_version, shown_text = None, None
@@ -119,12 +119,12 @@ def _follow(cluster, namespace: str, name: str, md: dict | None, events: queue.Q
     version = md["metadata"]["resourceVersion"] if md else ""
     while True:
         try:
-            for kind, obj in clikube.watch_model(cluster, namespace, name, version):
+            for kind, obj in kubeapi.watch_model(cluster, namespace, name, version):
                 version = obj["metadata"].get("resourceVersion", version)
                 events.put((kind, obj))
-        except clikube.WatchExpired:
+        except kubeapi.WatchExpired:
             try:
-                fresh = clikube.get_model(cluster, namespace, name)
+                fresh = kubeapi.get_model(cluster, namespace, name)
             except CliError as error:
                 if error.code != NOT_FOUND:
                     events.put(("error", error))

@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from .api import API_VERSION, KIND, InvalidSpec, ModelDeploymentSpec, parse_spec
-from .builders import compute_revision
-from .clierrors import FAILED, USAGE, CliError
-from .reconcile.plan import steady_children
-from .runtimes import RuntimeTable
+from ..api import API_VERSION, KIND, InvalidSpec, ModelDeploymentSpec, parse_spec
+from ..builders import compute_revision
+from .errors import FAILED, USAGE, CliError
+from ..reconcile.plan import steady_children
+from ..runtimes import RuntimeTable
 
 UID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 DEFAULT_NAMESPACE = "default"

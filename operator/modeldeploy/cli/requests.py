@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .api.status import Stage
-from .clierrors import FAILED, CliError
-from .rollout.annotations import ABORT, PROMOTE
+from ..api.status import Stage
+from .errors import FAILED, CliError
+from ..rollout.annotations import ABORT, PROMOTE
 
 PROMOTE_ACTION, ABORT_ACTION = "promote", "abort"
 ANNOTATIONS = {PROMOTE_ACTION: PROMOTE, ABORT_ACTION: ABORT}

@@ -1,9 +1,9 @@
 """The CLI's access to the cluster: one client, the namespace, and errors
-translated into one line and an exit code (see clierrors).
+translated into one line and an exit code (see errors).
 
 Thin on purpose: get, merge-patch and watch one ModelDeployment. Everything
-the commands say about what they read is decided elsewhere (cliview,
-clirequests), from plain dicts.
+the commands say about what they read is decided elsewhere (status_view,
+requests), from plain dicts.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from .api import GROUP, PLURAL, SHORT_NAMES, VERSION
-from .clierrors import FAILED, NO_CLUSTER, NOT_FOUND, CliError
-from .kube.clients import make_api_client
+from ..api import GROUP, PLURAL, SHORT_NAMES, VERSION
+from .errors import FAILED, NO_CLUSTER, NOT_FOUND, CliError
+from ..kube.clients import make_api_client
 
 IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # Connect and read timeouts for single requests: a dead or blackholed API

@@ -15,6 +15,7 @@ from .api import GROUP, PLURAL, VERSION
 from .builders.labels import MANAGED_BY
 from .controller import Controller
 from .kube.peering import PeeringGate
+from .reconcile.kinds import CHILD_RESOURCES
 from .settings import OperatorSettings
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
@@ -77,15 +78,15 @@ async def model_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
     memo.controller.on_model_event(event["type"], event["object"])
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-@kopf.on.event("", "v1", "services", labels=MANAGED)
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-# Routes: only served where their CRDs are installed (kopf waits for them).
-@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=MANAGED)
-@kopf.on.event("networking.istio.io", "v1", "virtualservices", labels=MANAGED)
 async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
     memo.controller.on_child_event(event["type"], event["object"])
+
+
+# Every kind in the one registry (builders and traffic providers declare
+# theirs). Routes are only served where their CRDs are installed: kopf waits
+# for them.
+for _kind in CHILD_RESOURCES:
+    kopf.on.event(_kind.group, _kind.version, _kind.plural, labels=MANAGED)(child_event)
 
 
 # The model pods (the pod template carries the managed-by label): readiness,

@@ -17,18 +17,13 @@ from pathlib import Path
 
 from support.cluster import CLUSTER_SCRIPT, Cluster
 from support.models import API, condition
+from modeldeploy.reconcile.kinds import CHILD_RESOURCES
 from support.operator import AuditLog, free_port
 from support.process import OperatorProcess
 
 PLURAL = "modeldeployments"
-# Kinds the operator creates, as `kubectl get` names them.
-CHILD_KINDS = ("deployments.apps", "services", "httproutes.gateway.networking.k8s.io",
-               "poddisruptionbudgets.policy", "horizontalpodautoscalers.autoscaling",
-               "virtualservices.networking.istio.io")
-KIND_OF = {"deployments.apps": "Deployment", "services": "Service",
-           "httproutes.gateway.networking.k8s.io": "HTTPRoute", "poddisruptionbudgets.policy": "PodDisruptionBudget",
-           "horizontalpodautoscalers.autoscaling": "HorizontalPodAutoscaler",
-           "virtualservices.networking.istio.io": "VirtualService"}
+# Kinds the operator creates, as `kubectl get` names them: from the one registry.
+CHILD_KINDS = tuple(f"{k.plural}.{k.group}" if k.group else k.plural for k in CHILD_RESOURCES)
 
 
 # -- the control plane --------------------------------------------------------

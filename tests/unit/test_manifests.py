@@ -95,6 +95,30 @@ def test_rbac_has_no_wildcards_no_secrets_and_no_escalation():
                 f"{where}: {rule}"
 
 
+def test_every_kind_in_the_registry_is_granted_exactly_where_it_is_written():
+    """The RBAC follows the one registry of written kinds (reconcile.kinds):
+    every child kind is watched with the base role; the builders' kinds are
+    written with it; each route kind is written only with its provider's
+    component. A kind added to a builder or provider without RBAC fails here."""
+    from modeldeploy.builders import BUILT_KINDS
+    from modeldeploy.reconcile.kinds import CHILD_RESOURCES
+    from modeldeploy.traffic.registry import all_route_kinds
+
+    base = {(g, r): set(rule["verbs"]) for rule in load_docs(BASE / "rbac.yaml")[0]["rules"]
+            for g in rule["apiGroups"] for r in rule["resources"]}
+    writes = {"create", "patch", "delete"}
+    for kind in CHILD_RESOURCES:
+        assert {"list", "watch"} <= base.get((kind.group, kind.plural), set()), kind
+    for kind in BUILT_KINDS:
+        assert writes <= base[(kind.group, kind.plural)], kind
+    components = {rule_key: rules for rule_key, rules in all_rules().items() if "components/" in rule_key}
+    for kind in all_route_kinds():
+        assert not writes & base[(kind.group, kind.plural)], f"{kind.kind} written without its provider"
+        granted = [rule for rules in components.values() for rule in rules
+                   if kind.group in rule["apiGroups"] and kind.plural in rule["resources"]]
+        assert granted and writes <= set(granted[0]["verbs"]), kind
+
+
 def test_route_writes_come_only_with_their_provider():
     base = {(g, r): set(rule["verbs"]) for rule in load_docs(BASE / "rbac.yaml")[0]["rules"]
             for g in rule["apiGroups"] for r in rule["resources"]}

@@ -4,18 +4,14 @@ from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from .autoscaler import build_autoscaler
+from .kinds import DEPLOYMENT, HPA, PDB, SERVICE
 from .disruption import build_disruption_budget
 from .naming import Role
 from .ownership import Owner
 from .service import build_role_service, build_service
 
 # What the builders write (reconcile.kinds adds the traffic providers' routes).
-BUILT_KINDS = (
-    ("apps/v1", "Deployment"),
-    ("v1", "Service"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-)
+BUILT_KINDS = (DEPLOYMENT, SERVICE, HPA, PDB)
 
 
 def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,

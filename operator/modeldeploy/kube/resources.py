@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..api import GROUP, PLURAL, VERSION
+from ..reconcile.kinds import CHILD_RESOURCES
 
 
 @dataclass(frozen=True)
@@ -23,18 +24,16 @@ class Resource:
 
 
 MODEL_DEPLOYMENT = Resource(f"{GROUP}/{VERSION}", "ModelDeployment", PLURAL)
-DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments")
-SERVICE = Resource("v1", "Service", "services")
-HPA = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-PDB = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
-HTTPROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
-VIRTUALSERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")
 POD = Resource("v1", "Pod", "pods")
 EVENT = Resource("v1", "Event", "events")
 
-# Children the operator owns, by kind. The API version is the one we write:
-# a child read back under another version is still the same kind.
-CHILD_KINDS: dict[str, Resource] = {r.kind: r for r in (DEPLOYMENT, SERVICE, HPA, PDB, HTTPROUTE, VIRTUALSERVICE)}
+# Children the operator owns, by kind, from the one registry (reconcile.kinds).
+# The API version is the one we write: a child read back under another
+# version is still the same kind.
+CHILD_KINDS: dict[str, Resource] = {k.kind: Resource(*k) for k in CHILD_RESOURCES}
+DEPLOYMENT, SERVICE, HPA, PDB = (CHILD_KINDS[k] for k in ("Deployment", "Service", "HorizontalPodAutoscaler",
+                                                          "PodDisruptionBudget"))
+HTTPROUTE, VIRTUALSERVICE = CHILD_KINDS["HTTPRoute"], CHILD_KINDS["VirtualService"]
 
 
 def resource_of(manifest: dict) -> Resource:

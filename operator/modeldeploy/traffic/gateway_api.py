@@ -3,6 +3,7 @@
 from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
+from ..builders.kinds import Kind
 from ..builders.ownership import Owner
 from ..builders.service import SERVICE_PORT
 from ..status.observed import Observed
@@ -19,7 +20,7 @@ DEFAULT_BACKEND_WEIGHT = 1
 class GatewayAPIProvider:
     name = "gatewayAPI"
     weighted = True
-    route_kinds = ((API_VERSION, KIND),)
+    route_kinds = (Kind(API_VERSION, KIND, "httproutes"),)
 
     def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
         settings = spec.traffic.gateway_api

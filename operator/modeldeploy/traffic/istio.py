@@ -3,6 +3,7 @@
 from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
+from ..builders.kinds import Kind
 from ..builders.ownership import Owner
 from ..builders.service import SERVICE_PORT
 from ..status.observed import Observed
@@ -24,7 +25,7 @@ def service_host(service: str, namespace: str) -> str:
 class IstioProvider:
     name = "istio"
     weighted = True
-    route_kinds = ((API_VERSION, KIND),)
+    route_kinds = (Kind(API_VERSION, KIND, "virtualservices"),)
 
     def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
         settings = spec.traffic.istio

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..api.spec import ModelDeploymentSpec
+from ..builders.kinds import Kind
 from ..builders.ownership import Owner
 from ..status.observed import Observed
 from .weights import Weights
@@ -23,8 +24,8 @@ class TrafficProvider(Protocol):
     # True: weights are written to a route and can be read back and verified.
     # False: the split follows the ready pods (nothing to write, only to measure).
     weighted: bool
-    # (apiVersion, kind) of everything build_routes returns: to watch, read and prune.
-    route_kinds: tuple[tuple[str, str], ...]
+    # The kinds build_routes returns: to watch, read, prune and grant (reconcile.kinds).
+    route_kinds: tuple[Kind, ...]
 
     def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
         """Route manifests: shape from `spec`, weights from `weights` (never from the live route)."""

@@ -2,6 +2,7 @@
 
 from ..api.spec import ModelDeploymentSpec
 from ..api.traffic import PROVIDERS
+from ..builders.kinds import Kind
 from .gateway_api import GatewayAPIProvider
 from .istio import IstioProvider
 from .provider import TrafficProvider
@@ -24,7 +25,7 @@ def provider_for(spec: ModelDeploymentSpec) -> TrafficProvider:
     return provider_named(spec.traffic.provider)
 
 
-def all_route_kinds() -> tuple[tuple[str, str], ...]:
+def all_route_kinds() -> tuple[Kind, ...]:
     """Every route kind any provider may own: to prune a route left behind when
     the spec switches provider (e.g. istio -> replicas)."""
     return tuple(kind for provider in _BY_NAME.values() for kind in provider.route_kinds)

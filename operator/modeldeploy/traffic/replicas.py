@@ -5,6 +5,7 @@ weight actually achieved, not the one asked for."""
 from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
+from ..builders.kinds import Kind
 from ..builders.ownership import Owner
 from ..status.observed import Observed
 from .provider import LiveObjects
@@ -19,7 +20,7 @@ def achieved_weights(stable_ready: int, canary_ready: int) -> Weights | None:
 class ReplicasProvider:
     name = "replicas"
     weighted = False
-    route_kinds: tuple[tuple[str, str], ...] = ()
+    route_kinds: tuple[Kind, ...] = ()
 
     def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
         return []  # the rollout sizes the canary Deployment instead

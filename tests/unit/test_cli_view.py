@@ -6,7 +6,6 @@ After an intended change, regenerate and review the diff:
     UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_cli_view.py
 """
 import copy
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from modeldeploy.cli.status_view import Style, render_history, render_status, traffic_bar
+from support.golden import assert_text_matches_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "cli"
 NOW = datetime(2026, 11, 27, 12, 1, 42, tzinfo=timezone.utc)
@@ -115,11 +115,7 @@ CASES = {
 
 
 def _check_golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; run with UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text()
+    assert_text_matches_golden(f"cli/{name}.txt", text)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

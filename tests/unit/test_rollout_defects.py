@@ -145,8 +145,9 @@ def test_defect6_pods_of_a_superseded_canary_never_earn_the_new_canary_weight():
 
 
 def test_defect6_with_no_steps_a_never_ready_revision_is_not_promoted():
-    world = settled_world(spec_for("v7", replicas=2, rollout={"steps": []}))
-    world.change(spec_for("v8", replicas=2, rollout={"steps": []}))
+    gateway = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+    world = settled_world(spec_for("v7", replicas=2, traffic=gateway, rollout={"steps": []}))
+    world.change(spec_for("v8", replicas=2, traffic=gateway, rollout={"steps": []}))
     world.reconcile()
     world.canary.ready = world.canary.replicas  # the Deployment says ready...
     world.canary.pods = lambda role: []  # ...but no pod of the revision is

@@ -125,13 +125,26 @@ def test_stable_keeps_rendering_the_old_revision_during_the_canary():
 
 
 def test_empty_steps_promote_as_soon_as_the_canary_is_ready():
-    world = settled_world(v("v7", rollout={"steps": []}))
-    world.change(v("v8", rollout={"steps": []}))
+    world = settled_world(v("v7", traffic=GATEWAY, rollout={"steps": []}))
+    world.change(v("v8", traffic=GATEWAY, rollout={"steps": []}))
     world.reconcile()
     assert world.phase == "Canary"
     world.pods_ready()
     world.reconcile()
     assert world.phase == "Promoting"
+
+
+def test_empty_steps_with_the_replicas_provider_promote_through_stables_rolling_update():
+    """A canary pod behind the replicas provider's Service is client traffic,
+    so with no steps there is none: stable takes the revision pod by pod
+    (maxUnavailable 0), and promotion's own checks roll a bad one back."""
+    world = settled_world(v("v7", rollout={"steps": []}))
+    world.change(v("v8", rollout={"steps": []}))
+    decision = world.reconcile()
+    assert world.phase == "Promoting" and decision.canary_replicas == 0
+    world.pods_ready()
+    world.reconcile()
+    assert world.results()[-1] == "Promoted"
 
 
 def test_weighted_provider_passes_a_step_only_once_the_weight_reads_back():

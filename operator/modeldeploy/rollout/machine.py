@@ -466,8 +466,11 @@ def _target_weight(ctx: _Context, state: RolloutState) -> int:
 
 def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
     wanted = canary_replicas(ctx.base, _target_weight(ctx, state), weighted=ctx.provider.weighted)
-    if state.step >= len(ctx.steps):
-        return max(1, wanted)  # every step passed: promotion needs a proven canary pod
+    if state.step >= len(ctx.steps) and ctx.provider.weighted:
+        return max(1, wanted)  # every step passed: promotion needs a proven canary pod (at 0%: no traffic)
+    # With the replicas provider a canary pod is client traffic: at 0% there
+    # is none, and promotion itself (stable's rolling update, checked by
+    # _promotion_problem) proves the revision.
     return wanted
 
 

@@ -9,7 +9,7 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 # The cluster scripts run small Python helpers with the venv's interpreter.
 export PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: help venv cluster-up cluster-down cluster-status binaries test test-unit crds lint run
+.PHONY: help venv deps cluster-up cluster-down cluster-status binaries test test-unit lint crds demo bench run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -22,10 +22,13 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv/ with the operator and its test dependencies
 
-binaries: ## build the control plane's binaries from Go modules (cached outside the clone)
+deps: ## apt-get install the Debian packages the tests and the demo need, when missing (hack/ensure-deps.sh)
+	@hack/ensure-deps.sh
+
+binaries: deps ## build the control plane's binaries from Go modules (cached outside the clone)
 	hack/build-binaries.sh
 
-cluster-up: venv ## start the local control plane (idempotent); prints export KUBECONFIG=...
+cluster-up: venv deps ## start the local control plane (idempotent); prints export KUBECONFIG=...
 	@hack/cluster.sh up
 
 cluster-down: ## stop every process cluster-up started and remove .cluster/
@@ -34,14 +37,16 @@ cluster-down: ## stop every process cluster-up started and remove .cluster/
 cluster-status: ## exit 0 when the local control plane answers
 	@hack/cluster.sh status
 
-test: venv ## the whole suite, unit to end-to-end, on the local control plane
-	$(VENV)/bin/lint-imports
+test: venv deps lint ## the whole suite, unit to end-to-end, on the local control plane
 	$(VENV)/bin/pytest
 
-test-unit: venv ## only the pure, cluster-free tests
+test-unit: lint ## lint-imports and the pure, cluster-free tests
 	$(VENV)/bin/pytest tests/unit -q
 
-demo: venv ## the whole story in about a minute: deploy, canary to promotion, a bad version rolled back
+lint: venv ## lint-imports: the layering contracts in pyproject.toml
+	$(VENV)/bin/lint-imports
+
+demo: venv deps ## the whole story in about 20 s (first run: a one-time build of about 6 min): deploy, canary, rollback
 	$(PY) hack/demo.py
 
 bench: venv ## the scale benchmark (BENCH_SIZES=100,300,1000); results in bench/results/
@@ -49,7 +54,7 @@ bench: venv ## the scale benchmark (BENCH_SIZES=100,300,1000); results in bench/
 	@hack/cluster.sh up >/dev/null
 	$(PY) bench/run.py
 
-run: venv ## install the CRD into $$KUBECONFIG's cluster and run the operator (Ctrl-C stops it)
+run: venv ## install the CRD into $KUBECONFIG's cluster and run the operator (Ctrl-C stops it)
 	$(VENV)/bin/modeldeploy run --install-crd $(RUN_ARGS)
 
 crds: venv ## regenerate crds/ from the pydantic models

@@ -162,3 +162,14 @@ def settled_world(spec) -> World:
     world.pods_ready()
     world.reconcile()
     return world
+
+
+def run(world: World, passes: int = 1, seconds: float = 0, ready: bool = True) -> World:
+    """`passes` reconcile passes, pods made ready after each (unless not
+    `ready`), `seconds` passing after each."""
+    for _ in range(passes):
+        world.reconcile()
+        if ready:
+            world.pods_ready()
+        world.later(seconds)
+    return world

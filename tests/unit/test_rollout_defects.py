@@ -5,7 +5,7 @@ support/rollout_world.py: every pass starts from the stored status only."""
 from modeldeploy.builders import compute_revision
 from modeldeploy.rollout import ABORT, PROMOTE
 from modeldeploy.traffic import ALL_STABLE
-from support.rollout_world import TABLE, settled_world, spec_for
+from support.rollout_world import TABLE, run, settled_world, spec_for
 
 STEPS = {"steps": [{"setWeight": 25}, {"pause": {"duration": "10s"}}, {"setWeight": 50}]}
 
@@ -13,14 +13,6 @@ STEPS = {"steps": [{"setWeight": 25}, {"pause": {"duration": "10s"}}, {"setWeigh
 def v(version, replicas=4, **extra):
     return spec_for(version, replicas=replicas, rollout=STEPS, **extra)
 
-
-def run(world, passes=1, seconds=0, ready=True):
-    for _ in range(passes):
-        world.reconcile()
-        if ready:
-            world.pods_ready()
-        world.later(seconds)
-    return world
 
 
 def reasons(decision):

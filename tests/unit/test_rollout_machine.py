@@ -9,7 +9,7 @@ from modeldeploy.builders import compute_revision
 from modeldeploy.rollout import ABORT, PROMOTE, AnalysisResults, MetricResult, canary_replicas, decide, read_state, render
 from modeldeploy.rollout.snapshot import spec_for_stable, take_snapshot
 from modeldeploy.traffic import ALL_STABLE, Weights
-from support.rollout_world import TABLE, settled_world, spec_for
+from support.rollout_world import TABLE, run, settled_world, spec_for
 
 STEPS_FAST = {"steps": [{"setWeight": 25}, {"pause": {"duration": "10s"}}, {"setWeight": 50}]}
 GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}]}}
@@ -24,14 +24,6 @@ ANALYSIS = {
 def v(version, **extra):
     return spec_for(version, replicas=4, **extra)
 
-
-def run(world, passes=1, seconds=0, ready=True):
-    for _ in range(passes):
-        world.reconcile()
-        if ready:
-            world.pods_ready()
-        world.later(seconds)
-    return world
 
 
 # -- sizing ---------------------------------------------------------------------

@@ -37,8 +37,14 @@ cluster-down: ## stop every process cluster-up started and remove .cluster/
 cluster-status: ## exit 0 when the local control plane answers
 	@hack/cluster.sh status
 
+# Test modules run in parallel, one module per worker at a time (pytest-xdist,
+# --dist loadfile): they wait on the cluster far more than they use the CPU.
+# In collection order (not xdist's largest-first), so the chaos modules that
+# need the cluster to themselves run early and the quick unit tests fill the
+# end. PYTEST_WORKERS=0 runs them all in one process.
+PYTEST_WORKERS ?= 3
 test: venv deps lint ## the whole suite, unit to end-to-end, on the local control plane
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-unit: lint ## lint-imports and the pure, cluster-free tests
 	$(VENV)/bin/pytest tests/unit -q

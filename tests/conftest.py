@@ -4,12 +4,21 @@ namespace per test. Tests that do not ask for ``cluster`` never start it.
 A cluster that is already up (``make cluster-up``) is reused and left
 running; one this session started is stopped at the end unless
 MODELDEPLOY_KEEP_CLUSTER=1. If the cluster cannot start, the tests that need
-it fail with the reason: none is skipped."""
+it fail with the reason: none is skipped.
+
+Under pytest-xdist (``-n N``) each worker is a session of its own: its own
+namespace prefix and its own operator, so workers never act on each other's
+objects. The first worker that needs the cluster starts it under a file
+lock (the others wait and reuse it), and the controlling process stops it
+once every worker has finished. A few chaos tests hold that lock
+exclusively (RUNS_ALONE), so no other worker has a test or an operator
+start in flight meanwhile; every other cluster test holds it shared."""
 from __future__ import annotations
 
 import os
 import re
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -20,7 +29,51 @@ import pytest
 CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", Path(__file__).resolve().parents[1] / ".cluster"))
 os.environ["KUBECONFIG"] = str(CLUSTER_DIR / "kubeconfig")
 
-from support.cluster import Cluster, cluster_is_up, start_cluster, stop_cluster
+from support.cluster import Cluster, cluster_is_up, control_plane_lock, start_cluster, stop_cluster
+
+# Inside the cluster's directory: which test run started the cluster (hack/cluster.sh down removes it with the rest).
+STARTED_BY = CLUSTER_DIR / "started-by-test-run"
+RUN_ID = "MODELDEPLOY_TEST_RUN"
+
+
+def pytest_configure(config):
+    # One id for this run, inherited by xdist's workers (spawned later).
+    os.environ.setdefault(RUN_ID, uuid.uuid4().hex)
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _keep() -> bool:
+    return os.environ.get("MODELDEPLOY_KEEP_CLUSTER") == "1"
+
+
+# Test modules that must have the control plane to themselves, and why.
+RUNS_ALONE = {
+    "test_control_plane_restart.py": "restarts etcd and the API server under everyone",
+    "test_concurrent_edits.py": "its rounds of kubectl edits must overlap rollouts a few seconds long",
+    "test_peering.py": "measures a handover against a bound of a few seconds",
+}
+
+
+def _runs_alone(item) -> bool:
+    # Also anything else that restarts etcd or the API server (the one helper for it).
+    return item.path.name in RUNS_ALONE or hasattr(getattr(item, "module", None), "restart_components")
+
+
+def pytest_sessionfinish(session):
+    # The xdist controller runs no test; it stops a cluster one of its
+    # workers started, after all of them are done.
+    config = session.config
+    if _is_worker(config) or config.pluginmanager.getplugin("dsession") is None or _keep():
+        return
+    try:
+        started_by = STARTED_BY.read_text()
+    except OSError:
+        return
+    if started_by == os.environ[RUN_ID]:
+        stop_cluster(CLUSTER_DIR)
 
 
 def pytest_collection_modifyitems(items):
@@ -32,15 +85,22 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Cluster:
+def cluster(request) -> Cluster:
     cluster_dir = CLUSTER_DIR
     started = False
     if not cluster_is_up(cluster_dir):
-        start_cluster(cluster_dir)
-        started = True
+        # xdist workers: one starts it, the others wait and reuse it. (Not
+        # taken when it is up: sessions sharing a cluster hold the lock
+        # shared through every test, so an exclusive one would wait for a gap.)
+        with control_plane_lock(exclusive=True):
+            if not cluster_is_up(cluster_dir):
+                start_cluster(cluster_dir)
+                STARTED_BY.write_text(os.environ[RUN_ID])
+                started = True
     the_cluster = Cluster(dir=cluster_dir, started_here=started)
     yield the_cluster
-    if started and os.environ.get("MODELDEPLOY_KEEP_CLUSTER") != "1":
+    # A worker leaves it to the controller (pytest_sessionfinish): others may still use it.
+    if started and not _is_worker(request.config) and not _keep():
         stop_cluster(cluster_dir)
 
 
@@ -60,12 +120,27 @@ def namespace(cluster: Cluster, request) -> str:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+@pytest.fixture(autouse=True)
+def _hold_the_control_plane(request):
+    """Every cluster test runs under the control-plane lock: shared, or
+    exclusive for RUNS_ALONE. Session fixtures are set up before this one
+    (pytest orders fixtures by scope)."""
+    if request.node.get_closest_marker("cluster") is None:  # set for every user of `cluster`, above
+        yield
+        return
+    with control_plane_lock(exclusive=_runs_alone(request.node)):
+        yield
+
+
 @pytest.fixture(scope="session")
 def operator(cluster):
-    """One operator for the whole session, watching all namespaces."""
+    """One operator for the whole session (per xdist worker), watching this
+    session's namespaces."""
     from support.operator import running_operator
 
-    with running_operator(cluster) as op:
+    with ExitStack() as stack:
+        with control_plane_lock(exclusive=False):  # not while another worker restarts the API server
+            op = stack.enter_context(running_operator(cluster))
         yield op
 
 

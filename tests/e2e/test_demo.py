@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from support.cluster import REPO, Cluster, cluster_is_up, start_cluster, stop_cluster
+from support.cluster import REPO, Cluster, cluster_is_up, control_plane_lock, start_cluster, stop_cluster
 from support.operator import free_port
 from support.waiting import wait_until
 
@@ -34,11 +34,16 @@ def fresh_cluster(tmp_path_factory):
     """A control plane of this module's own, as `make cluster-up` leaves it:
     no ModelDeployment CRD. Stopped (and its directory removed) afterwards."""
     cluster_dir = tmp_path_factory.mktemp("front-door") / "cluster"
-    start_cluster(cluster_dir)
+    # Held shared, as by every test on the session's cluster: a second
+    # control plane starting is load a chaos test on another xdist worker
+    # must not have to absorb (see tests/conftest.py).
+    with control_plane_lock(exclusive=False):
+        start_cluster(cluster_dir)
     try:
         yield Cluster(dir=cluster_dir, started_here=True)
     finally:
-        stop_cluster(cluster_dir)
+        with control_plane_lock(exclusive=False):
+            stop_cluster(cluster_dir)
 
 
 def without_crd(cluster: Cluster) -> None:

@@ -3,9 +3,13 @@ hack/cluster.sh (or reused when already up), reached with the real kubectl
 built from the same release, and with the official Python client."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +18,32 @@ from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
+# The control plane the test session uses (tests/conftest.py points KUBECONFIG at it).
+SESSION_CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", REPO / ".cluster"))
+
+
+@contextmanager
+def control_plane_lock(exclusive: bool, cluster_dir: Path = SESSION_CLUSTER_DIR):
+    """A file lock per control plane, across processes (pytest-xdist's
+    workers, or sessions sharing a cluster): exclusive to start it or to run
+    a test that must run alone, shared to use it. Uncontended in a plain run.
+
+    A turnstile in front keeps a waiting exclusive holder from starving:
+    while it waits, no new shared holder gets in, so it runs as soon as the
+    tests in flight end. The files live outside the cluster's directory,
+    which `hack/cluster.sh down` removes."""
+    key = hashlib.sha256(str(cluster_dir.resolve()).encode()).hexdigest()[:12]
+    base = Path(tempfile.gettempdir()) / f"modeldeploy-cluster-{key}"
+    with open(f"{base}.lock", "a") as main, open(f"{base}.turnstile", "a") as turnstile:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(main, fcntl.LOCK_UN)
 
 
 class ClusterUnavailable(RuntimeError):

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from support.cluster import REPO, Cluster
-from support.operator import TEST_ENV, free_port
+from support.operator import TEST_ENV, free_port, install_crd, wait_until_served
 from support.waiting import wait_until
 
 
@@ -25,6 +25,11 @@ class OperatorProcess:
         self.port = free_port()
 
     def start(self) -> "OperatorProcess":
+        # As `run --install-crd` would (idempotent): a test module run alone,
+        # or first on an xdist worker, cannot count on an earlier test for it;
+        # and kopf's first scan of the API must already see the kind.
+        install_crd(self.cluster)
+        wait_until_served(self.cluster)
         env = {**self.cluster.env, **TEST_ENV, **self.extra_env}
         identity: tuple[str, ...] = ()
         if self.kubeconfig:

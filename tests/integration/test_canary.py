@@ -109,7 +109,12 @@ def test_replicas_provider_reports_the_achieved_split(cluster, namespace, operat
     apply_md(cluster, namespace, doc)
     wait_ready(cluster, namespace, "ratio")
     apply_md(cluster, namespace, model_v(doc, "v2"))
-    md = wait_phase(cluster, namespace, "ratio", "Paused")
+    wait_phase(cluster, namespace, "ratio", "Paused")
+    # The step passed on the canary pod's own Ready condition; the
+    # Deployment's readyReplicas, which the status counts, follows a moment later.
+    md = wait_until(lambda: (m := get_md(cluster, namespace, "ratio"))["status"]["canary"]["readyReplicas"] and m,
+                    timeout=30, what="the canary's ready pod counted",
+                    describe=lambda: status_view(get_md(cluster, namespace, "ratio")))
     canary_ready = md["status"]["canary"]["readyReplicas"]
     stable_ready = md["status"]["stable"]["readyReplicas"]
     # 30% asked; the client Service spreads requests over every ready pod, so
@@ -175,7 +180,10 @@ def test_abort_annotation_rolls_back_now(cluster, namespace, operator):
     apply_md(cluster, namespace, model_v(doc, "v2"))
     wait_phase(cluster, namespace, "aborted", "Paused")
     cluster.kubectl("-n", namespace, "annotate", "md", "aborted", "modeldeploy.io/abort=true")
-    md = wait_phase(cluster, namespace, "aborted", "RolledBack", timeout=30)
-    assert "modeldeploy.io/abort" not in (md["metadata"].get("annotations") or {})
+    wait_phase(cluster, namespace, "aborted", "RolledBack", timeout=30)
+    # Recorded first (the status), then consumed: the annotation goes right after.
+    md = wait_until(lambda: "modeldeploy.io/abort" not in ((m := get_md(cluster, namespace, "aborted"))["metadata"]
+                                                          .get("annotations") or {}) and m,
+                    timeout=10, what="the abort annotation consumed")
     assert route_weights(cluster, namespace, "aborted") == (100, 0)
     assert md["status"]["stable"]["modelVersion"] == "v1"

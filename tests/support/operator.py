@@ -44,8 +44,10 @@ async def _remember_memo(memo: kopf.Memo, **_) -> None:
 
 def install_crd(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
-                    "crd/modeldeployments.modeldeploy.io")
+    # kubectl wait fails at once (not waits) while the CRD has no status yet.
+    wait_until(lambda: cluster.kubectl("wait", "--for=condition=Established", "--timeout=5s",
+                                       "crd/modeldeployments.modeldeploy.io", check=False).returncode == 0,
+               timeout=30, what="the ModelDeployment CRD Established")
 
 
 def free_port() -> int:

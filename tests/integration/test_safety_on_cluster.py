@@ -100,3 +100,19 @@ def test_a_field_removed_from_the_spec_is_removed_from_the_route(cluster, namesp
     wait_until(lambda: "hostnames" not in cluster.get_json("-n", namespace, "httproute", "hosts")["spec"],
                timeout=30, what="hostnames removed from the HTTPRoute",
                describe=lambda: cluster.get_json("-n", namespace, "httproute", "hosts")["spec"])
+
+
+def test_switching_back_to_the_replicas_provider_widens_the_client_service(cluster, namespace, operator):
+    """Found by the stateful test: a Service's selector is an atomic map, so
+    containment alone never saw the role key go; the client Service kept
+    selecting stable pods only and the replicas provider's split was a lie."""
+    doc = model_deployment("widen", replicas=1, traffic=GATEWAY)
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "widen")
+    assert cluster.get_json("-n", namespace, "service", "widen")["spec"]["selector"] == {
+        "modeldeploy.io/name": "widen", "modeldeploy.io/role": "stable"}
+    apply_md(cluster, namespace, edited(doc, traffic={"provider": "replicas"}))
+    wait_until(lambda: cluster.get_json("-n", namespace, "service", "widen")["spec"]["selector"]
+               == {"modeldeploy.io/name": "widen"}, timeout=30, what="the client Service selects both roles again",
+               describe=lambda: cluster.get_json("-n", namespace, "service", "widen")["spec"]["selector"])
+    assert not exists(cluster, namespace, "httproute", "widen")

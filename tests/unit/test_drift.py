@@ -149,6 +149,21 @@ def test_a_port_removed_from_a_service():
     assert removed_field(desired, live).startswith("f:spec.f:ports.k:")
 
 
+def test_a_key_dropped_from_an_atomic_selector():
+    # A Service's spec.selector is an atomic map: the API server records it
+    # as one leaf (f:selector: {}, as read back from the control plane), so
+    # a key leaving it is no removed field, and containment still holds.
+    # Found by the stateful test: switching gatewayAPI -> replicas left the
+    # client Service selecting stable pods only (issue 9, invariant 4).
+    desired, live = fixture("service")
+    assert our_entry(live)["fieldsV1"]["f:spec"]["f:selector"] == {}
+    live["spec"]["selector"] = {**desired["spec"]["selector"], "modeldeploy.io/role": "stable"}
+    assert holds(desired, live) and removed_field(desired, live) is None
+    assert needs_apply(desired, live)
+    live["spec"]["selector"] = dict(desired["spec"]["selector"])
+    assert not needs_apply(desired, live)
+
+
 def test_a_port_key_matches_without_the_defaulted_protocol():
     # The API server puts a defaulted key field (a port's protocol: TCP) into
     # the item's key even when we do not send it, without an f:protocol of

@@ -186,6 +186,39 @@ def removed_field(desired: dict, live: dict) -> str | None:
     return None
 
 
+def shrunk_atomic_map(desired: dict, live: dict) -> str | None:
+    """A string map our manager owns as a whole from which ``desired`` dropped
+    a key, or None. An atomic map (a Service's ``spec.selector``) is a leaf
+    in fieldsV1, so ``removed_field`` cannot see a key leave it, and
+    containment still holds; but the apply replaces the whole map (switching
+    from gatewayAPI to replicas widens the client Service's selector so)."""
+    for entry in _our_entries(live):
+        found = _shrunk(entry.get("fieldsV1") or {}, desired, live)
+        if found is not None:
+            return found
+    return None
+
+
+def _shrunk(fields: dict, want: Any, have: Any) -> str | None:
+    if not isinstance(want, dict) or not isinstance(have, dict):
+        return None
+    for key, sub in fields.items():
+        prefix, _, name = key.partition(":")
+        if prefix != "f":
+            continue
+        if sub:  # owned field by field below: walk on
+            below = _shrunk(sub, want.get(name), have.get(name))
+            if below is not None:
+                return f"{key}.{below}"
+        elif _string_map(want.get(name)) and _string_map(have.get(name)) and set(have[name]) - set(want[name]):
+            return key
+    return None
+
+
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
 def needs_apply(desired: dict, live: dict | None) -> bool:
     """True when applying ``desired`` under FIELD_MANAGER would change ``live``:
     it does not exist yet, a field we send differs (``not holds``), or a field
@@ -197,7 +230,7 @@ def needs_apply(desired: dict, live: dict | None) -> bool:
         return True
     if not holds(desired, live):
         return True
-    return removed_field(desired, live) is not None
+    return removed_field(desired, live) is not None or shrunk_atomic_map(desired, live) is not None
 
 
 def owns(live: dict, path: tuple[str, ...], manager: str = FIELD_MANAGER) -> bool:

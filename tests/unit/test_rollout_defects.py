@@ -245,3 +245,56 @@ def test_defect4_under_an_hpa_stable_keeps_its_count_through_a_canary():
         world.later(11)
     assert world.results()[-1] == "Promoted"
     assert world.reconcile().autoscaler_floor is None, "the floor ends with the canary"
+
+
+# -- found by the stateful property test (test_rollout_safety.py) -----------------------
+# Each is the shrunk action list the property test printed, reduced to the
+# machine; each failed before its fix.
+
+
+def test_found_a_superseded_canary_s_ready_pods_are_not_reported_as_traffic():
+    """Invariant 4 (replicas provider): when a new version supersedes a canary
+    that takes traffic, the canary Deployment is re-templated and Recreate
+    removes the old pods; the status must not report their share, even while
+    the Deployment's readyReplicas still counts them."""
+    world = in_flight()
+    assert world.status["traffic"]["canary"] > 0
+    world.change(v("v9"))
+    world.canary.revision = world.revision  # re-templated for v9...
+    old_pods = world.canary.pods  # ...its v8 pods still ready, counted in readyReplicas
+    world.canary.pods = lambda role: [p.__class__(**{**p.__dict__, "revision": "superseded"}) for p in old_pods(role)]
+    world.reconcile()
+    assert world.status["traffic"]["canary"] == 0, world.status["traffic"]
+
+
+def test_found_a_route_recreated_by_a_provider_switch_gets_weight_only_for_ready_canary_pods():
+    """Invariant 3: a canary at 50% under the replicas provider whose pods
+    stopped being ready; the user switches to gatewayAPI. The new route must
+    not send 50% to a canary with no ready pod."""
+    gateway = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+    world = in_flight()
+    assert world.rollout["weight"] > 0
+    world.canary.ready = 0
+    world.route = None  # no route yet: the replicas provider wrote none
+    world.change(spec_for("v8", replicas=4, rollout=STEPS, traffic=gateway))
+    decision = world.reconcile()
+    assert decision.weights == ALL_STABLE, decision.weights
+    world.pods_ready()
+    decision = world.reconcile()
+    assert decision.weights.canary == world.rollout["weight"], "ready again: the rollout's weight comes back"
+
+
+def test_found_switching_to_recreate_does_not_make_a_rolled_back_revision_stable():
+    """Invariant 2: v8 was rolled back; the user sets strategy: Recreate
+    without changing the version. v8 stays rolled back; stable keeps serving."""
+    world = settled_world(v("v7"))
+    stable = world.status["stable"]["revision"]
+    world.change(v("v8"))
+    run(world, 2)
+    world.annotations[ABORT] = "true"
+    world.reconcile()
+    assert world.rollout["stage"] == "RolledBack"
+    world.change(spec_for("v8", replicas=4, rollout={**STEPS, "strategy": "Recreate"}))
+    run(world, 2)
+    assert world.status["stable"]["revision"] == stable
+    assert world.rollout["stage"] == "RolledBack"

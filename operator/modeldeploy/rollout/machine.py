@@ -64,9 +64,11 @@ def decide(inputs: Inputs) -> Decision:
     )
     return (
         _first_revision(ctx)
-        or _recreate(ctx)
         or _back_to_stable(ctx)
+        # Before _recreate: switching the strategy to Recreate is no way
+        # round a rollback (issue 9, invariant 2).
         or _still_rolled_back(ctx)
+        or _recreate(ctx)
         or _scaled_to_zero(ctx)
         or _new_revision(ctx)
         or _promoting(ctx, ctx.inputs.state)
@@ -391,9 +393,22 @@ def _active_decision(
         state,
         stable_spec=stable_spec or _stable_spec(ctx, state),
         canary=canary if canary is not None else _wanted_canary_pods(ctx, state),
-        weights=Weights.to_canary(state.weight),
+        weights=Weights.to_canary(_route_weight(ctx, state)),
         requeue=requeue,
     )
+
+
+def _route_weight(ctx: _Context, state: RolloutState) -> int:
+    """The canary weight the route is written with: the rollout's, but a route
+    that carries less (re-created after a traffic provider switch, or edited
+    down by hand) is raised back only once the canary's ready pods can carry
+    it, as a step's setWeight is (issue 9, invariant 3)."""
+    if not ctx.provider.weighted:
+        return state.weight
+    carried = ctx.inputs.weights.canary if ctx.inputs.weights is not None else 0
+    if state.weight <= carried or _canary_ready_for(ctx, state, state.weight):
+        return state.weight
+    return carried
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:

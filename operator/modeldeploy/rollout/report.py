@@ -7,6 +7,7 @@ from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
+from .checks import canary_ready_replicas
 from .inputs import Inputs
 from .sizing import canary_replicas, split_weight
 from .state import ACTIVE, RolloutState, Stage
@@ -25,7 +26,7 @@ def build_report(
 ) -> RolloutReport:
     """`weights`: what the route is written with this pass; `canary_pods`:
     the canary Deployment's size after this pass (None: it is removed)."""
-    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, canary_pods)
+    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods)
     return RolloutReport(
         stable=_stable(state),
         canary=_canary(state),
@@ -51,16 +52,18 @@ def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProv
     return TrafficStatus(stable=seen.stable, canary=seen.canary, verified=True)
 
 
-def _ready_split_after(inputs: Inputs, canary_pods: int | None) -> Weights | None:
+def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | None) -> Weights | None:
     """The ready pods of both roles behind the client Service once this pass
-    has scaled or removed the canary (and scaled stable)."""
+    has scaled or removed the canary (and scaled stable). Canary pods count
+    by revision, not by the Deployment's readyReplicas: when the canary
+    Deployment is re-templated for a new canary, its Recreate strategy
+    removes the superseded canary's pods, ready or not (issue 9, invariant 4)."""
     observed = inputs.observed
     stable = observed.stable.ready_replicas if observed.stable is not None else 0
     fixed = inputs.spec.fixed_replicas
     if fixed is not None:
         stable = min(stable, fixed)
-    canary = observed.canary.ready_replicas if observed.canary is not None else 0
-    canary = 0 if canary_pods is None else min(canary, canary_pods)
+    canary = 0 if canary_pods is None else min(canary_ready_replicas(inputs, state), canary_pods)
     return Weights.from_ratio(stable, canary)
 
 

@@ -298,3 +298,19 @@ def test_found_switching_to_recreate_does_not_make_a_rolled_back_revision_stable
     run(world, 2)
     assert world.status["stable"]["revision"] == stable
     assert world.rollout["stage"] == "RolledBack"
+
+
+def test_found_an_abort_read_with_a_switch_to_recreate_is_not_overruled():
+    """Invariant 2: the user aborts the canary in flight and, before the next
+    pass, sets strategy: Recreate with the same version. The abort wins: the
+    revision is barred, not made stable."""
+    world = settled_world(v("v7"))
+    stable = world.status["stable"]["revision"]
+    world.change(v("v8"))
+    run(world, 2)
+    assert world.phase == "Canary"
+    world.annotations[ABORT] = "true"
+    world.change(spec_for("v8", replicas=4, rollout={**STEPS, "strategy": "Recreate"}))
+    run(world, 2)
+    assert world.status["stable"]["revision"] == stable
+    assert world.rollout["stage"] == "RolledBack"

@@ -91,6 +91,9 @@ def _recreate(ctx: _Context) -> Decision | None:
     inputs, state = ctx.inputs, ctx.inputs.state
     if inputs.revision == state.stable.revision or inputs.spec.rollout.strategy != "Recreate":
         return None
+    if ABORT in ctx.requests and state.stage in ACTIVE and state.canary is not None \
+            and state.canary.revision == inputs.revision:
+        return None  # the user aborted this very revision: the abort comes first, and bars it
     history, events = _aborted(ctx, state, "the new revision replaces stable directly")
     return _steady(ctx, RolloutState(stable=_desired_as_stable(ctx), decisions=state.decisions), events, history)
 

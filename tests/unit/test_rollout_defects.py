@@ -314,3 +314,33 @@ def test_found_an_abort_read_with_a_switch_to_recreate_is_not_overruled():
     run(world, 2)
     assert world.status["stable"]["revision"] == stable
     assert world.rollout["stage"] == "RolledBack"
+
+
+def test_found_an_abort_at_zero_replicas_is_carried_out_not_consumed_silently():
+    """Invariant 2: the user aborts the canary and scales to 0 before the next
+    pass; the abort annotation was consumed while the canary was held, and a
+    later switch to Recreate made the aborted revision stable."""
+    world = in_flight()
+    stable = world.status["stable"]["revision"]
+    world.annotations[ABORT] = "true"
+    world.change(v("v8", replicas=0))
+    world.reconcile()
+    assert world.rollout["stage"] == "RolledBack" and ABORT not in world.annotations
+    world.change(spec_for("v8", replicas=4, rollout={**STEPS, "strategy": "Recreate"}))
+    run(world, 2)
+    assert world.status["stable"]["revision"] == stable and world.rollout["stage"] == "RolledBack"
+
+
+def test_found_a_canary_held_at_zero_replicas_says_so_and_a_promote_is_refused_aloud():
+    """Invariant 6: a canary held while scaled to 0 waits for the user (as an
+    open pause does) and the status says what for; a promote request then has
+    nothing to prove the revision on: refused with an Event, not lost."""
+    world = in_flight()
+    world.change(v("v8", replicas=0))
+    world.reconcile()
+    assert world.rollout["stage"] == "Canary" and "scaled to 0" in world.rollout["pausedReason"]
+    assert "scaled to 0" in world.status["message"], world.status["message"]
+    world.annotations[PROMOTE] = "true"
+    decision = world.reconcile()
+    assert "RequestIgnored" in reasons(decision) and world.rollout["stage"] == "Canary"
+    assert PROMOTE not in world.annotations

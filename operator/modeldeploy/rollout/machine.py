@@ -42,6 +42,9 @@ POLL_SECONDS = 5.0
 INCONCLUSIVE_PAUSE = "analysis inconclusive"
 
 PROMOTED, ROLLED_BACK, ABORTED = "Promoted", "RolledBack", "Aborted"
+# A canary held while the model is scaled to 0 (the user's choice): said in
+# the status, as an open pause is (issue 9, invariant 6).
+SCALED_TO_ZERO = "held: the model is scaled to 0 replicas; the canary walks its steps again when scaled up"
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,16 @@ def _scaled_to_zero(ctx: _Context) -> Decision | None:
     inputs, state = ctx.inputs, ctx.inputs.state
     if ctx.base > 0:
         return None
+    if PROMOTE in ctx.requests:  # nothing runs to prove the revision on: refused, said so, not lost silently
+        requests = ctx.requests
+        ctx = replace(ctx, requests=replace(
+            requests, granted=tuple(k for k in requests.granted if k != PROMOTE),
+            refused=(*requests.refused, (PROMOTE, "the model is scaled to 0 replicas: scale it up, then promote"))))
     if state.stage in ACTIVE and state.canary is not None and state.canary.revision == inputs.revision:
+        if ABORT in ctx.requests:
+            return _rollback(ctx, state, f"aborted by the {ABORT} annotation")
         held = replace(state, stage=Stage.CANARY, step=0, weight=0, step_started_at=inputs.now,
-                       paused_reason=None, paused_by=None, not_ready_since=None, last_analysis_at=None)
+                       paused_reason=SCALED_TO_ZERO, paused_by=None, not_ready_since=None, last_analysis_at=None)
         return _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
                          requeue=None)
     history, events = _aborted(ctx, state, "scaled to 0 replicas")

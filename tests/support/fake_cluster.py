@@ -31,10 +31,13 @@ What behaves like Kubernetes, because the operator's safety depends on it:
 - a Prometheus stub with scripted answers;
 - a clock that moves only when told.
 
-`Operator` drives reconcile.plan() exactly like controller.py does:
-observe -> plan (-> Prometheus -> plan) -> handover applies -> applies ->
-prunes (a 422 re-plans with `refused`) -> status write -> consume annotations
--> events. A status write that fails (409/500) raises before anything after it.
+`Operator` drives reconcile.plan() like controller.py does: observe -> plan
+(-> Prometheus -> plan), then the controller's own write and report code
+(Controller._write_children: handover applies, applies, prunes, a 422
+re-planned with `refused`; Controller._report: the status write, Events, the
+annotation patch) against this fake API server. So the order of those writes
+(record first, then consume: issue 9 defect 10) is the operator's, not a copy
+of it. A status write that fails (409/500) raises before anything after it.
 """
 from __future__ import annotations
 
@@ -46,7 +49,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from modeldeploy.builders.labels import MODEL_VERSION, NAME, REVISION, ROLE
+from modeldeploy.controller import Controller, _refusal
 from modeldeploy.kube.cache import _slim
 from modeldeploy.reconcile.drift import FIELD_MANAGER, HANDOVER_MANAGER
 from modeldeploy.reconcile.kinds import CHILD_KINDS
@@ -233,6 +239,7 @@ class Obj:
     entries: list[Entry] = field(default_factory=list)
     version: int = 0  # bumped on every write (body or managedFields)
     _slim: tuple[int, dict] | None = None
+    _template_hash: tuple[int, str] | None = None  # (version, pod-template-hash), for the Deployment controller
 
     def slim(self) -> dict:
         """The object as the operator's watch cache keeps it (kube.cache._slim),
@@ -384,7 +391,7 @@ class FakeCluster:
             annotations[key] = value
         self.models[name]["metadata"]["resourceVersion"] = self._next_rv()
 
-    def write_status(self, name: str, status: dict) -> dict:
+    def write_status(self, name: str, status: dict, *, respond: bool = True) -> dict | None:
         if self.status_failure is not None:
             code, self.status_failure = self.status_failure, None
             raise ApiError(code, "Operation cannot be fulfilled: the object has been modified" if code == 409
@@ -395,7 +402,7 @@ class FakeCluster:
         if md.get("status") != body:
             md["status"] = body
             md["metadata"]["resourceVersion"] = self._next_rv()
-        return copy.deepcopy(md)
+        return copy.deepcopy(md) if respond else None
 
     def delete_model(self, name: str) -> None:
         md = self.models.pop(name)
@@ -407,8 +414,10 @@ class FakeCluster:
         return obj.view() if obj is not None else None
 
     def apply(self, manifest: dict, manager: str = FIELD_MANAGER, *, actor: str | None = None,
-              force: bool = True) -> dict:
-        """Server-side apply of `manifest` by `manager` (force, like Kube.apply).
+              force: bool = True, respond: bool = True) -> dict | None:
+        """Server-side apply of `manifest` by `manager`; without `force`, a field
+        another manager owns with another value is a 409 conflict (Kube.apply
+        sends the handover without force).
         `actor`: the uid of the ModelDeployment whose pass writes (invariant 8)."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         key = (kind, name)
@@ -425,6 +434,13 @@ class FakeCluster:
                 raise ApiError(422, f'Deployment.apps "{name}" is invalid: spec.template.spec.containers[0].env'
                                     f'[3].name: Invalid value: "bad name": a valid environment variable name')
         new_fields = flatten(kind, manifest)
+        if not force and obj is not None:
+            # Without force, a field another manager owns with another value is a conflict.
+            clash = sorted({e.manager for e in obj.entries if e.manager != manager
+                            for path, value in e.fields.items() if path in new_fields and new_fields[path] != value})
+            if clash:
+                raise ApiError(409, f"Apply failed with {len(clash)} conflict(s): conflict with "
+                                    f"{', '.join(repr(m) for m in clash)}")
         if obj is None:
             body = {"apiVersion": manifest["apiVersion"], "kind": kind,
                     "metadata": {"name": name, "namespace": self.namespace, "uid": self._uid(kind.lower()),
@@ -456,7 +472,7 @@ class FakeCluster:
         obj.entries = [e for e in obj.entries if e.fields]
         self._defaults(obj.body)
         self._changed(obj, before)
-        return obj.view()
+        return obj.view() if respond else None  # `respond`: the caller reads the response
 
     def update_scale(self, kind: str, name: str, replicas: int, manager: str = HPA_MANAGER) -> None:
         """PUT .../scale as the HPA controller does: an Update that takes spec.replicas."""
@@ -654,7 +670,10 @@ class FakeCluster:
         spec = obj.body["spec"]
         desired = spec.get("replicas", 1)
         template = spec["template"]
-        h = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        if obj._template_hash is None or obj._template_hash[0] != obj.version:
+            digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+            obj._template_hash = (obj.version, digest)
+        h = obj._template_hash[1]
         sets = self.replicasets.setdefault(name, [])
         new = next((rs for rs in sets if rs.hash == h), None)
         if new is None:
@@ -837,6 +856,7 @@ class Snapshot:
     children: dict
     neighbours: dict
     pods: tuple
+    written: int = 0  # how many of the operator's own writes it already holds (Operator.written)
 
 
 class Operator:
@@ -845,54 +865,173 @@ class Operator:
     def __init__(self, cluster: FakeCluster, table=None) -> None:
         self.cluster = cluster
         self.table = table or load_runtime_table()
+        # The children this operator applied or deleted, in order: the real
+        # controller puts its own apply responses into its watch cache (and
+        # drops what it deletes), so even a lagging cache holds them.
+        self.written: list[tuple[str, str]] = []
 
     def snapshot(self, name: str) -> Snapshot:
         uid = self.cluster.models[name]["metadata"]["uid"]
         return Snapshot(self.cluster.children_of(uid), self.cluster.neighbours(),
-                        tuple(summarize_pod(body) for body in self.cluster.pod_bodies(name)))
+                        tuple(summarize_pod(body) for body in self.cluster.pod_bodies(name)), len(self.written))
+
+    def _with_own_writes(self, name: str, cache: Snapshot) -> Snapshot:
+        """A lagging watch cache as the controller keeps it: an earlier
+        snapshot, plus every child this operator wrote since (as its write
+        left it or later) and minus what it deleted. Pods and everything
+        others changed stay as they were."""
+        if cache.written >= len(self.written):
+            return cache
+        uid = self.cluster.models[name]["metadata"]["uid"]
+        children, neighbours = dict(cache.children), dict(cache.neighbours)
+        for key in set(self.written[cache.written:]):
+            obj = self.cluster.objects.get(key)
+            if obj is None:
+                children.pop(key, None)
+                neighbours.pop(key, None)
+                continue
+            slim = obj.slim()
+            neighbours[key] = slim
+            if _controller_uid(obj.body) == uid:
+                children[key] = slim
+            else:
+                children.pop(key, None)
+        return Snapshot(children, neighbours, cache.pods, len(self.written))
 
     def observe(self, name: str, cache: Snapshot | None = None) -> World:
-        cache = cache or self.snapshot(name)
-        return World(model=copy.deepcopy(self.cluster.models[name]), children=cache.children,
-                     neighbours=cache.neighbours, pods=cache.pods, now=self.cluster.now, table=self.table)
+        cache = self.snapshot(name) if cache is None else self._with_own_writes(name, cache)
+        # The model as the watch cache holds it at this moment. The fake replaces
+        # spec and status wholesale on every write and edits only metadata in
+        # place (generation, resourceVersion, annotations), so copying those is
+        # a snapshot (plan() never mutates its world).
+        md = self.cluster.models[name]
+        meta = md["metadata"]
+        model = {**md, "metadata": {**meta, "annotations": dict(meta.get("annotations") or {})}}
+        return World(model=model, children=cache.children, neighbours=cache.neighbours, pods=cache.pods,
+                     now=self.cluster.now, table=self.table)
 
     def reconcile(self, name: str, *, cache: Snapshot | None = None) -> PassResult:
-        """One pass; `cache`: the watch cache as it was (a restarted or lagging operator)."""
+        """One pass; `cache`: the watch cache as it was (a restarted or lagging operator).
+        Controller._reconcile with this world: the same steps, the controller's
+        own write and report methods."""
         cluster = self.cluster
-        md = cluster.models[name]
-        uid = md["metadata"]["uid"]
         world = self.observe(name, cache)
         step = plan(world)
         if step.queries is not None:
             world = replace(world, analysis=cluster.prometheus.run(step.queries))
             step = plan(world)
+        controller = _controller(cluster, world.model["metadata"]["uid"], self.written)
         refused = None
         try:
-            for manifest in step.handover:
-                cluster.apply(manifest, HANDOVER_MANAGER, actor=uid)
-            for manifest in step.apply:
-                cluster.apply(manifest, FIELD_MANAGER, actor=uid)
-            for kind, child in step.prune:
-                try:
-                    cluster.delete(kind, child, actor=uid)
-                except ApiError as exc:
-                    if exc.status != 404:
-                        raise
-        except ApiError as exc:
+            _drive(controller._write_children(step))
+        except ApiException as exc:
             if exc.status != 422:
-                return PassResult(completed=False, error=exc, plan=step, world=world)
-            refused = f"spec: the API server refused a child built from it: {exc.message}"[:900]
+                return PassResult(completed=False, error=_api_error(exc), plan=step, world=world)
+            refused = _refusal(exc)
             step = plan(replace(world, refused=refused))
-        written = False
-        if step.status is not None:
-            try:
-                cluster.write_status(name, step.status)
-                written = True
-            except ApiError as exc:
-                return PassResult(completed=False, error=exc, refused=refused, plan=step, world=world)
-        if step.consume:
-            for key in step.consume:
-                cluster.annotate(name, key, None)
-        for event in step.events:
-            cluster.events.append((name, event.type, event.reason, event.message))
-        return PassResult(completed=True, status_written=written, refused=refused, plan=step, world=world)
+        try:
+            _drive(controller._report(world.model, step))
+        except ApiException as exc:
+            return PassResult(completed=False, error=_api_error(exc), refused=refused, plan=step, world=world)
+        return PassResult(completed=True, status_written=step.status is not None, refused=refused, plan=step,
+                          world=world)
+
+
+# --- the controller's write and report code, against the fake -----------------------
+
+
+class _FakeKube:
+    """The part of kube.writing.Kube that Controller._write_children and
+    Controller._report call, served by a FakeCluster. Errors come back as the
+    kubernetes client raises them (ApiException with a JSON Status body)."""
+
+    def __init__(self, cluster: FakeCluster, actor: str, written: list) -> None:
+        self.cluster = cluster
+        self.actor = actor  # the uid of the ModelDeployment whose pass writes (invariant 8)
+        self.written = written  # Operator.written
+
+    async def apply(self, manifest: dict, *, field_manager: str = FIELD_MANAGER, force: bool = True) -> dict:
+        # The response only feeds the watch cache: the fake's lagging caches
+        # take the operator's own writes from `written` instead.
+        with _as_api_exception():
+            response = self.cluster.apply(manifest, field_manager, actor=self.actor, force=force, respond=False)
+        self.written.append((manifest["kind"], manifest["metadata"]["name"]))
+        return response
+
+    async def apply_status(self, namespace: str, name: str, status: dict) -> dict:
+        with _as_api_exception():
+            return self.cluster.write_status(name, status, respond=False)
+
+    async def patch_metadata(self, res, namespace: str, name: str, patch: dict) -> dict:
+        for key, value in (patch.get("annotations") or {}).items():
+            self.cluster.annotate(name, key, value)
+        return self.cluster.models[name]
+
+    async def delete(self, res, namespace: str, name: str) -> None:
+        try:
+            self.cluster.delete(res.kind, name, actor=self.actor)
+            self.written.append((res.kind, name))
+        except ApiError as exc:
+            if exc.status != 404:  # already gone is what we wanted (as Kube.delete)
+                raise _api_exception(exc) from None
+
+    async def event(self, involved: dict, *, type: str, reason: str, message: str) -> None:
+        self.cluster.events.append((involved["metadata"]["name"], type, reason, message))
+
+
+class _FakeCache:
+    """The watch cache as far as the write path touches it: the fake's
+    observe() reads the cluster itself, so there is nothing to keep."""
+
+    def put_child(self, body: dict) -> None:
+        pass
+
+    def drop_child(self, body: dict) -> None:
+        pass
+
+    def put_model(self, body: dict) -> None:
+        pass
+
+    def neighbours_of(self, namespace: str | None) -> dict:
+        return {}
+
+
+def _controller(cluster: FakeCluster, actor: str, written: list) -> Controller:
+    controller = Controller.__new__(Controller)  # no settings, client, queue or tasks: only the write path
+    controller.kube = _FakeKube(cluster, actor, written)
+    controller.cache = _FakeCache()
+    return controller
+
+
+def _drive(coroutine):
+    """Run a coroutine whose awaits all complete at once (the fake answers synchronously)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coroutine.close()
+    raise RuntimeError("the controller awaited something the fake API server does not answer at once")
+
+
+class _as_api_exception:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, ApiError):
+            raise _api_exception(exc) from None
+        return False
+
+
+def _api_exception(exc: ApiError) -> ApiException:
+    error = ApiException(status=exc.status, reason=exc.message)
+    error.body = json.dumps({"kind": "Status", "status": "Failure", "message": exc.message, "code": exc.status})
+    return error
+
+
+def _api_error(exc: ApiException) -> ApiError:
+    try:
+        message = json.loads(exc.body or "{}").get("message") or exc.reason
+    except ValueError:
+        message = exc.reason
+    return ApiError(exc.status, message)

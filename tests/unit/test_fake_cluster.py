@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from modeldeploy.api import parse_spec
 from modeldeploy.builders import Owner, Role, build_autoscaler, build_deployment
 from modeldeploy.reconcile.drift import FIELD_MANAGER, HANDOVER_MANAGER, needs_apply, owns, replicas_handover
+from modeldeploy.rollout import ABORT
 from modeldeploy.runtimes import load_runtime_table
 from modeldeploy.status.observed import summarize_pod
-from support.fake_cluster import CRASH_LOOP, NEVER_READY, FakeCluster, Operator
+from support.fake_cluster import CRASH_LOOP, NEVER_READY, ApiError, FakeCluster, Operator
 
 TABLE = load_runtime_table()
 
@@ -91,6 +94,22 @@ def test_a_field_another_manager_owns_survives_the_handover():
     after = cluster.apply(without)
     assert after["spec"]["replicas"] == 3
     assert not owns(after, ("spec", "replicas")) and owns(after, ("spec", "replicas"), HANDOVER_MANAGER)
+
+
+def test_an_apply_without_force_conflicts_with_another_managers_value():
+    cluster = FakeCluster()
+    manifest, _, _ = deployment(cluster, replicas=3)
+    cluster.apply(manifest)
+    cluster.update_scale("Deployment", "fraud-stable", 5)  # the HPA took replicas
+    handover = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fraud-stable", "namespace": "ml"},
+                "spec": {"replicas": 3}}
+    with pytest.raises(ApiError) as conflict:
+        cluster.apply(handover, HANDOVER_MANAGER, force=False)
+    assert conflict.value.status == 409
+    assert cluster.get("Deployment", "fraud-stable")["spec"]["replicas"] == 5
+    handover["spec"]["replicas"] = 5  # the same value: shared ownership, no conflict
+    assert cluster.apply(handover, HANDOVER_MANAGER, force=False)["spec"]["replicas"] == 5
+    assert cluster.apply(dict(handover, spec={"replicas": 3}), HANDOVER_MANAGER)["spec"]["replicas"] == 3  # force
 
 
 def test_removed_list_entries_and_map_keys_disappear():
@@ -211,3 +230,46 @@ def test_operator_loop_brings_a_model_up():
     rv = cluster.rv
     operator.reconcile("fraud")
     assert cluster.rv == rv
+
+
+def test_operator_loop_writes_and_reports_with_the_controllers_own_code():
+    """Operator runs Controller._report: the status that records an abort is
+    written before the annotation is consumed, so a lost status write (409)
+    keeps the request for the next pass (issue 9 defect 10)."""
+    cluster = FakeCluster()
+    cluster.create_model("fraud", spec(replicas=2))
+    operator = Operator(cluster, TABLE)
+    for _ in range(4):
+        operator.reconcile("fraud")
+        cluster.later(5)
+        cluster.sync()
+    cluster.edit_spec("fraud", spec("v2", replicas=2))
+    operator.reconcile("fraud")
+    assert cluster.models["fraud"]["status"]["rollout"]["stage"] == "Canary"
+    cluster.annotate("fraud", ABORT, "true")
+    cluster.status_failure = 409
+    lost = operator.reconcile("fraud")
+    assert not lost.completed and lost.error.status == 409
+    assert cluster.models["fraud"]["metadata"]["annotations"][ABORT] == "true"
+    assert cluster.models["fraud"]["status"]["rollout"]["stage"] == "Canary"
+    again = operator.reconcile("fraud")
+    assert again.completed
+    assert ABORT not in cluster.models["fraud"]["metadata"]["annotations"]
+    assert cluster.models["fraud"]["status"]["rollout"]["stage"] == "RolledBack"
+    assert any(reason == "RolledBack" for _, _, reason, _ in cluster.events), cluster.events
+
+
+def test_a_lagging_cache_still_holds_the_operators_own_writes():
+    """As the controller's watch cache does (it puts its own apply responses
+    in): a pass from an earlier snapshot sees the children this operator
+    wrote since, but not the pods the cluster made meanwhile."""
+    cluster = FakeCluster()
+    cluster.create_model("fraud", spec(replicas=2))
+    operator = Operator(cluster, TABLE)
+    before = operator.snapshot("fraud")
+    assert not before.children
+    operator.reconcile("fraud")
+    cluster.sync()
+    world = operator.observe("fraud", before)
+    assert ("Deployment", "fraud-stable") in world.children
+    assert world.pods == () and cluster.pod_bodies("fraud")

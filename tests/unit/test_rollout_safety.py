@@ -1,28 +1,42 @@
 """Rollout safety under real sequences of user actions (issue 9, section 1).
 
 A hypothesis RuleBasedStateMachine drives the real reconcile.plan() loop
-(tests/support/fake_cluster.Operator, which does what controller.py does)
-against a fake API server world (tests/support/fake_cluster.FakeCluster),
-with a second ModelDeployment whose name may collide in the same namespace.
+(tests/support/fake_cluster.Operator: observe and plan as controller.py does,
+then the controller's own write and report code) against a fake API server
+world (tests/support/fake_cluster.FakeCluster), with a second ModelDeployment
+whose name may collide in the same namespace.
 The actions: spec edits (version, image, replicas including 0, replicas <->
 autoscaling, invalid specs, traffic provider, steps, strategy, analysis),
 promote/abort annotations with any value, approvedVersion, pod behaviours
 (ready, slow, never ready, crash loop, pending for capacity), Prometheus
 answers (pass, fail, no data, +Inf, NaN, several series, unreachable), HPA
-load, operator passes from a stale cache, lost status writes (409/500), a 422
-on a child, time passing with and without the operator.
+load, operator passes from a stale cache or before the Deployment controllers
+react, lost status writes (409/500), a 422 on a child, time passing with and
+without the operator.
+
+Uniform rule choice rarely lines up what some defects need (a canary already
+taking traffic, then one thing happening to it), so compound rules make those
+situations common, each a sequence of the same user and cluster actions:
+canary_gets_traffic_then_prometheus_answers (defect 11),
+promote_then_promoted_pods_crash (7), supersede_canary_while_its_pods_are_ready
+(6), abort_with_a_lost_status_write (10), prometheus_stays_unreachable_for (15).
+Reverting the fix of any of those defects makes this test fail.
 
 The invariants are the named `invariant_*` functions below; each docstring
 states the promise as the README does. They are checked after every step
 (around every pass where they are about a pass), and invariant 6 at the end of
-every run by letting time pass under the same world.
+every run by letting time pass under the same world (the operator passing as
+the real one would: on changes, requeues and the resync).
 
-Examples: MODELDEPLOY_SAFETY_EXAMPLES (default 60 runs of up to 40 steps, sized
-for `make test`). A long soak:
+Examples: MODELDEPLOY_SAFETY_EXAMPLES (default 120 runs of up to 30 steps,
+sized for `make test`: 20-25 s alone on the 2-core machine, under 60 s when it
+is loaded). A long soak:
 
-    MODELDEPLOY_SAFETY_EXAMPLES=5000 .venv/bin/pytest tests/unit/test_rollout_safety.py -q
+    MODELDEPLOY_SAFETY_EXAMPLES=5000 .venv/bin/pytest tests/unit/test_rollout_safety.py -q -p no:cacheprovider
 
-A failing example prints as the list of actions (state.edit_version(...), ...).
+A failing example prints as the list of actions (state.edit_version(...), ...);
+MODELDEPLOY_SAFETY_INVARIANTS=2,4 checks only some invariants (the extra
+checks are numbered by their defect: 9 requests, 11 analysis).
 """
 from __future__ import annotations
 
@@ -39,15 +53,18 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from modeldeploy.api import InvalidSpec, parse_spec
 from modeldeploy.builders import compute_revision
-from modeldeploy.builders.labels import REVISION, ROLE
+from modeldeploy.builders.labels import MODEL_VERSION, REVISION, ROLE
 from modeldeploy.rollout import ABORT, PROMOTE
+from modeldeploy.rollout.machine import SCALED_TO_ZERO
 from modeldeploy.runtimes import load_runtime_table
+from modeldeploy.settings import OperatorSettings
 from modeldeploy.status.transitions import parse_time
-from support.fake_cluster import ANSWERS, BEHAVIOURS, ApiError, FakeCluster, Operator
+from support.fake_cluster import (ANSWERS, BEHAVIOURS, CRASH_LOOP, PASS, READY, SEVERAL_SERIES, UNREACHABLE,
+                                  FakeCluster, Operator)
 
 TABLE = load_runtime_table()
 NAME = "fraud"
-EXAMPLES = int(os.environ.get("MODELDEPLOY_SAFETY_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("MODELDEPLOY_SAFETY_EXAMPLES", "120"))
 # Check only these invariants (e.g. "3,4"): to minimise one failure at a time.
 ONLY = {int(n) for n in os.environ.get("MODELDEPLOY_SAFETY_INVARIANTS", "").replace(",", " ").split()}
 settings.register_profile(
@@ -72,7 +89,9 @@ GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "pub
 ISTIO = {"provider": "istio", "istio": {"hosts": ["fraud.example.com"], "gateways": ["istio-system/public"]}}
 PROVIDERS = {"replicas": None, "gatewayAPI": GATEWAY, "istio": ISTIO}
 METRIC = {"name": "error-rate", "query": 'sum(rate(errors{revision="{{canary.revision}}"}[1m]))', "max": 0.05}
+SAMPLES_QUERY = 'sum(increase(requests{revision="{{canary.revision}}"}[1m]))'
 ANALYSIS_INTERVAL, FAILURE_LIMIT, ERROR_LIMIT = 10, 1, 2
+RESYNC_SECONDS = OperatorSettings().resync_seconds  # the operator passes every model this often regardless
 
 
 @dataclass
@@ -88,6 +107,7 @@ class SpecState:
     strategy: str = "Canary"
     approved: str | None = None
     analysis: str | None = "Pause"  # onInconclusive, or None for no metric analysis
+    min_samples: int = 0  # with a samplesQuery counting the requests
     invalid: str | None = None
 
     def raw(self) -> dict:
@@ -114,6 +134,8 @@ class SpecState:
                                    "consecutiveErrorLimit": ERROR_LIMIT, "onInconclusive": self.analysis,
                                    "prometheus": {"address": "http://prometheus.monitoring:9090"},
                                    "metrics": [METRIC]}
+            if self.min_samples:
+                rollout["analysis"].update(minSamples=self.min_samples, samplesQuery=SAMPLES_QUERY)
         raw["rollout"] = rollout
         if PROVIDERS[self.provider]:
             raw["traffic"] = copy.deepcopy(PROVIDERS[self.provider])
@@ -214,6 +236,7 @@ class PassView:
     base: int | None
     now: object
     stale: bool = False
+    answer: str | None = None  # what Prometheus answered, when the pass ran analysis
 
 
 def _promote_ok(view: PassView, oracle: Oracle, revision: str) -> bool:
@@ -274,7 +297,11 @@ def invariant_stable_only_by_a_legitimate_way(view: PassView, oracle: Oracle) ->
         return  # the spec set back to the stable revision
     if _promote_ok(view, oracle, entering):
         return
-    if _rollout(view.before).get("revision") != entering and _in_flight(view.before) != entering:
+    # With `steps: []` the full step list is empty: promotion may start in the
+    # pass that first sees the revision (the replicas provider runs no canary
+    # pod at 0%; promotion's own checks judge it).
+    no_steps = view.spec is not None and not view.spec.rollout.steps and revision_of(view.raw) == entering
+    if not no_steps and _rollout(view.before).get("revision") != entering and _in_flight(view.before) != entering:
         raise AssertionError(
             f"invariant 1: revision {entering} became {'promoting' if rollout.get('stage') == 'Promoting' else 'stable'}"
             f" without ever being the canary in flight (stable was {oracle.known_stable}; spec "
@@ -408,11 +435,17 @@ def invariant_rollout_ends(status: dict, name: str = NAME) -> None:
     if stalled.get("status") == "True" and stalled.get("message"):
         return
     stage = rollout.get("stage")
-    if stage in ("Canary",) and (rollout.get("pausedReason") or "").startswith("waiting for approval"):
-        if "approv" in (status.get("message") or ""):
+    # An open pause waiting for a person: an approval step, or an inconclusive
+    # analysis under onInconclusive: Pause (README promise 6). The status must
+    # say what it waits for.
+    waiting_for = {"approval": "approv", "analysis": "waiting for a decision"}.get(rollout.get("pausedBy") or "")
+    if stage == "Canary" and waiting_for is not None:
+        if waiting_for in (status.get("message") or ""):
             return
-        raise AssertionError(f"invariant 6: {name} waits for approval but status.message does not say so: "
-                             f"{status.get('message')!r}")
+        raise AssertionError(f"invariant 6: {name} is paused by {rollout.get('pausedBy')} but status.message does "
+                             f"not say what it waits for: {status.get('message')!r}")
+    if stage == "Canary" and rollout.get("pausedReason") == SCALED_TO_ZERO:
+        return  # held while the user keeps the model at 0 replicas, and the status says so
     if stage not in ("Canary", "Promoting") and _condition(status, "Ready").get("status") == "True":
         return
     raise AssertionError(f"invariant 6: {name} has not ended: stage {stage}, phase {status.get('phase')}, "
@@ -435,6 +468,20 @@ def invariant_no_shared_objects(cluster: FakeCluster) -> None:
     never applies to or deletes an object another owner controls."""
     if cluster.foreign_writes:
         raise AssertionError(f"invariant 8: {cluster.foreign_writes[0]}")
+
+
+def invariant_analysis_passes_only_what_it_can_judge(view: PassView) -> None:
+    """(Issue 9 defects 11 and 15.) A metric check records a Pass only for a
+    finite answer within its bound: never for +Inf, NaN, no data, several
+    series or an unreachable Prometheus (and the status, being JSON, never
+    holds a non-finite value: the write would fail)."""
+    if view.answer is None or view.answer == PASS:
+        return
+    before = _rollout(view.before).get("decisions") or []
+    for record in _rollout(view.after).get("decisions") or []:
+        if record.get("metric") == METRIC["name"] and record.get("verdict") == "Pass" and record not in before:
+            raise AssertionError(f"invariant (analysis): Prometheus answered {view.answer!r} and the check recorded "
+                                 f"a Pass: {record}")
 
 
 def invariant_requests_act_only_when_meant(view: PassView) -> None:
@@ -463,6 +510,9 @@ class RolloutSafety(RuleBasedStateMachine):
         self.neighbour: str | None = None
         self.last_steps = None
         self.failed = False
+        self.quiet: dict[str, tuple] = {}  # model -> (its inputs, requeue due) after a pass that wrote nothing
+        self._parsed: tuple = (None, None)  # (raw spec, parsed) of the last pass
+        self.decided: dict | None = None  # the status the last fresh pass meant to write, when that write was lost
 
     # -- set-up ------------------------------------------------------------------
     @initialize(neighbour=st.sampled_from(["fraud-canary", "fraud-stable", "fraud-x"]),
@@ -588,19 +638,34 @@ class RolloutSafety(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([5, 15, 60]))
     def time_passes(self, seconds: int) -> None:
         """The cluster progresses and the operator passes every 5 s (its requeue and watch events)."""
-        for _ in range(max(1, seconds // 5)):
+        self._ticks(max(5, seconds))
+
+    def _ticks(self, seconds: int, until=None) -> bool:
+        """Up to `seconds` of time_passes, 5 s at a time, stopping early once `until()` holds."""
+        for _ in range(seconds // 5):
+            if until is not None and until():
+                return True
             self.cluster.later(5)
             self.cluster.sync()
             self.cluster.hpa_sync()
             self.cluster.sync()
             self._between_passes()
             self._pass()
-            self._neighbour_pass(self.neighbour)
+            if self.neighbour is not None:
+                self._pass_when_due(self.neighbour)  # the neighbour, whose spec never changes, as the operator would
+        return until is not None and until()
 
     # -- the operator --------------------------------------------------------------
     @rule()
     def reconcile(self) -> None:
         self._pass()
+
+    @rule()
+    def reconcile_before_controllers_react(self) -> None:
+        """A pass, and the next one comes (a watch event, a requeue) before the
+        Deployment controllers have acted on its writes: the watch cache holds
+        the pass's own apply responses (new template, old status)."""
+        self._pass(react=False)
 
     @rule()
     def reconcile_neighbour(self) -> None:
@@ -622,6 +687,161 @@ class RolloutSafety(RuleBasedStateMachine):
         self.cluster.refused_versions.add(self.spec.version)
         self._pass()
 
+    # -- compound situations ---------------------------------------------------------
+    # Uniform rule choice rarely lines these up: each is a sequence of the
+    # actions above (what a user, the cluster and time do), aimed at an issue 9
+    # defect that needs a canary already taking traffic (6, 7, 10, 11, 15).
+
+    def _status(self) -> dict:
+        return self.cluster.models[NAME].get("status") or {}
+
+    def _taking_traffic(self) -> bool:
+        """The spec's revision is the canary in flight, with weight."""
+        rollout = _rollout(self._status())
+        return rollout.get("stage") == "Canary" and (rollout.get("weight") or 0) > 0 and \
+            rollout.get("revision") == revision_of(self.spec.raw())
+
+    def _promoting(self) -> bool:
+        return _rollout(self._status()).get("stage") == "Promoting"
+
+    def _canary_version(self) -> str | None:
+        obj = self.cluster.objects.get(("Deployment", f"{NAME}-canary"))
+        if obj is None:
+            return None
+        return ((obj.body["spec"]["template"].get("metadata") or {}).get("annotations") or {}).get(MODEL_VERSION)
+
+    def _new_version(self) -> str | None:
+        """A version whose revision is neither stable's nor the spec's now, and
+        that the API server takes: editing to it starts a new canary."""
+        status = self._status()
+        taken = {((status.get("stable") or {}).get("revision")), revision_of(self.spec.raw())}
+        for version in ("v1", "v2", "v3"):
+            if version not in self.cluster.refused_versions and \
+                    revision_of(replace(self.spec, version=version).raw()) not in taken:
+                return version
+        return None
+
+    def _canary_takes_traffic(self) -> bool:
+        """Line up a canary that takes traffic, by what a user and the cluster
+        do: a valid spec with replicas, the Canary strategy and a step list
+        that sets a weight; a new version when none is in flight (or the spec
+        names stable's, a rolled-back or a refused one); room on the node,
+        the canary's pods ready, Prometheus answering; then time passes (up to
+        a minute) until the canary takes weight."""
+        changes: dict = {}
+        if self.spec.invalid:
+            changes["invalid"] = None
+        if self.spec.autoscaling is None and not self.spec.replicas:
+            changes["replicas"] = 2
+        if self.spec.strategy != "Canary":
+            changes["strategy"] = "Canary"
+        if self.spec.steps == "no-steps":
+            changes["steps"] = "one-step"
+        if changes:
+            self._edit(**changes)
+        if not self._status():
+            self._pass()  # the first revision becomes stable
+        rollout = _rollout(self._status())
+        current = revision_of(self.spec.raw())
+        if current == ((self._status().get("stable") or {}).get("revision")) or \
+                (rollout.get("stage") == "RolledBack" and rollout.get("revision") == current) or \
+                self.spec.version in self.cluster.refused_versions:
+            version = self._new_version()
+            if version is None:
+                return False
+            self._edit(version=version)
+        if self.cluster.capacity < 8:
+            self.cluster.capacity = 40
+        self.cluster.behave(self.spec.version, READY)
+        self.cluster.prometheus.answer = PASS
+        self.cluster.sync()
+        return self._ticks(60, until=self._taking_traffic)
+
+    @rule(answer=st.sampled_from(ANSWERS), rounds=st.integers(1, 3),
+          on_inconclusive=st.sampled_from(["Pause", "Rollback", "Continue"]), min_samples=st.sampled_from([0, 100]))
+    def canary_gets_traffic_then_prometheus_answers(self, answer: str, rounds: int, on_inconclusive: str,
+                                                    min_samples: int) -> None:
+        """Defect 11: Prometheus answers +Inf or NaN (or anything else, the
+        samples query too) while the canary takes traffic; analysis rounds
+        pass. The user turns analysis on if it was off (`on_inconclusive`)
+        and sets minSamples (0: no samples query)."""
+        if self.spec.analysis is None or self.spec.min_samples != min_samples:
+            self._edit(analysis=self.spec.analysis or on_inconclusive, min_samples=min_samples)
+        if not self._canary_takes_traffic():
+            return
+        self.cluster.prometheus.answer = answer
+        self._ticks(rounds * ANALYSIS_INTERVAL)
+
+    @rule(value=st.sampled_from(["true", "canary-revision"]), crash_after=st.sampled_from([0, 5]),
+          then_wait=st.booleans())
+    def promote_then_promoted_pods_crash(self, value: str, crash_after: int, then_wait: bool) -> None:
+        """Defect 7: the user promotes a healthy canary; once promotion has
+        started, pods of the promoted revision crash-loop (both roles).
+        `then_wait`: nobody acts for the bound, then invariant 6."""
+        if not self._canary_takes_traffic():
+            return
+        version = self._canary_version()
+        self.annotate_promote(value)
+        if version is None or not self._ticks(10, until=self._promoting):
+            return
+        self._ticks(crash_after)
+        self.cluster.behave(version, CRASH_LOOP)
+        self.cluster.sync()
+        self._ticks(30)
+        if then_wait:
+            self._nobody_acts_for_the_bound()
+
+    @rule(provider=st.sampled_from([None, "gatewayAPI", "istio"]))
+    def supersede_canary_while_its_pods_are_ready(self, provider) -> None:
+        """Defect 6: while a canary's pods are ready and take traffic, the user
+        names a new version; the pass that re-templates the canary Deployment
+        is followed by another before the Deployment controller has replaced
+        the old pods (its readyReplicas still counts them). `provider`: the
+        user switches the traffic provider first (None: keep it)."""
+        if provider is not None:
+            self._edit(provider=provider)
+        if not self._canary_takes_traffic():
+            return
+        version = self._new_version()
+        if version is None:
+            return
+        self._edit(version=version)
+        self._pass(react=False)
+        self._pass()
+        self._ticks(10)
+
+    @rule(code=st.sampled_from([409, 500]), value=st.sampled_from(["true", "canary-revision"]),
+          then_wait=st.booleans())
+    def abort_with_a_lost_status_write(self, code: int, value: str, then_wait: bool) -> None:
+        """Defect 10: the user aborts a canary that takes traffic, and the
+        status write of the pass that carries out the abort is lost.
+        `then_wait`: nobody acts for the bound, then invariant 6."""
+        if not self._canary_takes_traffic():
+            return
+        self.annotate_abort(value)
+        self.status_write_fails(code)
+        self._ticks(10)
+        if then_wait:
+            self._nobody_acts_for_the_bound()
+
+    @rule(answer=st.sampled_from([UNREACHABLE, SEVERAL_SERIES]), rounds=st.integers(1, ERROR_LIMIT + 2),
+          then_wait=st.booleans())
+    def prometheus_stays_unreachable_for(self, answer: str, rounds: int, then_wait: bool) -> None:
+        """Defect 15: while the canary takes traffic, analysis never answers
+        (Prometheus unreachable, or several series) for `rounds` intervals;
+        more than consecutiveErrorLimit in a row must end in rollback (invariant
+        6, at the end of the run or after `then_wait`). The user turns analysis on
+        (onInconclusive: Pause, the case that used to hold forever) if it was off.
+        `then_wait`: nobody acts for the bound (Prometheus still silent), then invariant 6."""
+        if self.spec.analysis is None:
+            self._edit(analysis="Pause")
+        if not self._canary_takes_traffic():
+            return
+        self.cluster.prometheus.answer = answer
+        self._ticks(rounds * ANALYSIS_INTERVAL)
+        if then_wait:
+            self._nobody_acts_for_the_bound()
+
     # -- passes and the checks around them ----------------------------------------------
     def _stable_ready(self) -> int:
         return ready_pods(self.cluster, NAME, "stable")
@@ -640,12 +860,20 @@ class RolloutSafety(RuleBasedStateMachine):
         live_recreate = live is not None and (live.body["spec"].get("strategy") or {}).get("type") == "Recreate"
         return live_recreate or (spec is not None and spec.rollout.strategy == "Recreate")
 
-    def _pass(self, cache=None) -> None:
+    def _pass(self, cache=None, react: bool = True, fresh=None):
+        """One pass of the primary model and the checks around it. `cache`: a
+        stale watch cache (an earlier snapshot); `fresh`: the current one,
+        already taken; `react`: the Deployment controllers act on its writes
+        at once (else the next pass comes first). Returns the PassResult."""
         cluster = self.cluster
         md = cluster.models[NAME]
-        raw = copy.deepcopy(md["spec"])
-        spec = parsed(raw)
-        before = copy.deepcopy(md.get("status") or {})
+        # The fake replaces spec and status wholesale on every write (never
+        # edits them in place), so the objects themselves are the snapshots.
+        raw = md["spec"]
+        if self._parsed[0] is not raw:
+            self._parsed = (raw, parsed(raw))
+        spec = self._parsed[1]
+        before = md.get("status") or {}
         annotations = dict(md["metadata"].get("annotations") or {})
         ready_before = self._stable_ready()
         desired = self._desired(spec)
@@ -653,7 +881,7 @@ class RolloutSafety(RuleBasedStateMachine):
         share_before = route_share(cluster, NAME)
         canary_before = canary_deployment_revision(cluster, NAME)
         if cache is None:
-            cache = self.operator.snapshot(NAME)
+            cache = fresh if fresh is not None else self.operator.snapshot(NAME)
             self.snapshots.append(cache)
             stale = False
         else:
@@ -663,37 +891,48 @@ class RolloutSafety(RuleBasedStateMachine):
         except Exception:
             self.failed = True
             raise
-        after = copy.deepcopy(md.get("status") or {})
+        after = md.get("status") or {}
         view = PassView(
             raw=raw, spec=spec, annotations=annotations, before=before, after=after, completed=result.completed,
             stable_ready_before=ready_before, stable_ready_after=0, desired=desired,
             recreate=recreate_before or self._recreate(spec), share_before=share_before,
             share_after=route_share(cluster, NAME), canary_revision_before=canary_before,
             canary_revision_after=canary_deployment_revision(cluster, NAME),
-            base=self._base(spec), now=cluster.now, stale=stale)
+            base=self._base(spec), now=cluster.now, stale=stale,
+            answer=cluster.prometheus.answer if result.world is not None and result.world.analysis else None)
         self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
         self._check(lambda: invariant_requests_act_only_when_meant(view), 9)
+        self._check(lambda: invariant_analysis_passes_only_what_it_can_judge(view), 11)
         # What the status says (4, 7) and the weights set (3) are judged after
         # fresh passes: a pass from a stale cache cannot know better, the next
         # fresh one must. Transitions (1, 2, 5, 8) must be safe from any cache.
+        if not stale:
+            # What the operator decided: the status it wrote, or meant to write
+            # when the write was lost (the children were written for it).
+            lost = not result.completed and result.plan is not None and result.plan.status is not None
+            self.decided = result.plan.status if lost else None
         if result.completed and not stale:
-            if spec is not None:
+            # A spec the API server refused (422) holds everything as it was:
+            # the provider and steps in effect stay those of the last pass that acted.
+            if spec is not None and result.refused is None:
                 self.provider_at_pass = spec.traffic.provider
                 self.last_steps = spec.rollout.steps
             self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
-            if spec is not None and spec.traffic.provider != "replicas":
-                self._check(lambda: invariant_canary_share_within_ready_capacity(
-                    cluster, view, spec.traffic.provider, after), 3)
-        cluster.sync()  # the Deployment controllers react at once
-        if result.completed and not stale:
+            provider = self.provider_at_pass
+            if spec is not None and provider != "replicas":
+                self._check(lambda: invariant_canary_share_within_ready_capacity(cluster, view, provider, after), 3)
+        if react:
+            cluster.sync()  # the Deployment controllers react at once
+        if result.completed and not stale and react:
             # The status is written after the pass's writes, and says what is
             # carried once they have landed (a scaled-down canary's pods gone).
             self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
         view.stable_ready_after = self._stable_ready()
         self._check(lambda: invariant_capacity_kept(view), 5)
         self._learn(view)
-        self._between_passes()
+        self._between_passes(reacted=react)
+        return result
 
     def _base(self, spec) -> int | None:
         if spec is None:
@@ -713,25 +952,29 @@ class RolloutSafety(RuleBasedStateMachine):
         if view.completed and PROMOTE not in (self.cluster.models[NAME]["metadata"].get("annotations") or {}):
             self.oracle.promote_target = None
 
-    def _between_passes(self) -> None:
-        """Checks that hold at any moment, not only right after a pass."""
+    def _between_passes(self, reacted: bool = True) -> None:
+        """Checks that hold at any moment, not only right after a pass; the
+        pods behind the Service (3) once the Deployment controllers have acted
+        on the last pass's writes (a re-templated canary's old pods are
+        replaced by the controller, not by the operator)."""
         self._check(lambda: invariant_no_shared_objects(self.cluster), 8)
-        status = self.cluster.models[NAME].get("status") or {}
+        status = self.decided or self.cluster.models[NAME].get("status") or {}
         steps = self.last_steps  # as the operator last acted on them (an invalid spec holds the rollout)
-        if self.provider_at_pass == "replicas":
+        if self.provider_at_pass == "replicas" and reacted:
             self._check(lambda: invariant_canary_share_within_ready_capacity(
                 self.cluster, None, "replicas", status, steps=steps), 3)
 
-    def _neighbour_pass(self, name: str | None) -> None:
+    def _neighbour_pass(self, name: str | None, fresh=None):
         if name is None:
-            return
+            return None
         try:
-            self.operator.reconcile(name)
+            result = self.operator.reconcile(name, cache=fresh)
         except Exception:
             self.failed = True
             raise
         self.cluster.sync()
         self._check(lambda: invariant_no_shared_objects(self.cluster), 8)
+        return result
 
     def _check(self, check, number: int | None = None) -> None:
         if ONLY and number not in ONLY:
@@ -742,8 +985,40 @@ class RolloutSafety(RuleBasedStateMachine):
             self.failed = True
             raise
 
+    # -- the operator as it passes by itself, and the end of every run: invariant 6 -----
+    def _pass_when_due(self, name: str) -> None:
+        """A pass of `name` if the real operator would make one now: anything
+        it watches changed since its last pass, or that pass wrote something,
+        or its requeue (at the latest the resync) is due. Otherwise the pass
+        is left out: plan() is pure, and with the very same inputs it would
+        again write nothing (only the clock differs, and a plan that needs the
+        clock asks for a requeue)."""
+        fresh = self.operator.snapshot(name)
+        inputs = self._inputs(name, fresh)
+        held = self.quiet.pop(name, None)
+        if held is not None and held[0] == inputs and self.cluster.now < held[1]:
+            self.quiet[name] = held
+            self._between_passes()
+            return
+        result = self._pass(fresh=fresh) if name == NAME else self._neighbour_pass(name, fresh=fresh)
+        step = result.plan
+        if result.completed and step.queries is None and not (
+                step.handover or step.apply or step.prune or step.status is not None or step.consume or step.events):
+            wait = RESYNC_SECONDS if step.requeue_after is None else min(step.requeue_after, RESYNC_SECONDS)
+            self.quiet[name] = (inputs, self.cluster.now + timedelta(seconds=wait))
 
-    # -- the end of every run: invariant 6 -------------------------------------------
+    def _inputs(self, name: str, snapshot) -> tuple:
+        """Everything a pass of `name` reads but the clock: the model, its
+        watch cache (children and neighbours by resourceVersion, pods as
+        summarised) and Prometheus' answer."""
+        meta = self.cluster.models[name]["metadata"]
+
+        def versions(objects: dict) -> list:
+            return sorted((key, body["metadata"].get("resourceVersion")) for key, body in objects.items())
+
+        return (meta["resourceVersion"], versions(snapshot.children), versions(snapshot.neighbours), snapshot.pods,
+                self.cluster.prometheus.answer)
+
     def _bound(self) -> int:
         spec = parsed(self.cluster.models[NAME]["spec"])
         pauses = 120 if spec is None else sum(
@@ -752,9 +1027,11 @@ class RolloutSafety(RuleBasedStateMachine):
         analysis = ANALYSIS_INTERVAL * (FAILURE_LIMIT + ERROR_LIMIT + 3)
         return 3 * DEADLINE + pauses + analysis + 60
 
-    def teardown(self) -> None:
-        if self.failed or self.neighbour is None:
-            return
+    def _nobody_acts_for_the_bound(self) -> None:
+        """Time passes under the same world for the bound, 15 s at a time, the
+        operator passing as the real one does: on a change of anything it
+        watches, when its requeue falls due, and on the resync
+        (_pass_when_due); then one more pass, and invariant 6 for both models."""
         self.cluster.status_failure = None
         elapsed = 0
         while elapsed < self._bound():
@@ -763,11 +1040,16 @@ class RolloutSafety(RuleBasedStateMachine):
             self.cluster.sync()
             self.cluster.hpa_sync()
             self.cluster.sync()
-            self._pass()
-            self._neighbour_pass(self.neighbour)
+            self._pass_when_due(NAME)
+            self._pass_when_due(self.neighbour)
         self._pass()
         self._check(lambda: invariant_rollout_ends(self.cluster.models[NAME]["status"]), 6)
         self._check(lambda: invariant_rollout_ends(self.cluster.models[self.neighbour]["status"], self.neighbour), 6)
+
+    def teardown(self) -> None:
+        if self.failed or self.neighbour is None:
+            return
+        self._nobody_acts_for_the_bound()
 
 
 RolloutSafety.TestCase.settings = settings.get_profile("rollout-safety")

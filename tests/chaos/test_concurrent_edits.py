@@ -11,8 +11,9 @@ import json
 import urllib.request
 
 from support.canary import GATEWAY, model_v
-from support.chaos import MeteredOperator, brief, history, list_mds
+from support.chaos import brief, history, list_mds
 from support.models import is_true, model_deployment
+from support.process import MeteredOperator
 from support.waiting import wait_until
 
 NAMES = ("alpha", "beta", "gamma")

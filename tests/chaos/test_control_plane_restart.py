@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 from support.canary import GATEWAY, model_v, route_weights
-from support.chaos import MeteredOperator, brief, children, component_pid, expected_children, history, \
-    restart_components
+from support.chaos import brief, children, component_pid, expected_children, history, restart_components
 from support.models import apply_md, edited, get_md, is_true, model_deployment, wait_ready
+from support.process import MeteredOperator
 from support.waiting import wait_until
 
 STEPS = [{"setWeight": 25}, {"pause": {"duration": "6s"}}, {"setWeight": 50}, {"pause": {"duration": "3s"}}]

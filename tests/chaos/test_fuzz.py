@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
-from support.chaos import MeteredOperator, PLURAL, reason
+from support.chaos import PLURAL, reason
 from support.models import API, apply_md, edited, get_md, is_true, model_deployment, wait_ready
+from support.process import MeteredOperator
 from support.waiting import wait_until
 
 BATCH = 8

@@ -18,9 +18,10 @@ from __future__ import annotations
 import time
 
 from support.canary import model_v
-from support.chaos import MeteredOperator, brief
+from support.chaos import brief
 from support.cluster import REPO
 from support.models import apply_md, edited, get_md, is_true, model_deployment, wait_ready
+from support.process import MeteredOperator
 from support.waiting import wait_until
 
 PEERING = "modeldeploy"

@@ -13,8 +13,9 @@ import random
 import time
 
 from support.canary import GATEWAY, model_v, route_weights
-from support.chaos import MeteredOperator, brief, children, expected_children, history, list_mds, reason
+from support.chaos import brief, children, expected_children, history, list_mds, reason
 from support.models import is_true, model_deployment
+from support.process import MeteredOperator
 from support.waiting import wait_until
 
 ROLLOUTS = 20

@@ -1,25 +1,18 @@
 """Pieces of the chaos tests: the control plane's processes restarted under
-the operator, operator processes with their own metrics port, inventories of
-what the operator created, and per-namespace write counts from the API
-server's audit log.
+the operator and inventories of what the operator created. (Operator
+processes with their own metrics port are support.process.MeteredOperator.)
 
-Everything here reads what a user could see (objects, status, the audit log,
-the operator's /metrics); nothing reaches into the operator's memory."""
+Everything here reads what a user could see (objects, status); nothing
+reaches into the operator's memory."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
-import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from support.cluster import CLUSTER_SCRIPT, Cluster
 from support.models import API, condition
 from modeldeploy.reconcile.kinds import CHILD_RESOURCES
-from support.operator import AuditLog, free_port
-from support.process import OperatorProcess
 
 PLURAL = "modeldeployments"
 # Kinds the operator creates, as `kubectl get` names them: from the one registry.
@@ -40,35 +33,6 @@ def restart_components(cluster: Cluster, *components: str, timeout: float = 150)
 
 def component_pid(cluster: Cluster, component: str) -> int:
     return int((cluster.dir / "pids" / f"{component}.pid").read_text())
-
-
-# -- operator processes -------------------------------------------------------
-
-class MeteredOperator(OperatorProcess):
-    """`modeldeploy run` as a process of its own, serving /metrics on a
-    private port so the test can tell which process wrote what."""
-
-    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
-        self.metrics_port = free_port()
-        super().__init__(cluster, namespace, log, extra_args=("--metrics-port", str(self.metrics_port), *extra_args),
-                         env=env)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as resp:
-            return resp.read().decode()
-
-    def writes(self) -> int:
-        """Every write request this process made (apply, patch, delete, Event)."""
-        return int(sum(float(v) for v in re.findall(r"^modeldeploy_api_writes_total\{[^}]*\} (\S+)$",
-                                                    self.metrics(), re.M)))
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 # -- what the operator made ----------------------------------------------------
@@ -113,24 +77,3 @@ def brief(md: dict) -> str:
     st = md.get("status", {})
     return (f"{md['metadata']['name']}: {st.get('phase')} stable={(st.get('stable') or {}).get('modelVersion')} "
             f"step={(st.get('rollout') or {}).get('step')} history={history(md)}")
-
-
-# -- writes as the API server saw them ----------------------------------------
-
-@dataclass
-class NamespaceWrites:
-    """Write requests in one namespace since a mark, split by who made them
-    (the audit log's user agent)."""
-    audit: AuditLog
-    namespace: str
-    mark: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.mark = self.audit.mark()
-
-    def since_mark(self, agents: tuple[str, ...] | None = None) -> list[dict]:
-        entries = self.audit.writes_since(self.mark, agents) if agents else self.audit.writes_since(self.mark, ("",))
-        return [e for e in entries if f"/namespaces/{self.namespace}/" in e.get("requestURI", "")]
-
-    def restart(self) -> None:
-        self.mark = self.audit.mark()

@@ -10,7 +10,7 @@ import time
 import uuid
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import kopf
 from kopf.testing import KopfRunner
@@ -171,6 +171,25 @@ class AuditLog:
             f.seek(mark)
             entries = [json.loads(line) for line in f.read().splitlines() if line.strip()]
         return [e for e in entries if e.get("userAgent", "").startswith(agents)]
+
+
+@dataclass
+class NamespaceWrites:
+    """Write requests in one namespace since a mark, split by who made them
+    (the audit log's user agent)."""
+    audit: AuditLog
+    namespace: str
+    mark: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mark = self.audit.mark()
+
+    def since_mark(self, agents: tuple[str, ...] | None = None) -> list[dict]:
+        entries = self.audit.writes_since(self.mark, agents) if agents else self.audit.writes_since(self.mark, ("",))
+        return [e for e in entries if f"/namespaces/{self.namespace}/" in e.get("requestURI", "")]
+
+    def restart(self) -> None:
+        self.mark = self.audit.mark()
 
 
 def describe_writes(entries: list[dict]) -> list[str]:

@@ -1,10 +1,12 @@
 """The operator as a separate process (`modeldeploy run`), for tests that
-kill it, restart it or run two at once."""
+kill it, restart it or run two at once, or read its /metrics."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from support.cluster import REPO, Cluster
@@ -41,7 +43,6 @@ class OperatorProcess:
              f"--liveness=http://127.0.0.1:{self.port}/healthz", *identity, *self.extra_args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
-        import urllib.request
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status == 200,
                    timeout=60, what="the operator process to serve its probe",
                    describe=lambda: self.log.read_text()[-1500:])
@@ -59,3 +60,28 @@ class OperatorProcess:
         self.kill(signal.SIGTERM)
 
 
+class MeteredOperator(OperatorProcess):
+    """`modeldeploy run` as a process of its own, serving /metrics on a
+    private port so the test can tell which process wrote what."""
+
+    def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.metrics_port = free_port()
+        super().__init__(cluster, namespace, log, extra_args=("--metrics-port", str(self.metrics_port), *extra_args),
+                         env=env)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as resp:
+            return resp.read().decode()
+
+    def writes(self) -> int:
+        """Every write request this process made (apply, patch, delete, Event)."""
+        return int(sum(float(v) for v in re.findall(r"^modeldeploy_api_writes_total\{[^}]*\} (\S+)$",
+                                                    self.metrics(), re.M)))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -59,6 +59,9 @@ def read_ports(cluster_dir: Path) -> dict[str, str]:
 class Cluster:
     dir: Path
     started_here: bool
+    # The client's connection pool: as many as the threads that share it
+    # (the benchmark's); None keeps the kubernetes client's default, 5 per CPU.
+    connections: int | None = None
     kubeconfig: Path = field(init=False)
     bin_dir: Path = field(init=False)
     api: client.ApiClient = field(init=False)
@@ -66,7 +69,9 @@ class Cluster:
     def __post_init__(self) -> None:
         self.kubeconfig = self.dir / "kubeconfig"
         self.bin_dir = Path(read_ports(self.dir)["BIN_DIR"])
-        self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.api = config.new_client_from_config(
+            config_file=str(self.kubeconfig),
+            client_configuration=client.Configuration(connection_pool_maxsize=self.connections))
 
     @property
     def ports(self) -> dict[str, str]:

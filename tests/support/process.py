@@ -1,9 +1,9 @@
 """The operator as a separate process (`modeldeploy run`), for tests that
-kill it, restart it or run two at once, or read its /metrics."""
+kill it, restart it, run two at once or read its /metrics, and for the
+benchmark (bench/run.py)."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import urllib.request
@@ -53,6 +53,16 @@ class OperatorProcess:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(timeout=15)
 
+    def stop(self, grace: float = 30) -> None:
+        """SIGTERM, as Ctrl-C or the kubelet would; SIGKILL if it is still
+        running after `grace` seconds."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
     def __enter__(self) -> "OperatorProcess":
         return self.start()
 
@@ -62,7 +72,7 @@ class OperatorProcess:
 
 class MeteredOperator(OperatorProcess):
     """`modeldeploy run` as a process of its own, serving /metrics on a
-    private port so the test can tell which process wrote what."""
+    private port so the caller can tell which process wrote what."""
 
     def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
                  env: dict[str, str] | None = None) -> None:
@@ -78,10 +88,19 @@ class MeteredOperator(OperatorProcess):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as resp:
             return resp.read().decode()
 
+    def samples(self) -> dict[str, float]:
+        """Every sample /metrics serves, by its name and labels as written
+        there, e.g. `modeldeploy_reconciles_total{result="ok"}`."""
+        out: dict[str, float] = {}
+        for line in self.metrics().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
     def writes(self) -> int:
         """Every write request this process made (apply, patch, delete, Event)."""
-        return int(sum(float(v) for v in re.findall(r"^modeldeploy_api_writes_total\{[^}]*\} (\S+)$",
-                                                    self.metrics(), re.M)))
+        return int(sum(v for k, v in self.samples().items() if k.startswith("modeldeploy_api_writes_total{")))
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -1,5 +1,7 @@
 """Watching a value change in the background for the length of a test, so
-assertions can see every state something went through, not only the last."""
+assertions can see every state something went through, not only the last;
+and watching many objects at once for the moment each reached a state (the
+benchmark's latencies)."""
 from __future__ import annotations
 
 import threading
@@ -44,3 +46,52 @@ class ChangeRecorder(Generic[T]):
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class FirstTimes:
+    """Watches a collection through the API (``list_fn`` with ``args``, a
+    kubernetes ``watch``) in the background: keeps each object's latest
+    state by ``key`` and the first wall-clock time ``predicate`` held for
+    it, e.g. when each of N Deployments became Available. A watch that ends
+    or fails is started again."""
+
+    def __init__(self, list_fn: Callable, args: tuple, predicate: Callable[[dict], bool],
+                 key: Callable[[dict], str] = lambda o: o["metadata"]["name"]):
+        self.seen: dict[str, float] = {}
+        self.objects: dict[str, dict] = {}
+        self._list, self._args, self._predicate, self._key = list_fn, args, predicate, key
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from kubernetes import client, watch
+
+        while not self._stop.is_set():
+            try:
+                for event in watch.Watch().stream(self._list, *self._args, timeout_seconds=30, _request_timeout=40):
+                    obj = event["object"]
+                    if not isinstance(obj, dict):
+                        obj = client.ApiClient().sanitize_for_serialization(obj)
+                    name = self._key(obj)
+                    self.objects[name] = obj
+                    if name not in self.seen and self._predicate(obj):
+                        self.seen[name] = time.time()
+                    if self._stop.is_set():
+                        break
+            except Exception:
+                time.sleep(0.2)
+
+    def start(self) -> "FirstTimes":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """The thread ends at the next event or when the watch times out
+        (not waited for)."""
+        self._stop.set()
+
+    def __enter__(self) -> "FirstTimes":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

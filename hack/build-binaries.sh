@@ -33,7 +33,7 @@ cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/modeldeploy
 sum=$( { cat "$here"/k8s/go.mod "$here"/k8s/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum "$here"/etcd/main.go \
              "$here"/kwok/go.mod "$here"/kwok/go.sum; declare -f build_one; echo "$kver"; } | sha256sum | cut -c1-10)
 bin=$cache_root/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-$sum/bin
-want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kubelet kube-proxy)
 
 missing=()
 for b in "${want[@]}"; do [[ -x $bin/$b ]] || missing+=("$b"); done
@@ -55,6 +55,7 @@ estimate() {
     fetch-etcd) echo 5 ;; fetch-k8s) echo 10 ;; fetch-kwok) echo 5 ;;
     etcd) echo 40 ;; kube-apiserver) echo 180 ;; kube-controller-manager) echo 45 ;;
     kube-scheduler) echo 5 ;; kubectl) echo 25 ;; kwok) echo 70 ;;
+    kubelet) echo 60 ;; kube-proxy) echo 20 ;;
     *) echo 30 ;;
   esac
 }

@@ -145,7 +145,13 @@ def test_uri_scheme_is_checked(minimal_spec, known_formats, uri):
     minimal_spec["model"]["uri"] = uri
     [problem] = problems_of(minimal_spec, known_formats)
     assert problem.startswith("spec.model.uri: ")
-    assert "s3, gs, https, pvc, hf" in problem
+    assert "s3, gs, http, https, pvc, hf" in problem
+
+
+@pytest.mark.parametrize("uri", ["http://models.local:8000/fraud/model.joblib", "https://example.com/fraud.tar.gz"])
+def test_http_and_https_uris_are_accepted(minimal_spec, known_formats, uri):
+    minimal_spec["model"]["uri"] = uri
+    assert parse_spec(minimal_spec, known_formats=known_formats).model.uri == uri
 
 
 def test_pvc_uri_exposes_claim_and_path(minimal_spec, known_formats):

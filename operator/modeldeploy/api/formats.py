@@ -9,8 +9,8 @@ DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN_PATTERN = (
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
-URI_PATTERN = r"^(s3|gs|https|pvc|hf)://.+"
-URI_SCHEMES = ("s3", "gs", "https", "pvc", "hf")
+URI_PATTERN = r"^(s3|gs|https?|pvc|hf)://.+"
+URI_SCHEMES = ("s3", "gs", "http", "https", "pvc", "hf")
 
 # Kubernetes resource quantity, e.g. "500m", "2Gi", "1.5", "1e3".
 QUANTITY_PATTERN = (

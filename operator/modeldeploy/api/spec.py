@@ -23,7 +23,7 @@ KNOWN_FORMATS = "known_formats"
 
 class ModelSource(SpecModel):
     uri: ModelUri = Field(
-        description="Where the model lives: s3://, gs://, https://, hf:// or pvc://claim/path "
+        description="Where the model lives: s3://, gs://, http(s)://, hf:// or pvc://claim/path "
         "(the claim is mounted read-only)."
     )
     version: str = Field(

@@ -1,0 +1,3 @@
+module modeldeploy.io/hack/node
+
+go 1.26.0

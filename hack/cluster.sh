@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The local control plane: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler and kwok (the simulated kubelet) as plain processes, built
-# from their Go modules by hack/build-binaries.sh.
+# from their Go modules by hack/build-binaries.sh, plus one real node,
+# real-0: containerd, a kubelet and kube-proxy running real containers
+# (hack/real-node.sh; REAL_NODE=0 at `up` leaves it out). If the real node
+# cannot start, `up` says why, records it in $CLUSTER_DIR/real-node.error
+# and keeps the kwok cluster.
 #
 #   hack/cluster.sh up      build what is missing, start, wait until usable
 #   hack/cluster.sh down    stop every process this started (by pid), remove state
@@ -11,7 +15,7 @@
 #                           the same arguments; wait until healthy again
 #
 # State lives in $CLUSTER_DIR (default .cluster/ in the repository):
-# kubeconfig, pki/, pids/, logs/, etcd/.
+# kubeconfig, pki/, pids/, logs/, etcd/, node/ (the real node's).
 #
 # etcd runs with --unsafe-no-fsync: this is a throwaway cluster for tests and
 # the demo, where durability across a power loss is worth nothing and every
@@ -28,6 +32,8 @@ say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 pids=$dir/pids logs=$dir/logs pki=$dir/pki
+# shellcheck source=real-node.sh
+source "$here/real-node.sh"
 
 alive() { [[ -f $pids/$1.pid ]] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
 
@@ -85,7 +91,9 @@ make_pki() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=modeldeploy-local-ca" -keyout ca.key -out ca.crt 2>/dev/null
     # API server serving certificate: loopback plus the in-cluster names.
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\nextendedKeyUsage=serverAuth\n' > apiserver.ext
+    # (and the host's end of the real node's link, which its kubelet and pods use).
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:%s%s\nextendedKeyUsage=serverAuth\n' \
+      "$KUBERNETES_SERVICE_IP" "${NODE_HOST_IP:+,IP:$NODE_HOST_IP}" > apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
     # Admin client certificate: group system:masters.
     openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=modeldeploy-admin" -keyout admin.key -out admin.csr 2>/dev/null
@@ -170,7 +178,7 @@ start_etcd() {
 start_kube_apiserver() {
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --bind-address="${APISERVER_BIND:-127.0.0.1}" --secure-port="$APISERVER_PORT" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/ca.crt" \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
@@ -178,7 +186,9 @@ start_kube_apiserver() {
     --api-audiences=https://kubernetes.default.svc.cluster.local \
     --authorization-mode=Node,RBAC \
     --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
-    --service-cluster-ip-range=10.96.0.0/16 \
+    --service-cluster-ip-range="${SERVICE_CIDR:-10.96.0.0/16}" \
+    --kubelet-client-certificate="$pki/admin.crt" --kubelet-client-key="$pki/admin.key" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --endpoint-reconciler-type=none \
     --allow-privileged=false \
     --audit-policy-file="$here/audit-policy.yaml" --audit-log-path="$logs/audit.log" \
@@ -226,14 +236,23 @@ up() {
   bin=$("$here/build-binaries.sh")
   kubectl=$bin/kubectl
   mkdir -p "$pids" "$logs" "$dir/etcd"
-  make_pki
+  local index=""
+  [[ ${REAL_NODE:-1} == 0 ]] || index=$(real_node_index) || true
   {
     echo "ETCD_PORT=$(free_port)"; echo "ETCD_PEER_PORT=$(free_port)"; echo "APISERVER_PORT=$(free_port)"
     echo "KCM_PORT=$(free_port)"; echo "SCHEDULER_PORT=$(free_port)"; echo "KWOK_PORT=$(free_port)"
     echo "BIN_DIR=$bin"
     echo "ETCD_FSYNC=${ETCD_FSYNC:-0}"
+    if [[ -n $index ]]; then
+      real_node_vars "$index"
+      # The real node's kubelet and kube-proxy reach the API server from their own network namespace.
+      echo "APISERVER_BIND=0.0.0.0"
+    else
+      echo "SERVICE_CIDR=10.96.0.0/16"; echo "KUBERNETES_SERVICE_IP=10.96.0.1"; echo "APISERVER_BIND=127.0.0.1"
+    fi
   } >"$dir/ports"
   source "$dir/ports"
+  make_pki
   local t_start=$SECONDS
 
   start_etcd
@@ -249,10 +268,26 @@ up() {
   start_kwok
 
   apply_nodes
+  # The real node's processes start before the CRDs install; its Ready is waited for last.
+  local real=0 t_real
+  t_real=$(date +%s)
+  if [[ ${REAL_NODE:-1} != 0 ]]; then
+    # In the background so that set -e holds inside it; a failure is reported, not fatal.
+    (real_node_up) & wait $! && real=1 || real_node_failed "it did not start"
+  fi
   install_crds
   wait_for 60 "a Ready node" bash -c "'$kubectl' get nodes -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
   wait_for 60 "the default ServiceAccount" "$kubectl" -n default get serviceaccount default
   for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do alive $c || die "$c exited; see $logs/$c.log"; done
+  if ((real)); then
+    if real_node_wait 90; then
+      local ready=$(($(real_node_ready_at) - t_real))
+      echo "REAL_NODE_READY_SECONDS=$ready" >>"$dir/ports"
+      say "real node $REAL_NODE_NAME Ready ${ready}s after it started"
+    else
+      real_node_failed "it did not become Ready within 90s"
+    fi
+  fi
   echo "BUILD_SECONDS=$((t_start - t0))" >>"$dir/ports"
   echo "START_SECONDS=$((SECONDS - t_start))" >>"$dir/ports"
   say "up in $((SECONDS - t0))s (start $((SECONDS - t_start))s); logs in $logs"
@@ -263,8 +298,11 @@ down() {
   local quiet=${1:-}
   if [[ -d $pids ]]; then
     local c
-    # Reverse start order: the simulated kubelet and controllers before the API server, etcd last.
+    # Reverse start order: the real node and the simulated kubelet, then the controllers, the API server, etcd last.
+    real_node_down
     for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop $c; done
+  else
+    real_node_down
   fi
   rm -rf "$dir"
   [[ -n $quiet ]] || say "down"

@@ -18,6 +18,14 @@ PACKAGES=(
   "ca-certificates:"      # TLS to PyPI and the Go module proxy
   "make:make"             # the README's two commands; tests run make targets
   "prometheus:prometheus" # tests/integration/test_analysis.py: a real Prometheus for canary analysis
+  # hack/real-node.sh: the real node real-0 (containerd with its CRI plugin and
+  # ctr, runc, the bridge/host-local/portmap CNI plugins, iptables for
+  # kube-proxy and the CNI plugins, ip for its network namespace)
+  "containerd:"
+  "runc:"
+  "containernetworking-plugins:"
+  "iptables:"
+  "iproute2:ip"
 )
 
 say() { echo "deps: $*" >&2; }

@@ -2,7 +2,8 @@
 the manifests create with a token the API server mints for it, takes a
 ModelDeployment through a Gateway API canary to promotion, autoscales it,
 scales it back and takes it off Gateway API, and never receives a 403 --
-while it still cannot read a Secret. (That it is no more than enough was
+while it still cannot read a Secret, not even the one the ModelDeployment
+names for its storage initializer. (That it is no more than enough was
 shown by removing one verb at a time; see the README's Permissions.)"""
 from __future__ import annotations
 
@@ -62,11 +63,16 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
     mark = (cluster.dir / "logs" / "audit.log").stat().st_size
     doc = model_deployment(name, replicas=2, traffic=GATEWAY, rollout={
         "steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}, {"setWeight": 80}, {"pause": {}}]})
+    # The user's Secret for the model store: named to the storage initializer, never read by the operator.
+    doc["spec"]["model"]["credentials"] = {"secretName": "model-store"}
+    cluster.kubectl("-n", ns, "create", "secret", "generic", "model-store", "--from-literal=AWS_ACCESS_KEY_ID=k")
 
     with OperatorProcess(cluster, ns, log, kubeconfig=sa["kubeconfig"]) as op:
         apply_md(cluster, ns, doc)
         wait_ready(cluster, ns, name)
         assert route_weights(cluster, ns, name) == (100, 0)
+        pod = cluster.get_json("-n", ns, "deployment", f"{name}-stable")["spec"]["template"]["spec"]
+        assert pod["initContainers"][0]["envFrom"] == [{"secretRef": {"name": "model-store"}}]
 
         # The canary: steps, a pause for approval, then the promote annotation
         # (which the operator consumes: a patch of the ModelDeployment).

@@ -3,6 +3,8 @@ one ModelDeployment in, a serving Deployment, Service, HPA and PDB out, and a
 status that tells the truth."""
 from __future__ import annotations
 
+import copy
+
 import yaml
 
 from support.models import (apply_md, condition, edited, get_md, is_true, model_deployment, status_view,
@@ -174,3 +176,45 @@ def test_invalid_spec_past_the_schema_stalls_and_leaves_serving_alone(cluster, n
     apply_md(cluster, namespace, doc)
     wait_ready(cluster, namespace, "guarded")
     assert not is_true(get_md(cluster, namespace, "guarded"), "Stalled")
+
+
+def test_schema_refuses_credentials_that_cannot_name_a_secret(cluster, namespace, operator):
+    for name, credentials, uri, fragment in [
+        ("bad-secret", {"secretName": "Model_Store"}, None,
+         "spec.model.credentials.secretName must name a Secret: lowercase letters, digits, '-' and '.'"),
+        ("long-secret", {"secretName": "s" * 254}, None, "spec.model.credentials.secretName: Too long"),
+        ("no-secret", {}, None, "spec.model.credentials.secretName: Required value"),
+        ("pvc-secret", {"secretName": "store"}, "pvc://claim/model", "a pvc:// model is mounted, not downloaded"),
+    ]:
+        doc = model_deployment(name)
+        doc["spec"]["model"]["credentials"] = credentials
+        if uri:
+            doc["spec"]["model"]["uri"] = uri
+        proc = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
+        assert proc.returncode != 0 and fragment in proc.stderr, proc.stderr
+    assert not cluster.custom.list_namespaced_custom_object("modeldeploy.io", "v1alpha1", namespace,
+                                                            "modeldeployments")["items"]
+
+
+def test_credentials_reach_the_storage_initializer_and_a_new_name_rolls_out(cluster, namespace, operator):
+    """The Secret is the user's: it need not exist for the operator (which
+    cannot read Secrets) to do its part, which is naming it to the storage
+    initializer only. Another name is another pod template: a new revision."""
+    doc = model_deployment("keyed", replicas=1, rollout={"steps": []})
+    doc["spec"]["model"]["credentials"] = {"secretName": "model-store"}
+    apply_md(cluster, namespace, doc)
+    first = wait_ready(cluster, namespace, "keyed")
+    pod = cluster.get_json("-n", namespace, "deployment", "keyed-stable")["spec"]["template"]["spec"]
+    assert [c.get("envFrom") for c in pod["initContainers"]] == [[{"secretRef": {"name": "model-store"}}]]
+    assert all("envFrom" not in c and "model-store" not in repr(c.get("env")) for c in pod["containers"])
+
+    renamed = copy.deepcopy(doc)
+    renamed["spec"]["model"]["credentials"]["secretName"] = "model-store-rotated"
+    apply_md(cluster, namespace, renamed)
+    wait_until(lambda: get_md(cluster, namespace, "keyed")["status"].get("stable", {}).get("revision")
+               not in (None, first["status"]["stable"]["revision"]) and is_true(get_md(cluster, namespace, "keyed"),
+                                                                                 "Ready"),
+               timeout=90, what="the renamed Secret rolled out as a new revision",
+               describe=lambda: status_view(get_md(cluster, namespace, "keyed")))
+    pod = cluster.get_json("-n", namespace, "deployment", "keyed-stable")["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["envFrom"] == [{"secretRef": {"name": "model-store-rotated"}}]

@@ -260,3 +260,25 @@ def test_every_problem_is_listed_at_once(known_formats):
 
 def test_missing_spec_says_what_is_required(known_formats):
     assert problems_of(None, known_formats) == ["spec.model: required"]
+
+
+def test_credentials_name_a_secret(minimal_spec, known_formats):
+    minimal_spec["model"]["credentials"] = {"secretName": "fraud-model-store"}
+    assert parse_spec(minimal_spec, known_formats=known_formats).model.credentials.secret_name == "fraud-model-store"
+
+
+@pytest.mark.parametrize("credentials, fragment", [
+    ({"secretName": "Fraud_Store"}, "spec.model.credentials.secretName: 'Fraud_Store' is not a DNS-1123 subdomain"),
+    ({"secretName": ""}, "spec.model.credentials.secretName: "),
+    ({}, "spec.model.credentials.secretName: required"),
+    ({"name": "fraud-model-store"}, "spec.model.credentials.name: unknown field"),
+])
+def test_credentials_refuse_what_cannot_name_a_secret(minimal_spec, known_formats, credentials, fragment):
+    minimal_spec["model"]["credentials"] = credentials
+    assert any(problem.startswith(fragment) for problem in problems_of(minimal_spec, known_formats))
+
+
+def test_credentials_are_refused_for_a_mounted_claim(minimal_spec, known_formats):
+    minimal_spec["model"].update(uri="pvc://model-store/fraud", credentials={"secretName": "s"})
+    [problem] = problems_of(minimal_spec, known_formats)
+    assert problem == "spec.model.credentials: a pvc:// model is mounted, not downloaded, so it takes no credentials"

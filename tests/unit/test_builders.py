@@ -84,3 +84,15 @@ def test_builders_return_fresh_objects(minimal_spec, runtime_table):
     second = children_of(minimal_spec, runtime_table)
     assert second[0]["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert second[0]["spec"]["template"]["spec"]["initContainers"][0]["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_credentials_reach_the_storage_initializer_only(minimal_spec, runtime_table):
+    """The user's Secret is named to the initializer (envFrom); the model
+    server, which runs user code and answers requests, gets none of it."""
+    without = by_kind(children_of(minimal_spec, runtime_table))[("Deployment", "fraud-stable")]
+    minimal_spec["model"]["credentials"] = {"secretName": "fraud-model-store"}
+    pod = by_kind(children_of(minimal_spec, runtime_table))[("Deployment", "fraud-stable")]["spec"]["template"]["spec"]
+    [initializer] = pod["initContainers"]
+    assert initializer["envFrom"] == [{"secretRef": {"name": "fraud-model-store"}}]
+    assert "fraud-model-store" not in repr(pod["containers"]) + repr(pod["volumes"])
+    assert "envFrom" not in without["spec"]["template"]["spec"]["initContainers"][0]

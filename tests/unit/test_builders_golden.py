@@ -33,6 +33,11 @@ CASES = {
         "serviceAccountName": "fraud-model",
         "rollout": {"progressDeadlineSeconds": 1200},
     },
+    # The user's Secret reaches the storage initializer (envFrom), never the model server.
+    "s3-with-credentials": {
+        "model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn",
+                  "credentials": {"secretName": "fraud-model-store"}},
+    },
     "pvc-single-replica": {
         "model": {"uri": "pvc://model-store/llm/mistral", "version": "2024-05", "format": "huggingface"},
     },

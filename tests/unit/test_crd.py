@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from modeldeploy.api import parse_spec
+from modeldeploy.api.formats import DNS1123_SUBDOMAIN_PATTERN
 from modeldeploy.crd import render_crd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +87,8 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
         "$",
         "$.spec",
         "$.spec.autoscaling",
+        "$.spec.model",
+        "$.spec.model.credentials",
         "$.spec.rollout.steps[]",
         "$.spec.rollout.analysis",
         "$.spec.rollout.analysis.metrics[]",
@@ -95,6 +98,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
     assert "set either spec.replicas or spec.autoscaling, not both" in messages
     assert "autoscaling.minReplicas must be <= autoscaling.maxReplicas" in messages
     assert "each rollout step sets exactly one of setWeight or pause" in messages
+    assert "spec.model.credentials: a pvc:// model is mounted, not downloaded, so it takes no credentials" in messages
     format_rule = next(r for r in rules["$.spec"] if "self.model.format in" in r["rule"])
     for fmt in known_formats:
         assert f"'{fmt}'" in format_rule["rule"]
@@ -104,6 +108,17 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
 def test_uri_pattern_restricts_schemes(root):
     uri = root["properties"]["spec"]["properties"]["model"]["properties"]["uri"]
     assert uri["pattern"] == "^(s3|gs|https?|pvc|hf)://.+"
+
+
+def test_credentials_secret_name_is_a_dns_subdomain(root):
+    credentials = root["properties"]["spec"]["properties"]["model"]["properties"]["credentials"]
+    assert credentials["required"] == ["secretName"]
+    name = credentials["properties"]["secretName"]
+    assert (name["pattern"], name["maxLength"]) == (DNS1123_SUBDOMAIN_PATTERN, 253)
+    # The pattern's own error shows the regular expression; the rule says it in words.
+    [rule] = credentials["x-kubernetes-validations"]
+    assert DNS1123_SUBDOMAIN_PATTERN in rule["rule"] and rule["message"].startswith(
+        "spec.model.credentials.secretName must name a Secret")
 
 
 def test_crd_defaults_match_the_operator_defaults(root, minimal_spec, known_formats):

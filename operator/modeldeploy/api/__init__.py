@@ -5,7 +5,16 @@ from .durations import format_duration, parse_duration
 from .meta import API_VERSION, GROUP, KIND, MAX_NAME_LENGTH, PLURAL, SHORT_NAMES, VERSION
 from .parsing import InvalidSpec, check_name, parse_spec
 from .rollout import AnalysisSpec, MetricCheck, PauseStep, RolloutSpec, Step
-from .spec import Autoscaling, EnvVar, ModelDeploymentSpec, ModelSource, PodMetadata, Resources, RuntimeSpec
+from .spec import (
+    Autoscaling,
+    EnvVar,
+    ModelCredentials,
+    ModelDeploymentSpec,
+    ModelSource,
+    PodMetadata,
+    Resources,
+    RuntimeSpec,
+)
 from .status import (
     Condition,
     DecisionRecord,
@@ -42,6 +51,7 @@ __all__ = [
     "MetricCheck",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
+    "ModelCredentials",
     "ModelSource",
     "ParentRef",
     "PauseStep",

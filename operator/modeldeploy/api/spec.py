@@ -2,10 +2,17 @@
 
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .base import SpecModel
-from .formats import DNS1123Label, DNS1123Subdomain, ModelUri, Quantity
+from .formats import DNS1123_SUBDOMAIN_PATTERN, DNS1123Label, DNS1123Subdomain, ModelUri, Quantity
 from .problems import FieldProblem
 from .rollout import RolloutSpec
 from .traffic import TrafficSpec
@@ -21,7 +28,43 @@ RESERVED_ENV_PREFIX = "MODELDEPLOY_"
 KNOWN_FORMATS = "known_formats"
 
 
+class ModelCredentials(SpecModel):
+    """A Secret the user writes, in the ModelDeployment's namespace. The operator
+    never reads it: the pods' storage initializer gets its keys as environment
+    variables (envFrom), and the model server does not."""
+
+    # The pattern alone would answer with the regular expression; this says it in words.
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.secretName.matches(r'{DNS1123_SUBDOMAIN_PATTERN}')",
+                    "message": "spec.model.credentials.secretName must name a Secret: lowercase letters, digits, "
+                    "'-' and '.', starting and ending with a letter or digit",
+                }
+            ]
+        }
+    }
+
+    secret_name: DNS1123Subdomain = Field(
+        description="Name of a Secret in the same namespace; each key becomes an environment variable of the "
+        "storage initializer only (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL)."
+    )
+
+
 class ModelSource(SpecModel):
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.credentials) || !self.uri.startsWith('pvc://')",
+                    "message": "spec.model.credentials: a pvc:// model is mounted, not downloaded, "
+                    "so it takes no credentials",
+                }
+            ]
+        }
+    }
+
     uri: ModelUri = Field(
         description="Where the model lives: s3://, gs://, http(s)://, hf:// or pvc://claim/path "
         "(the claim is mounted read-only)."
@@ -31,6 +74,9 @@ class ModelSource(SpecModel):
     )
     format: DNS1123Label | None = Field(
         None, description="Model format (sklearn, onnx, huggingface...); picks the serving runtime."
+    )
+    credentials: ModelCredentials | None = Field(
+        None, description="Where the storage initializer finds the keys to download the model, if it needs any."
     )
 
     @property
@@ -58,6 +104,22 @@ class ModelSource(SpecModel):
             if not claim or claim != claim.lower() or not all(c.isalnum() or c in "-." for c in claim):
                 raise ValueError(f"pvc:// URIs start with a PersistentVolumeClaim name (got {claim!r})")
         return uri
+
+    @model_validator(mode="after")
+    def _credentials_only_for_downloads(self) -> "ModelSource":
+        if self.credentials is not None and self.pvc_claim is not None:
+            raise FieldProblem("credentials", "a pvc:// model is mounted, not downloaded, so it takes no credentials")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _absent_credentials_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The revision hashes the dumped model: a spec without credentials must
+        # hash as it did before the field existed, or every running
+        # ModelDeployment would roll out when the operator is upgraded.
+        dumped = handler(self)
+        if self.credentials is None:
+            dumped.pop("credentials", None)
+        return dumped
 
 
 class EnvVar(SpecModel):

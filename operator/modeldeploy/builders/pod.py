@@ -71,6 +71,10 @@ def _storage_initializer(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) ->
         "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": runtime.model_mount_path}],
         "securityContext": {**_container_security(), "runAsUser": initializer.run_as_user},
     }
+    if spec.model.credentials is not None:
+        # The user's Secret reaches this container only: the model server, which
+        # runs the user's code and answers requests, never sees the keys.
+        container["envFrom"] = [{"secretRef": {"name": spec.model.credentials.secret_name}}]
     return container
 
 

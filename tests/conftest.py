@@ -151,3 +151,14 @@ def prometheus(tmp_path):
 
     with running_prometheus(tmp_path) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory):
+    """A real S3-compatible model store (moto_server, IAM on) for this
+    session (per xdist worker): one bucket, one access key. Tests keep to key
+    prefixes of their own. See support/model_store.py."""
+    from support.model_store import running_model_store
+
+    with running_model_store(tmp_path_factory.mktemp("model-store")) as store:
+        yield store

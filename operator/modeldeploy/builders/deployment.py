@@ -17,17 +17,19 @@ REVISION_HISTORY_LIMIT = 3
 
 def build_deployment(
     owner: Owner, spec: ModelDeploymentSpec, table: RuntimeTable, *, role: Role, replicas: int | None,
-    runtime: ResolvedRuntime | None = None,
+    runtime: ResolvedRuntime | None = None, revision: str | None = None,
 ) -> dict[str, Any]:
     """The Deployment running `spec` in `role`.
 
     `replicas=None` leaves the field out, for when the HPA owns the count: with
     server-side apply, a value here would fight the HPA on every reconcile.
     `runtime`: the serving container to run (the one stable was rolled out
-    with); None resolves it from `table`.
+    with); None resolves it from `table`. `revision`: revision_of(spec,
+    runtime), when the caller has it already (plan() does, for the canary);
+    None computes it.
     """
     runtime = runtime or resolve_runtime(spec, table)
-    revision = revision_of(spec, runtime)
+    revision = revision or revision_of(spec, runtime)
     deployment_spec: dict[str, Any] = {}
     if replicas is not None:
         deployment_spec["replicas"] = replicas

@@ -21,7 +21,7 @@ def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
     dump = spec.model_dump(mode="json", by_alias=True)
     return {
         "model": dump["model"],
-        "runtime": dataclasses.asdict(runtime),  # includes the table entry and storage initializer
+        "runtime": _fields(runtime),  # includes the table entry and storage initializer
         "resources": dump["resources"],
         "podMetadata": dump["podMetadata"],
         "nodeSelector": dump["nodeSelector"],
@@ -39,6 +39,17 @@ def revision_of(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> str:
     """The revision of `spec` running `runtime` (e.g. the one stable was rolled out with)."""
     canonical = json.dumps(pod_inputs(spec, runtime), sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def _fields(runtime: ResolvedRuntime) -> dict:
+    # What dataclasses.asdict(runtime) gives, without its deep copies (a third
+    # of a reconcile pass): the result is only serialized, never kept or
+    # changed, and no field is itself a dataclass (the table models go through
+    # _plain, the env dicts and tuples serialize as they are).
+    return {field.name: getattr(runtime, field.name) for field in _RUNTIME_FIELDS}
+
+
+_RUNTIME_FIELDS = dataclasses.fields(ResolvedRuntime)
 
 
 def _plain(value):

@@ -104,7 +104,7 @@ def plan(world: World) -> Plan:
         inputs = replace(inputs, analysis=world.analysis)
 
     decision = decide(inputs)
-    desired = desired_children(owner, spec, decision, world, runtime)
+    desired = desired_children(owner, spec, decision, world, runtime, revision=inputs.revision)
     taken = _taken(owner, desired, world)
     if taken:
         return _hold(world, c.NAME_CONFLICT, "; ".join(taken))
@@ -151,15 +151,17 @@ def _runtime(spec: ModelDeploymentSpec, state, world: World) -> ResolvedRuntime:
 
 
 def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision, world: World,
-                     runtime: ResolvedRuntime | None = None) -> list[dict]:
-    """The Deployments as the rollout decided, then the shared children, then the routes."""
+                     runtime: ResolvedRuntime | None = None, *, revision: str | None = None) -> list[dict]:
+    """The Deployments as the rollout decided, then the shared children, then the routes.
+    `revision`: revision_of(spec, runtime), when the caller has it (one hash less)."""
     provider = provider_for(spec)
     stable_runtime = runtime_from_wire(decision.stable_runtime) if decision.stable_runtime else None
     desired = [build_deployment(owner, decision.stable_spec, world.table, role=Role.STABLE,
                                 replicas=decision.stable_replicas, runtime=stable_runtime)]
     if decision.canary_replicas is not None:
         desired.append(build_deployment(owner, spec, world.table, role=Role.CANARY,
-                                        replicas=decision.canary_replicas, runtime=runtime))
+                                        replicas=decision.canary_replicas, runtime=runtime,
+                                        revision=revision if runtime is not None else None))
     desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor)
     desired += provider.build_routes(owner, spec, decision.weights)
     return desired

@@ -23,6 +23,7 @@ Pure: no I/O, no client imports.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from decimal import Decimal, InvalidOperation
@@ -67,11 +68,21 @@ def _empty(value: object) -> bool:
 
 def holds(desired: object, live: object) -> bool:
     """True when ``live`` already contains everything in ``desired``."""
+    # Plain loops rather than all(<generator>): this runs over every field of
+    # every child on every pass, and the generators were most of its cost.
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return _empty(desired) and live is None
-        return all(holds(value, live.get(key)) if key in live else _empty(value)
-                   for key, value in desired.items())
+        for key, value in desired.items():
+            if key in live:
+                other = live[key]
+                if type(value) is str and type(other) is str and value == other:
+                    continue  # the common leaf, as the scalar case below would judge it
+                if not holds(value, other):
+                    return False
+            elif not _empty(value):
+                return False
+        return True
     if isinstance(desired, list):
         if not isinstance(live, list):
             return _empty(desired) and live is None
@@ -86,16 +97,34 @@ def holds(desired: object, live: object) -> bool:
 
 
 def _lists_hold(desired: list, live: list) -> bool:
-    keyed = desired and all(isinstance(d, dict) and "name" in d for d in desired)
-    if keyed and all(isinstance(item, dict) for item in live):
+    keyed = bool(desired)
+    for d in desired:
+        if not (isinstance(d, dict) and "name" in d):
+            keyed = False
+            break
+    if keyed:
+        for item in live:
+            if not isinstance(item, dict):
+                keyed = False
+                break
+    if keyed:
         # Lists merged by name (containers, ports, env, volumes): ours must be
         # there, in our order; entries another manager added are theirs.
         by_name = {item.get("name"): item for item in live}
-        if not all(d["name"] in by_name and holds(d, by_name[d["name"]]) for d in desired):
+        for d in desired:
+            name = d["name"]
+            if name not in by_name or not holds(d, by_name[name]):
+                return False
+        names = [d["name"] for d in desired]
+        wanted = set(names)
+        ours = [item.get("name") for item in live if item.get("name") in wanted]
+        return ours == names
+    if len(desired) != len(live):
+        return False
+    for d, item in zip(desired, live):
+        if not holds(d, item):
             return False
-        ours = [item.get("name") for item in live if item.get("name") in {d["name"] for d in desired}]
-        return ours == [d["name"] for d in desired]
-    return len(desired) == len(live) and all(holds(d, item) for d, item in zip(desired, live))
+    return True
 
 
 # --- managedFields ----------------------------------------------------------
@@ -146,7 +175,7 @@ def _missing(fields: dict, node: Any) -> str | None:
                 return key
             child = node[rest]
         elif prefix == "k":
-            wanted = json.loads(rest)
+            wanted = _json(rest)
             items = node if isinstance(node, list) else []
             child = next((item for item in items if _matches(item, wanted, strict=True)), None)
             if child is None:
@@ -154,7 +183,7 @@ def _missing(fields: dict, node: Any) -> str | None:
             if child is None:
                 return key
         elif prefix == "v":
-            value = json.loads(rest)
+            value = _json(rest)
             if not isinstance(node, list) or not any(holds(value, item) for item in node):
                 return key
             continue  # a set item is a leaf
@@ -170,6 +199,12 @@ def _missing(fields: dict, node: Any) -> str | None:
             if below is not None:
                 return f"{key}.{below}"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _json(text: str) -> Any:
+    # The k:/v: keys of fieldsV1 repeat on every pass; only read, never changed.
+    return json.loads(text)
 
 
 def removed_field(desired: dict, live: dict) -> str | None:

@@ -71,7 +71,7 @@ bench: venv deps ## the scale benchmark (BENCH_SIZES=100,300,1000) with etcd fsy
 # archives in ~/.cache/modeldeploy/images (outside the clone; a warm cache
 # returns at once). Not part of `make test` yet. Needs root.
 .PHONY: images
-images: venv ## build the real node's images into ~/.cache/modeldeploy/images (first time: about 7 min on 2 cores)
+images: venv ## build the real node's images into ~/.cache/modeldeploy/images (first time: about 5 min on 2 cores)
 	@hack/images/build.sh >/dev/null
 
 run: venv ## install the CRD into $KUBECONFIG's cluster and run the operator (Ctrl-C stops it)

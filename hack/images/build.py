@@ -146,13 +146,13 @@ PIP_INSTALL = ["--no-index", "--find-links", "/mnt/wheels", *PIP_WHEELS]
 # an image holds.
 BUILD_REVISION = 1
 
-# Seconds each step takes on the 2-core machine with an empty cache (measured
-# 42-196 s for the base, 108-373 s for the mlserver venv, depending on the
-# machine's load; the venv steps include downloading the wheels).
+# Seconds each step takes on the 2-core machine with an empty cache, the venv
+# steps including the wheels' download: 5 min 18 s in all, measured at a load
+# average of about 4; three times as long under a load of 8 to 13.
 ESTIMATES = {
-    "base": 90, "base-layer": 30,
-    "mlserver": 150, "mlserver-layer": 50,
-    "storage-initializer": 60, "storage-initializer-layer": 30,
+    "base": 90, "base-layer": 20,
+    "mlserver": 100, "mlserver-layer": 40,
+    "storage-initializer": 45, "storage-initializer-layer": 15,
 }
 
 

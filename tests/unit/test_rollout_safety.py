@@ -20,7 +20,38 @@ situations common, each a sequence of the same user and cluster actions:
 canary_gets_traffic_then_prometheus_answers (defect 11),
 promote_then_promoted_pods_crash (7), supersede_canary_while_its_pods_are_ready
 (6), abort_with_a_lost_status_write (10), prometheus_stays_unreachable_for (15).
-Reverting the fix of any of those defects makes this test fail.
+
+Reverting the fix of any of those defects makes this test fail. Shown by hand
+edits in a scratch worktree, each confirmed by its named regression test
+failing, then this test at the default settings (120 examples, 30 steps) with
+--hypothesis-seed 1..5, without the example database; "examples" counts the
+runs up to and including the first failing one:
+
+| defect | reverted how                                                  | fails   | seeds | examples |
+|--------|---------------------------------------------------------------|---------|-------|----------|
+| 6      | checks.canary_ready_replicas: the canary Deployment's          | 3 or 4  | 5/5   | 4-107    |
+|        | readyReplicas (min updatedReplicas while rolling), not pods    |         |       |          |
+|        | of the canary's revision                                      |         |       |          |
+| 7      | machine._promotion_problem returns None (no crash-loop check,  | 6 (3)   | 5/5   | 9-94     |
+|        | no progressDeadlineSeconds while Promoting)                   |         |       |          |
+| 10     | Controller._report patches the annotations off before the     | 2       | 5/5   | 5-22     |
+|        | status write                                                  |         |       |          |
+| 11     | analysis._judge judges NaN and +-Inf as numbers (NaN passes)  | 11      | 5/5   | 5-43     |
+| 15     | machine._analyse: no rollback past consecutiveErrorLimit      | 6       | 5/5   | 3-20     |
+
+Three changes made that so. Invariant 6 let a rollout paused by analysis wait
+forever as an "open pause" even while Prometheus never answered, which is
+defect 15 itself (0 of 2 seeds caught it): a pause by analysis is no open pause
+when the analysis stayed silent through the wait (`silent`). A third of all runs
+created the neighbour first under a colliding name, so fraud stalled with
+NameConflict for the whole run and no compound rule could line up a canary
+(defect 10 was missed on seed 2): now one run in four creates the neighbour
+first. The defect 11 rule picked NaN once in seven (missed on seed 3): now +Inf
+or NaN about half the time. Same CPU time as before (3 seeds each, ~30-40 s on a
+loaded machine). Defect 7 on seed 1 failed invariant 3 instead: the promotion
+with crash-looping pods completed, and a later version's canary pods served
+at 0%; the same actions pass with the fix. Some seeds need ~100 of the 120
+examples (6, 7): a soak makes a revert certain.
 
 The invariants are the named `invariant_*` functions below; each docstring
 states the promise as the README does. They are checked after every step
@@ -59,8 +90,8 @@ from modeldeploy.rollout.machine import SCALED_TO_ZERO
 from modeldeploy.runtimes import load_runtime_table
 from modeldeploy.settings import OperatorSettings
 from modeldeploy.status.transitions import parse_time
-from support.fake_cluster import (ANSWERS, BEHAVIOURS, CRASH_LOOP, PASS, READY, SEVERAL_SERIES, UNREACHABLE,
-                                  FakeCluster, Operator)
+from support.fake_cluster import (ANSWERS, BEHAVIOURS, CRASH_LOOP, INF, NAN, PASS, READY, SEVERAL_SERIES,
+                                  UNREACHABLE, FakeCluster, Operator)
 
 TABLE = load_runtime_table()
 NAME = "fraud"
@@ -424,12 +455,15 @@ def invariant_capacity_kept(view: PassView) -> None:
                              f"{view.stable_ready_after} (desired {view.desired}) after the operator's writes")
 
 
-def invariant_rollout_ends(status: dict, name: str = NAME) -> None:
+def invariant_rollout_ends(status: dict, name: str = NAME, silent: bool = False) -> None:
     """Invariant 6. Every rollout ends in bounded time: Promoted, RolledBack,
     Aborted, or Stalled with a message. The only exception is an open pause
     waiting for approval, and the status must say so. (Checked at the end of
     every run, after time passed under the same world for a bound derived from
-    the spec: progressDeadlineSeconds, pauses, analysis interval * limits.)"""
+    the spec: progressDeadlineSeconds, pauses, analysis interval * limits.)
+    `silent`: the analysis could not answer (Prometheus unreachable, several
+    series) through the whole wait: a pause by analysis is then no open pause,
+    it must have ended at consecutiveErrorLimit (defect 15)."""
     rollout = _rollout(status)
     stalled = _condition(status, "Stalled")
     if stalled.get("status") == "True" and stalled.get("message"):
@@ -439,7 +473,7 @@ def invariant_rollout_ends(status: dict, name: str = NAME) -> None:
     # analysis under onInconclusive: Pause (README promise 6). The status must
     # say what it waits for.
     waiting_for = {"approval": "approv", "analysis": "waiting for a decision"}.get(rollout.get("pausedBy") or "")
-    if stage == "Canary" and waiting_for is not None:
+    if stage == "Canary" and waiting_for is not None and not (silent and rollout.get("pausedBy") == "analysis"):
         if waiting_for in (status.get("message") or ""):
             return
         raise AssertionError(f"invariant 6: {name} is paused by {rollout.get('pausedBy')} but status.message does "
@@ -515,8 +549,12 @@ class RolloutSafety(RuleBasedStateMachine):
         self.decided: dict | None = None  # the status the last fresh pass meant to write, when that write was lost
 
     # -- set-up ------------------------------------------------------------------
+    # The neighbour comes first in one run of four: named fraud-canary or
+    # fraud-stable it then holds fraud's role Service, fraud stalls with
+    # NameConflict for the whole run, and no compound rule can line up a canary
+    # (with st.booleans() a third of all runs could not reach defects 6-15).
     @initialize(neighbour=st.sampled_from(["fraud-canary", "fraud-stable", "fraud-x"]),
-                neighbour_first=st.booleans())
+                neighbour_first=st.sampled_from([False, False, False, True]))
     def create_models(self, neighbour: str, neighbour_first: bool) -> None:
         other = {"model": {"uri": "s3://models/other/n1", "version": "n1", "format": "sklearn"}, "replicas": 1}
         if neighbour_first:
@@ -757,13 +795,13 @@ class RolloutSafety(RuleBasedStateMachine):
         self.cluster.sync()
         return self._ticks(60, until=self._taking_traffic)
 
-    @rule(answer=st.sampled_from(ANSWERS), rounds=st.integers(1, 3),
+    @rule(answer=st.one_of(st.sampled_from([INF, NAN]), st.sampled_from(ANSWERS)), rounds=st.integers(1, 3),
           on_inconclusive=st.sampled_from(["Pause", "Rollback", "Continue"]), min_samples=st.sampled_from([0, 100]))
     def canary_gets_traffic_then_prometheus_answers(self, answer: str, rounds: int, on_inconclusive: str,
                                                     min_samples: int) -> None:
-        """Defect 11: Prometheus answers +Inf or NaN (or anything else, the
-        samples query too) while the canary takes traffic; analysis rounds
-        pass. The user turns analysis on if it was off (`on_inconclusive`)
+        """Defect 11: Prometheus answers +Inf or NaN (about half the time;
+        else anything, the samples query too) while the canary takes traffic;
+        analysis rounds pass. The user turns analysis on if it was off (`on_inconclusive`)
         and sets minSamples (0: no samples query)."""
         if self.spec.analysis is None or self.spec.min_samples != min_samples:
             self._edit(analysis=self.spec.analysis or on_inconclusive, min_samples=min_samples)
@@ -1043,7 +1081,10 @@ class RolloutSafety(RuleBasedStateMachine):
             self._pass_when_due(NAME)
             self._pass_when_due(self.neighbour)
         self._pass()
-        self._check(lambda: invariant_rollout_ends(self.cluster.models[NAME]["status"]), 6)
+        spec = parsed(self.cluster.models[NAME]["spec"])
+        silent = spec is not None and spec.rollout.analysis is not None and \
+            self.cluster.prometheus.answer in (UNREACHABLE, SEVERAL_SERIES)
+        self._check(lambda: invariant_rollout_ends(self.cluster.models[NAME]["status"], silent=silent), 6)
         self._check(lambda: invariant_rollout_ends(self.cluster.models[self.neighbour]["status"], self.neighbour), 6)
 
     def teardown(self) -> None:

@@ -151,7 +151,11 @@ def _matches(item: object, key: dict, *, strict: bool) -> bool:
     # when we leave them out, so the lenient pass accepts a missing key field.
     if not isinstance(item, dict):
         return False
-    return all(item.get(name) == value or (not strict and item.get(name) is None) for name, value in key.items())
+    for name, value in key.items():
+        have = item.get(name)
+        if not (have == value or (not strict and have is None)):
+            return False
+    return True
 
 
 def _missing(fields: dict, node: Any) -> str | None:
@@ -166,15 +170,20 @@ def _missing(fields: dict, node: Any) -> str | None:
     left behind.
     """
     for key, sub in fields.items():
+        child: Any
+        if key[:2] == "f:":  # the common case first
+            child = node.get(key[2:]) if isinstance(node, dict) else None
+            if child is None:
+                return key
+            if isinstance(sub, dict) and sub:
+                below = _missing(sub, child)
+                if below is not None:
+                    return f"{key}.{below}"
+            continue
         if key == ".":
             continue
         prefix, _, rest = key.partition(":")
-        child: Any
-        if prefix == "f":
-            if not isinstance(node, dict) or node.get(rest) is None:
-                return key
-            child = node[rest]
-        elif prefix == "k":
+        if prefix == "k":
             wanted = _json(rest)
             items = node if isinstance(node, list) else []
             child = next((item for item in items if _matches(item, wanted, strict=True)), None)

@@ -111,10 +111,12 @@ def plan(world: World) -> Plan:
 
     wanted = {_key(m) for m in desired}
     apply = tuple(m for m in desired if world.write_unchanged or needs_apply(m, world.children.get(_key(m))))
+    # Manifests the live copy already holds (needs_apply said so): no new generation.
+    held = {id(m) for m in desired} - {id(m) for m in apply}
     handover = tuple(h for m in apply if (h := replicas_handover(m, world.children.get(_key(m)))) is not None)
     prune = tuple(key for key in sorted(world.children) if key[0] in PRUNABLE and key not in wanted)
 
-    after = _after_writes(observed, world, desired, prune)
+    after = _after_writes(observed, world, desired, prune, held)
     status = derive_status(
         name=world.name, namespace=world.namespace, generation=meta.get("generation", 0), spec=spec,
         revision=inputs.revision, observed=after, previous=model.get("status"), now=world.now,
@@ -225,10 +227,12 @@ def _deployment(world: World, role: Role) -> ObservedDeployment | None:
     return observe_deployment(world.children.get(("Deployment", deployment_name(world.name, role))))
 
 
-def _after_writes(observed: Observed, world: World, desired: list[dict], prune) -> Observed:
+def _after_writes(observed: Observed, world: World, desired: list[dict], prune, held=frozenset()) -> Observed:
     """What the Deployments will show once this plan's writes land: the
     revision and size just applied, a new generation where the spec changed,
-    the pod counts as they are (the Deployment controller has not acted yet)."""
+    the pod counts as they are (the Deployment controller has not acted yet).
+    `held`: ids of the manifests whose live copy already holds them whole
+    (needs_apply was false), so their spec holds too: not compared again."""
     by_key = {_key(m): m for m in desired}
 
     def after(role: Role, now: ObservedDeployment | None) -> ObservedDeployment | None:
@@ -243,7 +247,7 @@ def _after_writes(observed: Observed, world: World, desired: list[dict], prune) 
         if now is None or live is None:
             return ObservedDeployment(revision=labels.get(REVISION), model_version=annotations.get(MODEL_VERSION),
                                       generation=1, observed_generation=0, replicas=replicas)
-        changed = not holds(manifest["spec"], live.get("spec") or {})
+        changed = id(manifest) not in held and not holds(manifest["spec"], live.get("spec") or {})
         return replace(now, revision=labels.get(REVISION), model_version=annotations.get(MODEL_VERSION),
                        generation=now.generation + (1 if changed else 0), replicas=replicas)
 

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -173,16 +174,37 @@ class SpecState:
         return raw
 
 
+# (name, the raw spec as JSON) -> [parsed spec or None, its revision once asked].
+# The checks parse the same few specs over and over (every tick asks whether
+# the spec's revision takes traffic); parsing is deterministic in the JSON
+# text (key order kept) and the parsed spec is frozen, so it is shared.
+_PARSED: dict[tuple[str, str], list] = {}
+_UNSET = object()
+
+
+def _parse(raw: dict, name: str) -> list:
+    key = (name, json.dumps(raw))
+    found = _PARSED.get(key)
+    if found is None:
+        try:
+            spec = parse_spec(raw, known_formats=TABLE.known_formats, name=name)
+        except InvalidSpec:
+            spec = None
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        found = _PARSED[key] = [spec, _UNSET]
+    return found
+
+
 def parsed(raw: dict, name: str = NAME):
-    try:
-        return parse_spec(raw, known_formats=TABLE.known_formats, name=name)
-    except InvalidSpec:
-        return None
+    return _parse(raw, name)[0]
 
 
 def revision_of(raw: dict, name: str = NAME) -> str | None:
-    spec = parsed(raw, name)
-    return compute_revision(spec, TABLE) if spec is not None else None
+    found = _parse(raw, name)
+    if found[1] is _UNSET:
+        found[1] = compute_revision(found[0], TABLE) if found[0] is not None else None
+    return found[1]
 
 
 # --- what the cluster really does (read from the fake, never from the operator) --------

@@ -156,8 +156,12 @@ class Controller:
                 raise
             # The API server refuses a child built from this spec (e.g. an
             # environment variable name it does not accept). No retry can fix
-            # that: plan again knowing it, which holds everything as it is.
-            step = plan(replace(world, refused=_refusal(exc)))
+            # that: plan again knowing it, which holds everything as it is,
+            # from the cache as the writes that did land left it (a pass can
+            # scale stable before the canary's apply is refused).
+            seen = self._observe(key, md)
+            step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
+                                refused=_refusal(exc)))
         await self._report(md, step)
         return step.requeue_after
 

@@ -962,7 +962,11 @@ class Operator:
             if exc.status != 422:
                 return PassResult(completed=False, error=_api_error(exc), plan=step, world=world)
             refused = _refusal(exc)
-            step = plan(replace(world, refused=refused))
+            # As the controller: plan again from the cache as the writes that
+            # landed left it.
+            seen = self.observe(name, cache)
+            step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
+                                refused=refused))
         try:
             _drive(controller._report(world.model, step))
         except ApiException as exc:

@@ -422,6 +422,25 @@ def test_a_422_on_a_child_holds_invalid_spec_and_writes_nothing_more():
     run(scenario)
 
 
+def test_a_422_after_writes_that_landed_reports_the_traffic_they_left():
+    """Found by the stateful test (invariant 4): the user names a version the
+    API server refuses and halves the replicas in the same edit. Stable's
+    apply lands (2 -> 1 pods), the canary's is refused; the held status must
+    measure the split from what the writes left, not from before them."""
+    async def scenario(h: Harness):
+        await h.canary_in_flight()
+        h.kube.fail["apply"] = lambda manifest, manager: (
+            api_error(422, 'Deployment.apps "fraud-canary" is invalid: env[0].name: Invalid value')
+            if manifest["metadata"]["name"] == "fraud-canary" else None)
+        h.edit(version="v9", replicas=1)
+        await h.controller._reconcile(KEY)
+        assert h.kube.objects[("Deployment", "fraud-stable")]["spec"]["replicas"] == 1
+        assert h.kube.objects[("Deployment", "fraud-canary")]["spec"]["replicas"] == 2
+        assert h.condition("Stalled") == ("True", "InvalidSpec")
+        assert (h.status["traffic"]["stable"], h.status["traffic"]["canary"]) == (33, 67), h.status["traffic"]
+    run(scenario)
+
+
 def test_an_api_error_other_than_422_on_a_child_is_raised_for_the_queue_to_retry():
     async def scenario(h: Harness):
         h.kube.fail["apply"] = lambda manifest, manager: api_error(503)

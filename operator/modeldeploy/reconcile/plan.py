@@ -189,7 +189,10 @@ def _held_traffic(world: World) -> TrafficStatus | None:
     if any(kind in ROUTE_KINDS for kind, _ in world.children):
         return None
     stable, canary = _deployment(world, Role.STABLE), _deployment(world, Role.CANARY)
-    weights = Weights.from_ratio(stable.ready_replicas if stable else 0, canary.ready_replicas if canary else 0)
+    # A Deployment just scaled down (by writes of this pass that landed before
+    # a 422) keeps no more ready pods than its new size.
+    weights = Weights.from_ratio(min(stable.ready_replicas, stable.replicas) if stable else 0,
+                                 min(canary.ready_replicas, canary.replicas) if canary else 0)
     return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
 
 

@@ -69,7 +69,8 @@ bench: venv deps ## the scale benchmark (BENCH_SIZES=100,300,1000) with etcd fsy
 # The images the real node runs (MLServer with sklearn, the storage
 # initializer), built from Debian packages and pinned PyPI wheels into OCI
 # archives in ~/.cache/modeldeploy/images (outside the clone; a warm cache
-# returns at once). Not part of `make test` yet. Needs root.
+# returns at once). `make test` builds them too, when a real-node test needs them
+# (tests/realnode/conftest.py). Needs root.
 .PHONY: images
 images: venv ## build the real node's images into ~/.cache/modeldeploy/images (first time: about 5 min on 2 cores)
 	@hack/images/build.sh >/dev/null

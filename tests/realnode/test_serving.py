@@ -1,0 +1,102 @@
+"""A real model, served for real: a scikit-learn model trained here, uploaded
+to the model store, downloaded by the storage initializer (kserve-storage)
+with the user's credentials, loaded by MLServer 1.7.1 on real-0, and answering
+V2 inference requests through the ClusterIP of its Service with the same
+predictions as the model in this process."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from support import real_node
+from support.model_store import pod_facing_host, train_sklearn_model
+from support.models import apply_md, condition, get_md, is_true, model_deployment, status_view
+from support.waiting import wait_until
+
+NAME_LABEL = "modeldeploy.io/name"
+
+
+def on_real_node(doc: dict) -> dict:
+    doc["spec"]["nodeSelector"] = {real_node.KIND_LABEL[0]: real_node.KIND_LABEL[1]}
+    doc["spec"]["tolerations"] = [{"key": real_node.TAINT, "operator": "Exists", "effect": "NoSchedule"}]
+    return doc
+
+
+def infer(url: str, name: str, rows) -> dict:
+    """POST /v2/models/<name>/infer (the V2 inference protocol) with one FP64 tensor."""
+    body = {"inputs": [{"name": "predict", "shape": [len(rows), len(rows[0])], "datatype": "FP64",
+                        "data": [float(x) for row in rows for x in row]}]}
+    request = urllib.request.Request(f"{url}/v2/models/{name}/infer", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def get_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status
+
+
+def test_a_trained_sklearn_model_loads_on_mlserver_and_answers_through_its_service(
+        cluster, real_namespace, real_operator, serving_images, model_store, tmp_path):
+    ns, name = real_namespace, "iris"
+    model, sample = train_sklearn_model(tmp_path / "v1")
+    model_store.put({f"{ns}/{name}/v1/model.joblib": tmp_path / "v1" / "model.joblib"})
+    host = pod_facing_host(cluster.dir)
+    assert host, f"no NODE_HOST_IP in {cluster.dir / 'ports'}: the cluster has no real node"
+    cluster.apply(ns, model_store.secret("model-store", host=host))
+
+    doc = on_real_node(model_deployment(name, replicas=1))
+    doc["spec"]["model"] = {"uri": model_store.uri(f"{ns}/{name}/v1"), "version": "v1", "format": "sklearn",
+                            "credentials": {"secretName": "model-store"}}
+    doc["spec"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    apply_md(cluster, ns, doc)
+
+    selector = f"{NAME_LABEL}={name}"
+    pods = lambda: cluster.core.list_namespaced_pod(ns, label_selector=selector).items  # noqa: E731
+    report = lambda: (status_view(get_md(cluster, ns, name)), real_node.pod_report(cluster, ns, selector))  # noqa: E731
+    # Every look on the way: the ModelDeployment is never Ready while no pod is.
+    seen: list[tuple[bool, bool]] = []
+
+    def ready():
+        md = get_md(cluster, ns, name)
+        pod_ready = any(c.type == "Ready" and c.status == "True"
+                        for p in pods() for c in (p.status.conditions or []))
+        seen.append((is_true(md, "Ready"), pod_ready))
+        return is_true(md, "Ready") and md["status"].get("observedGeneration") == md["metadata"]["generation"] and md
+
+    # Two cores shared with the rest of the suite: starting the server and
+    # loading the model takes about 15 s alone, several times that under load.
+    md = wait_until(ready, timeout=300, what=f"{ns}/{name} Ready on {real_node.NAME}", describe=report)
+    assert not any(md_ready and not pod_ready for md_ready, pod_ready in seen), seen
+    assert any(not md_ready for md_ready, _ in seen), "Ready at the first look: nothing was waited on"
+
+    [pod] = pods()
+    assert pod.spec.node_name == real_node.NAME, pod.spec.node_name
+    [init] = pod.status.init_container_statuses
+    assert init.image == serving_images.refs["storage-initializer"], init.image
+    assert init.state.terminated and init.state.terminated.exit_code == 0, real_node.pod_report(cluster, ns, selector)
+    [server] = pod.status.container_statuses
+    assert server.image == serving_images.refs["mlserver"], server.image
+    assert server.ready and server.state.running and server.restart_count == 0, real_node.pod_report(cluster, ns, selector)
+    # The pod turned Ready (its probe, /v2/health/ready, passed) before the ModelDeployment did.
+    pod_ready_at = next(c.last_transition_time for c in pod.status.conditions if c.type == "Ready")
+    md_ready_at = condition(md, "Ready")["lastTransitionTime"]
+    assert pod_ready_at.strftime("%Y-%m-%dT%H:%M:%SZ") <= md_ready_at, (pod_ready_at, md_ready_at)
+    # MLServer itself says the model is loaded.
+    logs = cluster.kubectl("-n", ns, "logs", pod.metadata.name, "-c", "model-server").stdout
+    assert f"Loaded model '{name}'" in logs, logs[-3000:]
+
+    # Through the Service's ClusterIP (kube-proxy on real-0), as a client in the cluster would.
+    ip = cluster.core.read_namespaced_service(name, ns).spec.cluster_ip
+    url = f"http://{ip}"
+    assert wait_until(lambda: get_status(f"{url}/v2/models/{name}/ready") == 200, timeout=30,
+                      what=f"{url}/v2/models/{name}/ready to answer 200", describe=report)
+    answer = infer(url, name, sample.tolist())
+    expected = model.predict(sample).tolist()
+    [output] = answer["outputs"]
+    assert output["data"] == expected, (answer, expected)
+    assert answer["model_name"] == name, answer
+    # A second, different batch: the server computes, it does not echo.
+    rows = sample[::-1].tolist()[:4]
+    assert infer(url, name, rows)["outputs"][0]["data"] == model.predict(sample[::-1][:4]).tolist()

@@ -130,6 +130,30 @@ def test_defect1_an_invalid_spec_keeps_the_stable_snapshot_the_rollout_and_the_r
     assert loop.status["stable"]["modelVersion"] == "v7"
 
 
+def test_an_invalid_spec_reports_what_the_route_carries_after_a_lost_status_write():
+    """Found by the stateful test (invariant 4): a pass carried out an abort
+    (the route went to 100/0) but lost its status write, so the status still
+    said 50/50; then the spec turned invalid. The held status reads the route
+    back instead of repeating the stale split."""
+    loop = Loop(traffic=GATEWAY)
+    loop.run(), loop.run()
+    loop.edit(version="v8", traffic=GATEWAY)
+    for _ in range(3):
+        loop.run()
+    stale = loop.status
+    assert stale["traffic"]["canary"] == 50
+    loop.model["metadata"]["annotations"]["modeldeploy.io/abort"] = "true"
+    loop.run()
+    assert loop.children[("HTTPRoute", "fraud")]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
+    loop.model = {**loop.model, "status": stale}  # that pass's status write was lost
+    bad = spec("v8", traffic=GATEWAY)
+    bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
+    loop.model = {**loop.model, "spec": bad}
+    loop.run()
+    assert loop.condition("Stalled") == ("True", "InvalidSpec")
+    assert (loop.status["traffic"]["stable"], loop.status["traffic"]["canary"]) == (100, 0), loop.status["traffic"]
+
+
 def test_defect1_a_child_the_api_server_refuses_holds_everything_too():
     loop = Loop()
     loop.run(), loop.run()

@@ -40,6 +40,7 @@ from ..status.derive import derive_status, held_status
 from ..status.observed import Observed, ObservedDeployment, observe_deployment
 from ..status.transitions import format_time, parse_time
 from ..traffic import Weights, provider_for
+from ..traffic.registry import weighted_providers
 from .drift import holds, needs_apply, replicas_handover
 from .kinds import PRUNABLE, ROUTE_KINDS
 from .world import World
@@ -183,10 +184,19 @@ def _hold(world: World, reason: str, message: str) -> Plan:
 
 
 def _held_traffic(world: World) -> TrafficStatus | None:
-    """While held, a route keeps its weights (nobody writes it), but without
-    one the split is the ready-pod ratio, which moves as pods come and go:
-    measure it, so the status still says what is carried."""
+    """While held, nobody writes the route, but what it carries may not be
+    what the status last said (the pass that wrote it may have lost its
+    status write): read it back. Without a route the split is the ready-pod
+    ratio, which moves as pods come and go: measure it. Either way the status
+    says what is carried (issue 9, invariant 4)."""
     if any(kind in ROUTE_KINDS for kind, _ in world.children):
+        owner = Owner.from_metadata(world.model["metadata"])
+        observed = Observed(stable=_deployment(world, Role.STABLE), canary=_deployment(world, Role.CANARY),
+                            pods=world.pods)
+        for provider in weighted_providers():
+            weights = provider.read_weights(owner, world.children, observed)
+            if weights is not None:
+                return TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
         return None
     stable, canary = _deployment(world, Role.STABLE), _deployment(world, Role.CANARY)
     # A Deployment just scaled down (by writes of this pass that landed before

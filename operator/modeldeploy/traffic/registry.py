@@ -25,6 +25,12 @@ def provider_for(spec: ModelDeploymentSpec) -> TrafficProvider:
     return provider_named(spec.traffic.provider)
 
 
+def weighted_providers() -> tuple[TrafficProvider, ...]:
+    """The providers that write a route: to read what a route carries when the
+    spec cannot say which provider it names (an invalid spec)."""
+    return tuple(provider for provider in _BY_NAME.values() if provider.weighted)
+
+
 def all_route_kinds() -> tuple[Kind, ...]:
     """Every route kind any provider may own: to prune a route left behind when
     the spec switches provider (e.g. istio -> replicas)."""

@@ -344,3 +344,33 @@ def test_found_a_canary_held_at_zero_replicas_says_so_and_a_promote_is_refused_a
     decision = world.reconcile()
     assert "RequestIgnored" in reasons(decision) and world.rollout["stage"] == "Canary"
     assert PROMOTE not in world.annotations
+
+
+def test_after_a_restart_a_route_missing_from_the_cache_keeps_the_rollouts_weight():
+    """The clamp above must not flap live traffic: right after an operator
+    restart the watch caches fill in any order, so a pass can see neither the
+    route nor a single canary pod. It writes the rollout's weight (the live
+    route already carries it), not 0. (A kill mid-rollout on the control
+    plane, tests/integration/test_restart.py, saw the route go to 0.)"""
+    gateway = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+    world = settled_world(spec_for("v7", replicas=4, rollout=STEPS, traffic=gateway))
+    world.change(spec_for("v8", replicas=4, rollout=STEPS, traffic=gateway))
+    run(world, 3)
+    weight = world.rollout["weight"]
+    assert weight > 0
+    world.route = None  # not in the cache yet...
+    world.canary.pods = lambda role: []  # ...nor any pod
+    decision = world.reconcile()
+    assert decision.weights.canary == weight, decision.weights
+
+
+def test_after_a_restart_the_replicas_split_is_not_reported_0_before_the_pods_are_cached():
+    """Counting canary pods by revision (above) needs the pods in the cache;
+    until the pod watch has delivered any, the status counts the canary
+    Deployment's ready pods rather than report 0% for a canary that serves."""
+    world = in_flight()
+    serving = world.status["traffic"]["canary"]
+    assert serving > 0
+    world.canary.pods = lambda role: []
+    world.reconcile()
+    assert world.status["traffic"]["canary"] == serving, world.status["traffic"]

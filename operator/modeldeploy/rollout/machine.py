@@ -27,7 +27,7 @@ from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .annotations import ABORT, PROMOTE, Requests, read_requests
-from .checks import canary_ready_replicas, run_builtin_checks
+from .checks import canary_pods, canary_ready_replicas, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
 from .inputs import Inputs
 from .report import build_report
@@ -420,6 +420,12 @@ def _route_weight(ctx: _Context, state: RolloutState) -> int:
         return state.weight
     carried = ctx.inputs.weights.canary if ctx.inputs.weights is not None else 0
     if state.weight <= carried or _canary_ready_for(ctx, state, state.weight):
+        return state.weight
+    if not canary_pods(ctx.inputs, state):
+        # No pod of the canary seen at all: right after an operator restart
+        # the watch caches fill in any order, and pulling the route to 0 until
+        # they do would flap live traffic. The built-in readiness check judges
+        # a canary whose pods really are gone.
         return state.weight
     return carried
 

@@ -63,7 +63,12 @@ def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | N
     fixed = inputs.spec.fixed_replicas
     if fixed is not None:
         stable = min(stable, fixed)
-    canary = 0 if canary_pods is None else min(canary_ready_replicas(inputs, state), canary_pods)
+    if canary_pods is None:
+        canary = 0
+    elif any(pod.role == "canary" for pod in observed.pods):
+        canary = min(canary_ready_replicas(inputs, state), canary_pods)
+    else:  # no canary pod in the watch cache yet (an operator restart): the Deployment's count
+        canary = min(observed.canary.ready_replicas if observed.canary is not None else 0, canary_pods)
     return Weights.from_ratio(stable, canary)
 
 

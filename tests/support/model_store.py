@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.process import stop_process
 from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,12 +204,7 @@ def running_model_store(workdir: Path, *, bind: str | None = None, bucket: str =
         store.access_key_id, store.secret_access_key = keys["key_id"], keys["secret"]
         yield store
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 # -- What goes into the store --------------------------------------------------

@@ -14,6 +14,17 @@ from support.operator import TEST_ENV, free_port, install_crd, wait_until_served
 from support.waiting import wait_until
 
 
+
+def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL once `grace` seconds pass: a helper server
+    (Prometheus, the model store) never outlives its fixture."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
 class OperatorProcess:
     def __init__(self, cluster: Cluster, namespace: str, log: Path, extra_args: tuple[str, ...] = (),
                  kubeconfig: Path | None = None, env: dict[str, str] | None = None) -> None:

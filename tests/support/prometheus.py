@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from support.operator import free_port
+from support.process import stop_process
 from support.waiting import wait_until
 
 
@@ -101,10 +102,6 @@ def running_prometheus(workdir: Path):
                    describe=lambda: (workdir / "prometheus.log").read_text()[-1000:])
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         http.shutdown()
         log.close()

@@ -37,7 +37,8 @@ def test_defect2_scaling_to_zero_promotes_nothing():
     assert world.phase == "Canary"
 
 
-def test_defect2_a_rolled_back_revision_stays_rolled_back_through_zero_replicas():
+def rolled_back_v8():
+    """v7 serves; v8's canary was aborted. Returns the world and v7's revision."""
     world = settled_world(v("v7"))
     stable = world.status["stable"]["revision"]
     world.change(v("v8"))
@@ -45,6 +46,11 @@ def test_defect2_a_rolled_back_revision_stays_rolled_back_through_zero_replicas(
     world.annotations[ABORT] = "true"
     world.reconcile()
     assert world.rollout["stage"] == "RolledBack"
+    return world, stable
+
+
+def test_defect2_a_rolled_back_revision_stays_rolled_back_through_zero_replicas():
+    world, stable = rolled_back_v8()
     world.change(v("v8", replicas=0))
     world.reconcile()
     world.change(v("v8", replicas=4))
@@ -287,13 +293,7 @@ def test_found_a_route_recreated_by_a_provider_switch_gets_weight_only_for_ready
 def test_found_switching_to_recreate_does_not_make_a_rolled_back_revision_stable():
     """Invariant 2: v8 was rolled back; the user sets strategy: Recreate
     without changing the version. v8 stays rolled back; stable keeps serving."""
-    world = settled_world(v("v7"))
-    stable = world.status["stable"]["revision"]
-    world.change(v("v8"))
-    run(world, 2)
-    world.annotations[ABORT] = "true"
-    world.reconcile()
-    assert world.rollout["stage"] == "RolledBack"
+    world, stable = rolled_back_v8()
     world.change(spec_for("v8", replicas=4, rollout={**STEPS, "strategy": "Recreate"}))
     run(world, 2)
     assert world.status["stable"]["revision"] == stable

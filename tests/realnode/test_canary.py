@@ -1,0 +1,161 @@
+"""A canary measured with real requests: v1 and v2 are two real models with
+different predictions, served by MLServer on real-0 behind the `<name>`
+Service (the replicas provider: the split is the ratio of ready pods), and
+the share of requests v2 answers through the ClusterIP must match what
+status.traffic reports."""
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from support import real_node
+from support.model_store import pod_facing_host, train_sklearn_model
+from support.models import apply_md, get_md, is_true, model_deployment, status_view
+from support.waiting import wait_until
+
+NAME_LABEL = "modeldeploy.io/name"
+# Standard deviations of a binomial share allowed between the measured split
+# and status.traffic: a correct split fails about once in 16,000 runs.
+SIGMAS = 4
+
+
+def on_real_node(doc: dict) -> dict:
+    doc["spec"]["nodeSelector"] = {real_node.KIND_LABEL[0]: real_node.KIND_LABEL[1]}
+    doc["spec"]["tolerations"] = [{"key": real_node.TAINT, "operator": "Exists", "effect": "NoSchedule"}]
+    return doc
+
+
+def predict_once(url: str, name: str, row: list[float]):
+    """One V2 inference request on a new connection (urllib opens one per
+    request: kube-proxy in iptables mode picks the pod per connection)."""
+    body = {"inputs": [{"name": "predict", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
+    request = urllib.request.Request(f"{url}/v2/models/{name}/infer", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", "Connection": "close"},
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        [output] = json.loads(resp.read())["outputs"]
+    return output["data"][0]
+
+
+def answers(url: str, name: str, row: list[float], count: int, workers: int = 4) -> list:
+    """`count` predictions of `row`, each on its own connection; an error is kept as its text."""
+    def one(_):
+        try:
+            return predict_once(url, name, row)
+        except urllib.error.HTTPError as exc:
+            return f"error: HTTP {exc.code} {exc.read()[:200]!r}"
+        except Exception as exc:  # noqa: BLE001 - counted, then asserted on
+            return f"error: {exc!r}"
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffic(
+        cluster, real_namespace, real_operator, serving_images, model_store, tmp_path):
+    ns, name = real_namespace, "iris"
+    started = time.monotonic()
+    v1, sample = train_sklearn_model(tmp_path / "v1")
+    v2, _ = train_sklearn_model(tmp_path / "v2", variant=2)
+    row = sample[0]
+    old, new = v1.predict([row])[0].item(), v2.predict([row])[0].item()
+    assert old != new, (old, new)
+    row = [float(x) for x in row]
+    model_store.put({f"{ns}/{name}/{v}/model.joblib": tmp_path / v / "model.joblib" for v in ("v1", "v2")})
+    host = pod_facing_host(cluster.dir)
+    assert host, f"no NODE_HOST_IP in {cluster.dir / 'ports'}: the cluster has no real node"
+    cluster.apply(ns, model_store.secret("model-store", host=host))
+
+    # Two stable pods; a step of 34% is one canary pod next to them: 1/3 of the ready pods.
+    doc = on_real_node(model_deployment(name, replicas=2, rollout={"steps": [{"setWeight": 34}, {"pause": {}}]}))
+    doc["spec"]["model"] = {"uri": model_store.uri(f"{ns}/{name}/v1"), "version": "v1", "format": "sklearn",
+                            "credentials": {"secretName": "model-store"}}
+    doc["spec"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    apply_md(cluster, ns, doc)
+
+    selector = f"{NAME_LABEL}={name}"
+    report = lambda: (status_view(get_md(cluster, ns, name)), real_node.pod_report(cluster, ns, selector))  # noqa: E731
+
+    def phase(wanted: str, version: str | None = None, done: bool = True):
+        md = get_md(cluster, ns, name)
+        st = md.get("status", {})
+        return (st.get("phase") == wanted and st.get("observedGeneration") == md["metadata"]["generation"]
+                and (version is None or (st.get("stable") or {}).get("modelVersion") == version)
+                and (not done or is_true(md, "Ready")) and md)
+
+    wait_until(lambda: phase("Ready", "v1"), timeout=300, what=f"{ns}/{name} Ready on v1", describe=report)
+    v1_ready = time.monotonic()
+    ip = cluster.core.read_namespaced_service(name, ns).spec.cluster_ip
+    url = f"http://{ip}"
+    before = answers(url, name, row, 20)
+    assert before == [old] * 20, before
+
+    # Ship v2 and let the open pause hold the split still.
+    v2_doc = json.loads(json.dumps(doc))
+    v2_doc["spec"]["model"].update(uri=model_store.uri(f"{ns}/{name}/v2"), version="v2")
+    apply_md(cluster, ns, v2_doc)
+
+    def paused():
+        md = phase("Paused", "v1", done=False)
+        st = md and md["status"]
+        return (md and (st.get("canary") or {}).get("readyReplicas") == 1
+                and (st.get("stable") or {}).get("readyReplicas") == 2 and md)
+
+    md = wait_until(paused, timeout=300, what=f"{ns}/{name} Paused with 1 canary pod ready next to 2 stable",
+                    describe=report)
+    paused_at = time.monotonic()
+    traffic = md["status"]["traffic"]
+    assert traffic["canary"] + traffic["stable"] == 100 and 0 < traffic["canary"] < 100, traffic
+    # The Service's endpoints hold all three ready pods; the first answer from
+    # v2 shows kube-proxy routes to the canary (these warm-up requests are not counted).
+    wait_until(lambda: predict_once(url, name, row) == new, timeout=60,
+               what="a first answer from the canary through the Service", describe=report)
+
+    n = 300
+    seen = answers(url, name, row, n)
+    assert set(seen) <= {old, new}, sorted({s for s in seen if s not in (old, new)}, key=str)[:5]
+    share = seen.count(new) / n
+    p = traffic["canary"] / 100
+    tolerance = SIGMAS * math.sqrt(p * (1 - p) / n)
+    measured = time.monotonic() - paused_at
+    assert abs(share - p) <= tolerance, (
+        f"v2 answered {seen.count(new)}/{n} = {share:.3f}, status.traffic says {traffic} "
+        f"(tolerance ±{tolerance:.3f}, {SIGMAS} standard deviations)")
+    # The split held still for the whole measurement.
+    still = get_md(cluster, ns, name)["status"]
+    assert still["phase"] == "Paused" and still["traffic"] == traffic, (traffic, still)
+
+    # Promote: stable takes v2 and every request is answered by v2.
+    cluster.kubectl("-n", ns, "annotate", "modeldeployment", name, "modeldeploy.io/promote=true")
+    done = wait_until(lambda: phase("Ready", "v2"), timeout=300, what=f"{ns}/{name} Ready with stable v2",
+                      describe=report)
+    promoted = time.monotonic()
+    assert done["status"]["traffic"]["canary"] == 0, done["status"]
+    # The replaced pods (the canary's, the last v1 stable one) are still
+    # terminating: until they are gone, requests that reach them may fail.
+    # MLServer answers 500 once it got SIGTERM, and the pod template has no
+    # preStop pause to let kube-proxy drop the endpoint first; v1 answers none.
+    during: list = []
+
+    def replaced_pods_gone():
+        during.extend(answers(url, name, row, 8))
+        pods = cluster.core.list_namespaced_pod(ns, label_selector=selector).items
+        return len(pods) == 2 and not any(p.metadata.deletion_timestamp for p in pods) and pods
+
+    wait_until(replaced_pods_gone, timeout=120, what="only the 2 pods of stable v2 left", describe=report)
+    drained = time.monotonic()
+    assert old not in during, {str(a)[:80]: during.count(a) for a in during}
+    failed = [a for a in during if a != new]
+    n_after = 100
+    after = answers(url, name, row, n_after)
+    assert after == [new] * n_after, {str(a)[:200]: after.count(a) for a in after}
+    print(f"\ncanary with real requests: v2 answered {seen.count(new)}/{n} = {share:.3f} of requests at "
+          f"status.traffic {traffic} (tolerance ±{tolerance:.3f}); v1 Ready {v1_ready - started:.0f} s, "
+          f"paused {paused_at - v1_ready:.0f} s later, measured in {measured:.0f} s, promoted in "
+          f"{promoted - paused_at - measured:.0f} s; {len(failed)} of {len(during)} requests failed while the "
+          f"replaced pods terminated ({drained - promoted:.1f} s), then {n_after}/{n_after} answered by v2; "
+          f"total {time.monotonic() - started:.0f} s")
+

@@ -55,6 +55,7 @@ def _crash_loop(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcom
         for waiting in pod.waiting:
             if waiting.reason == c.CRASH_LOOP_WAITING_REASON:
                 why = f"canary pod {pod.name} container {waiting.container} is crash-looping ({pod.restart_count} restarts)"
+                why += "".join(f"; {t.describe()}" for t in pod.terminations if t.container == waiting.container)
                 record = _record(inputs, CRASH_LOOP_CHECK, pod.restart_count, "no CrashLoopBackOff", "Rollback")
                 return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)
     return CheckOutcome(state)
@@ -72,7 +73,9 @@ def _restarts(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
     record = _record(inputs, RESTARTS_CHECK, restarts, f"restarts <= {state.restarts_seen}", action)
     state = replace(state, restarts_seen=restarts, failed_checks=failed, decisions=state.with_decisions(record))
     if over:
-        return CheckOutcome(state, f"canary containers restarted ({restarts} restarts; failed checks {failed} > failureLimit {limit})")
+        why = f"canary containers restarted ({restarts} restarts; failed checks {failed} > failureLimit {limit})"
+        why += "".join(f"; pod {p.name} {t.describe()}" for p in canary_pods(inputs, state) for t in p.terminations)
+        return CheckOutcome(state, why)
     return CheckOutcome(state)
 
 

@@ -49,6 +49,24 @@ class ContainerWaiting:
 
 
 @dataclass(frozen=True)
+class ContainerTermination:
+    """A container's last termination (lastState.terminated): why it stopped.
+    A server that exits 0 after failing to load its model (MLServer 1.7.1
+    does) shows only here: Completed, exit 0."""
+
+    container: str
+    exit_code: int | None
+    reason: str = ""
+    message: str = ""
+
+    def describe(self) -> str:
+        text = f"container {self.container} last terminated with exit code {self.exit_code}"
+        text += f" ({self.reason})" if self.reason else ""
+        message = " ".join(self.message.split())
+        return text + (f": {message[:200]}" if message else "")
+
+
+@dataclass(frozen=True)
 class PodSummary:
     name: str
     role: str | None
@@ -57,6 +75,7 @@ class PodSummary:
     restart_count: int = 0  # summed over init and main containers
     waiting: tuple[ContainerWaiting, ...] = ()
     last_terminated_at: datetime | None = None  # latest lastState.terminated.finishedAt
+    terminations: tuple[ContainerTermination, ...] = ()  # each container's lastState.terminated
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,11 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         for c in containers
         if ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
     ]
+    terminations = tuple(
+        ContainerTermination(c["name"], t.get("exitCode"), t.get("reason", ""), t.get("message", ""))
+        for c in containers
+        if (t := (c.get("lastState") or {}).get("terminated"))
+    )
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
     )
@@ -114,6 +138,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         restart_count=sum(c.get("restartCount", 0) for c in containers),
         waiting=waiting,
         last_terminated_at=max(finished) if finished else None,
+        terminations=terminations,
     )
 
 

@@ -154,6 +154,29 @@ def test_an_invalid_spec_reports_what_the_route_carries_after_a_lost_status_writ
     assert (loop.status["traffic"]["stable"], loop.status["traffic"]["canary"]) == (100, 0), loop.status["traffic"]
 
 
+def test_a_held_status_does_not_count_a_superseded_canarys_ready_pods():
+    """Found by the 2,000-example soak (invariant 4): v9 supersedes canary v8
+    (the canary Deployment is re-templated; v8's pods are still ready until
+    Recreate removes them), then the spec turns invalid. The held split
+    counts canary pods of the Deployment's revision, not its readyReplicas."""
+    loop = Loop()
+    loop.run(), loop.run()
+    loop.edit(version="v8")
+    for _ in range(3):
+        loop.run()
+    assert loop.status["traffic"]["canary"] == 50
+    v8_pods = loop.pods()
+    loop.edit(version="v9")
+    loop.run()
+    loop.pods = lambda: v8_pods  # not replaced yet
+    bad = spec("v9")
+    bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
+    loop.model = {**loop.model, "spec": bad}
+    loop.run()
+    assert loop.condition("Stalled") == ("True", "InvalidSpec")
+    assert (loop.status["traffic"]["stable"], loop.status["traffic"]["canary"]) == (100, 0), loop.status["traffic"]
+
+
 def test_defect1_a_child_the_api_server_refuses_holds_everything_too():
     loop = Loop()
     loop.run(), loop.run()

@@ -202,8 +202,22 @@ def _held_traffic(world: World) -> TrafficStatus | None:
     # A Deployment just scaled down (by writes of this pass that landed before
     # a 422) keeps no more ready pods than its new size.
     weights = Weights.from_ratio(min(stable.ready_replicas, stable.replicas) if stable else 0,
-                                 min(canary.ready_replicas, canary.replicas) if canary else 0)
+                                 _held_canary_ready(world, canary))
     return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
+
+
+def _held_canary_ready(world: World, canary: ObservedDeployment | None) -> int:
+    """Ready canary pods of the revision the canary Deployment runs now: a
+    superseded canary's pods (Recreate is removing them) carry nothing soon,
+    though the Deployment's readyReplicas still counts them. With no canary
+    pod cached at all (an operator restart), the Deployment's count."""
+    if canary is None:
+        return 0
+    if not any(pod.role == Role.CANARY.value for pod in world.pods):
+        return min(canary.ready_replicas, canary.replicas)
+    ready = sum(1 for pod in world.pods if pod.role == Role.CANARY.value and pod.revision == canary.revision
+                and pod.ready)
+    return min(ready, canary.replicas)
 
 
 def _taken(owner: Owner, desired: list[dict], world: World) -> list[str]:

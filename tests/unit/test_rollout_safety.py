@@ -571,6 +571,9 @@ class RolloutSafety(RuleBasedStateMachine):
         self.quiet: dict[str, tuple] = {}  # model -> (its inputs, requeue due) after a pass that wrote nothing
         self._parsed: tuple = (None, None)  # (raw spec, parsed) of the last pass
         self.decided: dict | None = None  # the status the last fresh pass meant to write, when that write was lost
+        # A revision the oracle barred for an abort annotation no completed
+        # pass has read yet: a new value the user writes over it withdraws it.
+        self.unread_abort: str | None = None
 
     # -- set-up ------------------------------------------------------------------
     # The neighbour comes first in one run of four: named fraud-canary or
@@ -661,8 +664,12 @@ class RolloutSafety(RuleBasedStateMachine):
     def annotate_abort(self, value: str) -> None:
         resolved = self._request_value(value)
         in_flight = _in_flight(self.cluster.models[NAME]["status"])
-        if in_flight is not None and resolved in ("true", in_flight):
+        if self.unread_abort is not None:  # overwritten before the operator read it
+            self.oracle.barred.pop(self.unread_abort, None)
+            self.unread_abort = None
+        if in_flight is not None and resolved in ("true", in_flight) and in_flight not in self.oracle.barred:
             self.oracle.barred[in_flight] = "aborted by the user"
+            self.unread_abort = in_flight
         self.cluster.annotate(NAME, ABORT, resolved)
 
     # -- the world -----------------------------------------------------------------
@@ -953,6 +960,8 @@ class RolloutSafety(RuleBasedStateMachine):
         except Exception:
             self.failed = True
             raise
+        if result.completed:
+            self.unread_abort = None  # read (and recorded) by this pass, whatever it did with it
         after = md.get("status") or {}
         view = PassView(
             raw=raw, spec=spec, annotations=annotations, before=before, after=after, completed=result.completed,

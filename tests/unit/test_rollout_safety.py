@@ -227,7 +227,9 @@ def _condition(status: dict, type_: str) -> dict:
 
 
 def _share(stable: float, canary: float) -> int | None:
-    return None if stable + canary <= 0 else round(100 * canary / (stable + canary))
+    # Half a percent rounds up, as the status documents (traffic.Weights);
+    # Python's round() would make 62.5% 62 (found by a soak: 5 of 8 pods).
+    return None if stable + canary <= 0 else min(100, int(100 * canary / (stable + canary) + 0.5))
 
 
 def route_share(cluster: FakeCluster, name: str) -> int | None:

@@ -37,7 +37,7 @@ from ..rollout.decision import WARNING
 from ..rollout.snapshot import take_snapshot
 from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runtime_to_wire
 from ..status.derive import derive_status, held_status
-from ..status.observed import Observed, ObservedDeployment, observe_deployment
+from ..status.observed import Observed, ObservedDeployment, observe_deployment, ready_canary_pods
 from ..status.transitions import format_time, parse_time
 from ..traffic import Weights, provider_for
 from ..traffic.registry import weighted_providers
@@ -202,22 +202,9 @@ def _held_traffic(world: World) -> TrafficStatus | None:
     # A Deployment just scaled down (by writes of this pass that landed before
     # a 422) keeps no more ready pods than its new size.
     weights = Weights.from_ratio(min(stable.ready_replicas, stable.replicas) if stable else 0,
-                                 _held_canary_ready(world, canary))
+                                 min(ready_canary_pods(world.pods, canary.revision, canary), canary.replicas)
+                                 if canary else 0)
     return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
-
-
-def _held_canary_ready(world: World, canary: ObservedDeployment | None) -> int:
-    """Ready canary pods of the revision the canary Deployment runs now: a
-    superseded canary's pods (Recreate is removing them) carry nothing soon,
-    though the Deployment's readyReplicas still counts them. With no canary
-    pod cached at all (an operator restart), the Deployment's count."""
-    if canary is None:
-        return 0
-    if not any(pod.role == Role.CANARY.value for pod in world.pods):
-        return min(canary.ready_replicas, canary.replicas)
-    ready = sum(1 for pod in world.pods if pod.role == Role.CANARY.value and pod.revision == canary.revision
-                and pod.ready)
-    return min(ready, canary.replicas)
 
 
 def _taken(owner: Owner, desired: list[dict], world: World) -> list[str]:

@@ -3,11 +3,11 @@
 from .. import conditions as c
 from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
 from ..status.health import Health, converging, stuck
+from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
-from .checks import canary_ready_replicas
 from .inputs import Inputs
 from .sizing import canary_replicas, split_weight
 from .state import ACTIVE, RolloutState, Stage
@@ -54,21 +54,16 @@ def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProv
 
 def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | None) -> Weights | None:
     """The ready pods of both roles behind the client Service once this pass
-    has scaled or removed the canary (and scaled stable). Canary pods count
-    by revision, not by the Deployment's readyReplicas: when the canary
-    Deployment is re-templated for a new canary, its Recreate strategy
-    removes the superseded canary's pods, ready or not (issue 9, invariant 4)."""
+    has scaled or removed the canary (and scaled stable); canary pods by
+    revision (status.observed.ready_canary_pods)."""
     observed = inputs.observed
     stable = observed.stable.ready_replicas if observed.stable is not None else 0
     fixed = inputs.spec.fixed_replicas
     if fixed is not None:
         stable = min(stable, fixed)
-    if canary_pods is None:
-        canary = 0
-    elif any(pod.role == "canary" for pod in observed.pods):
-        canary = min(canary_ready_replicas(inputs, state), canary_pods)
-    else:  # no canary pod in the watch cache yet (an operator restart): the Deployment's count
-        canary = min(observed.canary.ready_replicas if observed.canary is not None else 0, canary_pods)
+    revision = state.canary.revision if state.canary else None
+    canary = 0 if canary_pods is None else min(ready_canary_pods(observed.pods, revision, observed.canary),
+                                                canary_pods)
     return Weights.from_ratio(stable, canary)
 
 

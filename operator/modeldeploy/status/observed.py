@@ -5,7 +5,7 @@ The kube layer fills these from the live objects (`observe_deployment`,
 a client object, so it stays pure and table-testable.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,6 +83,20 @@ class Observed:
     stable: ObservedDeployment | None = None
     canary: ObservedDeployment | None = None
     pods: tuple[PodSummary, ...] = field(default_factory=tuple)
+
+
+def ready_canary_pods(pods: Iterable[PodSummary], revision: str | None,
+                      canary: ObservedDeployment | None) -> int:
+    """Ready canary pods of `revision`, counted pod by pod: when the canary
+    Deployment is re-templated for a new canary, Recreate removes the
+    superseded canary's pods, ready or not, though its readyReplicas still
+    counts them (issue 9, invariant 4). With no canary pod in the watch cache
+    at all (an operator restart: the caches fill in any order), the canary
+    Deployment's readyReplicas."""
+    pods = tuple(pods)
+    if not any(pod.role == "canary" for pod in pods):
+        return canary.ready_replicas if canary is not None else 0
+    return sum(1 for pod in pods if pod.role == "canary" and pod.revision == revision and pod.ready)
 
 
 def observe_deployment(body: Mapping[str, Any] | None) -> ObservedDeployment | None:

@@ -67,6 +67,12 @@ class Loop:
         self.now += timedelta(seconds=5)
         return step
 
+    def break_spec(self, version, **raw):
+        """A spec the operator refuses (a reserved env var), generation unchanged."""
+        bad = spec(version, **raw)
+        bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
+        self.model = {**self.model, "spec": bad}
+
     def edit(self, **raw):
         meta = self.model["metadata"]
         self.model = {**self.model, "metadata": {**meta, "generation": meta["generation"] + 1}, "spec": spec(**raw)}
@@ -114,9 +120,7 @@ def test_defect1_an_invalid_spec_keeps_the_stable_snapshot_the_rollout_and_the_r
     before = loop.status
     assert before["traffic"]["canary"] == 50 and before["rollout"]["stage"] == "Canary"
     route = loop.children[("HTTPRoute", "fraud")]
-    bad = spec("v8", traffic=GATEWAY)
-    bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
-    loop.model = {**loop.model, "spec": bad}
+    loop.break_spec("v8", traffic=GATEWAY)
     held = loop.run()
     assert (held.apply, held.prune, held.consume) == ((), (), ())
     assert loop.condition("Stalled") == ("True", "InvalidSpec")
@@ -146,9 +150,7 @@ def test_an_invalid_spec_reports_what_the_route_carries_after_a_lost_status_writ
     loop.run()
     assert loop.children[("HTTPRoute", "fraud")]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
     loop.model = {**loop.model, "status": stale}  # that pass's status write was lost
-    bad = spec("v8", traffic=GATEWAY)
-    bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
-    loop.model = {**loop.model, "spec": bad}
+    loop.break_spec("v8", traffic=GATEWAY)
     loop.run()
     assert loop.condition("Stalled") == ("True", "InvalidSpec")
     assert (loop.status["traffic"]["stable"], loop.status["traffic"]["canary"]) == (100, 0), loop.status["traffic"]
@@ -169,9 +171,7 @@ def test_a_held_status_does_not_count_a_superseded_canarys_ready_pods():
     loop.edit(version="v9")
     loop.run()
     loop.pods = lambda: v8_pods  # not replaced yet
-    bad = spec("v9")
-    bad["runtime"] = {"env": [{"name": "MODELDEPLOY_NAME", "value": "x"}]}
-    loop.model = {**loop.model, "spec": bad}
+    loop.break_spec("v9")
     loop.run()
     assert loop.condition("Stalled") == ("True", "InvalidSpec")
     assert (loop.status["traffic"]["stable"], loop.status["traffic"]["canary"]) == (100, 0), loop.status["traffic"]

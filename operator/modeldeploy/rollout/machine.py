@@ -20,14 +20,14 @@ from datetime import timedelta
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
 from ..conditions import CRASH_LOOP_WAITING_REASON
-from ..status.observed import ObservedDeployment
+from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .annotations import ABORT, PROMOTE, Requests, read_requests
-from .checks import canary_pods, canary_ready_replicas, run_builtin_checks
+from .checks import canary_ready_replicas, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
 from .inputs import Inputs
 from .report import build_report
@@ -419,15 +419,17 @@ def _route_weight(ctx: _Context, state: RolloutState) -> int:
     if not ctx.provider.weighted:
         return state.weight
     carried = ctx.inputs.weights.canary if ctx.inputs.weights is not None else 0
-    if state.weight <= carried or _canary_ready_for(ctx, state, state.weight):
+    if state.weight <= carried:
         return state.weight
-    if not canary_pods(ctx.inputs, state):
-        # No pod of the canary seen at all: right after an operator restart
-        # the watch caches fill in any order, and pulling the route to 0 until
-        # they do would flap live traffic. The built-in readiness check judges
-        # a canary whose pods really are gone.
-        return state.weight
-    return carried
+    # Counted as the report and a held status count (ready_canary_pods): pod
+    # by pod, or with no canary pod cached at all (right after an operator
+    # restart the caches fill in any order) the canary Deployment's
+    # readyReplicas, so live traffic does not flap to 0 meanwhile, while a
+    # canary whose Deployment is gone carries nothing. Promotion and the
+    # built-in checks count strictly by pod: moving forward waits for the cache.
+    revision = state.canary.revision if state.canary else None
+    ready = ready_canary_pods(ctx.inputs.observed.pods, revision, ctx.inputs.observed.canary)
+    return state.weight if ready >= canary_replicas(ctx.base, state.weight) else carried
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:

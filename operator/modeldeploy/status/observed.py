@@ -92,10 +92,12 @@ def ready_canary_pods(pods: Iterable[PodSummary], revision: str | None,
     superseded canary's pods, ready or not, though its readyReplicas still
     counts them (issue 9, invariant 4). With no canary pod in the watch cache
     at all (an operator restart: the caches fill in any order), the canary
-    Deployment's readyReplicas."""
+    Deployment's readyReplicas if it runs `revision`; no Deployment, none.
+    The machine's route weight, the report and a held status all count by
+    this one rule."""
     pods = tuple(pods)
     if not any(pod.role == "canary" for pod in pods):
-        return canary.ready_replicas if canary is not None else 0
+        return canary.ready_replicas if canary is not None and canary.revision == revision else 0
     return sum(1 for pod in pods if pod.role == "canary" and pod.revision == revision and pod.ready)
 
 

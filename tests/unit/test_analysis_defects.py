@@ -41,7 +41,7 @@ def analysed_world(answer, **fields):
     world = settled_world(v("v7", rollout=rollout))
     world.change(v("v8", rollout=rollout))
     world.analysis_answer = answer
-    for _ in range(2):
+    for _ in range(3):  # the pass that starts the canary creates it with no pod (replicas provider)
         world.reconcile()
         world.pods_ready()
     assert world.rollout["weight"] == 20 and world.rollout["lastAnalysisAt"]

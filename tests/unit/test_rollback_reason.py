@@ -47,6 +47,7 @@ def test_a_crash_looping_canary_rolls_back_with_its_last_termination_in_the_mess
     world = settled_world(v("v1"))
     world.change(v("v2"))
     world.reconcile()
+    world.reconcile()  # the canary is sized once its start is recorded (replicas provider)
     world.canary.crashing, world.canary.restarts = True, 3
     _crash_with(world, COMPLETED)
     world.reconcile()
@@ -60,6 +61,7 @@ def test_rising_restarts_roll_back_with_the_last_termination_in_the_message():
     world = settled_world(v("v1"))
     world.change(v("v2"))
     world.reconcile()
+    world.reconcile()  # the canary is sized once its start is recorded (replicas provider)
     _crash_with(world, COMPLETED)
     for restarts in range(1, 10):
         world.canary.restarts = restarts

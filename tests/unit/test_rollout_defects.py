@@ -79,10 +79,11 @@ def test_defect2_a_canary_in_flight_is_held_at_zero_and_walks_its_steps_again():
 
 
 def in_flight():
+    """v8's canary taking traffic (started, sized, at its first setWeight)."""
     world = settled_world(v("v7"))
     world.change(v("v8"))
-    run(world, 2)
-    assert world.phase == "Canary"
+    run(world, 3)
+    assert world.phase == "Canary" and world.rollout["weight"] > 0
     return world
 
 
@@ -381,6 +382,27 @@ def test_a_route_to_a_canary_whose_deployment_is_gone_carries_nothing_until_its_
     decision = world.reconcile()
     assert decision.weights.canary == 0, decision.weights
     assert decision.canary_replicas >= 1, "the canary is re-created to earn its weight back"
+
+
+def test_found_a_canary_whose_start_was_never_recorded_takes_no_client_traffic():
+    """Invariant 3, found by the property test at 2,000 examples: the pass
+    that started a canary under the replicas provider sized it for its first
+    setWeight and lost its status write; the user then broke the spec, which
+    holds everything, and the canary's pods took half the traffic while the
+    recorded rollout said none was in flight. A canary is now sized only by a
+    pass that read a status naming it: however often the start is lost, the
+    canary has no pod."""
+    world = settled_world(v("v7"))
+    recorded = world.status
+    world.change(v("v8"))
+    for _ in range(3):  # each pass's status write lost
+        decision = world.reconcile()
+        assert "CanaryStarted" in reasons(decision) and decision.canary_replicas == 0
+        world.pods_ready()
+        world.status = recorded
+    assert world.canary.ready == 0
+    run(world, 3)  # recorded now; then sized and ready; then at its first setWeight
+    assert world.rollout["weight"] == 25 and world.canary.ready == 1
 
 
 def test_after_a_restart_the_replicas_split_is_not_reported_0_before_the_pods_are_cached():

@@ -71,9 +71,13 @@ def test_default_steps_move_weight_only_as_pods_get_ready_then_promote():
     world.change(v("v8"))
     first = world.reconcile()
     assert [e.reason for e in first.events] == ["CanaryStarted"]
-    assert first.weights == ALL_STABLE and first.canary_replicas == 1  # sized for 20%, no traffic yet
+    # With `replicas` a canary pod is client traffic: the pass that starts
+    # the canary records it and creates it with no pod; the next pass, whose
+    # status names it, sizes it for 20% (no traffic until its pod is ready).
+    assert first.weights == ALL_STABLE and first.canary_replicas == 0
     assert world.phase == "Canary" and world.condition("Ready") == ("False", "CanaryInProgress")
     assert world.condition("Reconciling") == ("True", "CanaryInProgress")
+    assert world.reconcile().canary_replicas == 1
 
     world.reconcile()  # canary pod not ready yet: the weight waits
     assert world.passes[-1][0] == ALL_STABLE
@@ -257,7 +261,7 @@ def test_stable_renders_the_snapshot_after_a_rollback():
 def test_crash_looping_canary_rolls_back_naming_the_pod():
     world = settled_world(v("v7"))
     world.change(v("v8"))
-    world.reconcile()
+    run(world, 2, ready=False)  # started, then sized (replicas provider)
     world.canary.crashing, world.canary.restarts = True, 4
     decision = world.reconcile()
     assert decision.canary_replicas is None and world.phase == "RolledBack"
@@ -329,7 +333,7 @@ def analysed_world(answer, **analysis):
     world = settled_world(v("v7", rollout=spec))
     world.change(v("v8", rollout=spec))
     world.analysis_answer = answer
-    run(world, 2)
+    run(world, 3)  # started (no pod yet: replicas provider), sized, at 20%
     assert world.rollout["weight"] == 20 and world.rollout["lastAnalysisAt"]
     return world
 

@@ -176,7 +176,16 @@ def _new_revision(ctx: _Context) -> Decision | None:
     )
     # A bare "true" request seen in this pass was aimed at what came before.
     ctx = replace(ctx, requests=read_requests(inputs.annotations, inputs.revision, new_revision=True))
-    return _prepend(_canary(ctx, fresh), (*events, started), history)
+    decision = _canary(ctx, fresh)
+    if not ctx.provider.weighted and decision.state.stage == Stage.CANARY and decision.canary_replicas:
+        # With `replicas` a ready canary pod is client traffic. Its pods
+        # come with the next pass, once the status names the canary: if this
+        # pass's status write is lost, no serving canary is left that only
+        # the lost status explains (a spec broken next would hold it serving
+        # while the recorded rollout says none is in flight; issue 9,
+        # invariant 3, found by the property test).
+        decision = _active_decision(ctx, decision.state, canary=0, requeue=POLL_SECONDS)
+    return _prepend(decision, (*events, started), history)
 
 
 def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:

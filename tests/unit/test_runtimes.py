@@ -24,7 +24,9 @@ def test_images_are_pinned(runtime_table):
 
 def test_readiness_waits_for_the_model_not_the_process(runtime_table):
     paths = {fmt: entry.readiness_probe.path for fmt, entry in runtime_table.formats.items()}
-    assert paths["sklearn"] == paths["onnx"] == "/v2/health/ready"
+    # MLServer answers /v2/health/ready with no model loaded: ask about the model.
+    assert paths["sklearn"] == paths["xgboost"] == paths["lightgbm"] == "/v2/models/$(MODELDEPLOY_NAME)/ready"
+    assert paths["onnx"] == "/v2/health/ready"  # Triton: ready once every model is loaded
     assert paths["huggingface"] == "/health"
 
 
@@ -94,7 +96,7 @@ def test_spec_runtime_overrides_field_by_field(runtime_table):
     runtime = resolve_runtime(spec, runtime_table)
     assert runtime.image == "docker.io/seldonio/mlserver:1.7.1-slim"
     assert runtime.port == 8080  # from the table
-    assert runtime.readiness.path == "/v2/health/ready"  # from the table
+    assert runtime.readiness.path == "/v2/models/$(MODELDEPLOY_NAME)/ready"  # from the table
     names = [v["name"] for v in runtime.env]
     assert names[0] == "MLSERVER_MODEL_IMPLEMENTATION" and names[-1] == "EXTRA"  # replaced in place
     assert runtime.env[0]["value"] == "custom.Model"

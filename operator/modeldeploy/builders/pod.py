@@ -86,7 +86,7 @@ def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str
         container["args"] = list(runtime.args)
     container["ports"] = [{"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"}]
     container["env"] = _env(spec, runtime, name)
-    container["readinessProbe"] = _readiness_probe(runtime)
+    container["readinessProbe"] = _readiness_probe(runtime, {var["name"]: var["value"] for var in container["env"][:3]})
     resources = spec.resources.model_dump(mode="json", exclude_defaults=True)
     if resources:
         container["resources"] = resources
@@ -106,13 +106,20 @@ def _env(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str) -> list
     return ours + [copy.deepcopy(var) for var in runtime.env if var["name"] not in reserved]
 
 
-def _readiness_probe(runtime: ResolvedRuntime) -> dict[str, Any]:
+def _readiness_probe(runtime: ResolvedRuntime, ours: dict[str, str]) -> dict[str, Any]:
+    """`ours`: the MODELDEPLOY_* variables. The kubelet expands no $(VAR) in a
+    probe, so the builder does, for ours: a path like
+    /v2/models/$(MODELDEPLOY_NAME)/ready asks about this model, not just the
+    server (MLServer's /v2/health/ready says ready with no model loaded)."""
     probe = runtime.readiness
     if probe is None:
         # A custom image without a known health path: the best we can check is the port.
         return {"tcpSocket": {"port": PORT_NAME}, "periodSeconds": 5, "failureThreshold": 3}
+    path = probe.path
+    for var, value in ours.items():
+        path = path.replace(f"$({var})", value)
     return {
-        "httpGet": {"path": probe.path, "port": PORT_NAME},
+        "httpGet": {"path": path, "port": PORT_NAME},
         "initialDelaySeconds": probe.initial_delay_seconds,
         "periodSeconds": probe.period_seconds,
         "timeoutSeconds": probe.timeout_seconds,

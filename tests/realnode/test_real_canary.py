@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import math
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 from support import real_node
+from support.inference import answers, model_on_real_node, predict_once, sklearn_from_store
 from support.model_store import pod_facing_host, train_sklearn_model
 from support.models import apply_md, get_md, is_true, model_deployment, status_view
 from support.waiting import wait_until
@@ -21,37 +19,6 @@ NAME_LABEL = "modeldeploy.io/name"
 # Standard deviations of a binomial share allowed between the measured split
 # and status.traffic: a correct split fails about once in 16,000 runs.
 SIGMAS = 4
-
-
-def on_real_node(doc: dict) -> dict:
-    doc["spec"]["nodeSelector"] = {real_node.KIND_LABEL[0]: real_node.KIND_LABEL[1]}
-    doc["spec"]["tolerations"] = [{"key": real_node.TAINT, "operator": "Exists", "effect": "NoSchedule"}]
-    return doc
-
-
-def predict_once(url: str, name: str, row: list[float]):
-    """One V2 inference request on a new connection (urllib opens one per
-    request: kube-proxy in iptables mode picks the pod per connection)."""
-    body = {"inputs": [{"name": "predict", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
-    request = urllib.request.Request(f"{url}/v2/models/{name}/infer", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", "Connection": "close"},
-                                     method="POST")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        [output] = json.loads(resp.read())["outputs"]
-    return output["data"][0]
-
-
-def answers(url: str, name: str, row: list[float], count: int, workers: int = 4) -> list:
-    """`count` predictions of `row`, each on its own connection; an error is kept as its text."""
-    def one(_):
-        try:
-            return predict_once(url, name, row)
-        except urllib.error.HTTPError as exc:
-            return f"error: HTTP {exc.code} {exc.read()[:200]!r}"
-        except Exception as exc:  # noqa: BLE001 - counted, then asserted on
-            return f"error: {exc!r}"
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(one, range(count)))
 
 
 def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffic(
@@ -70,10 +37,8 @@ def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffi
     cluster.apply(ns, model_store.secret("model-store", host=host))
 
     # Two stable pods; a step of 34% is one canary pod next to them: 1/3 of the ready pods.
-    doc = on_real_node(model_deployment(name, replicas=2, rollout={"steps": [{"setWeight": 34}, {"pause": {}}]}))
-    doc["spec"]["model"] = {"uri": model_store.uri(f"{ns}/{name}/v1"), "version": "v1", "format": "sklearn",
-                            "credentials": {"secretName": "model-store"}}
-    doc["spec"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    doc = model_on_real_node(model_deployment(name, replicas=2, rollout={"steps": [{"setWeight": 34}, {"pause": {}}]}))
+    sklearn_from_store(doc, model_store, f"{ns}/{name}/v1", "v1")
     apply_md(cluster, ns, doc)
 
     selector = f"{NAME_LABEL}={name}"

@@ -9,17 +9,12 @@ import json
 import urllib.request
 
 from support import real_node
+from support.inference import model_on_real_node, sklearn_from_store
 from support.model_store import pod_facing_host, train_sklearn_model
 from support.models import apply_md, condition, get_md, is_true, model_deployment, status_view
 from support.waiting import wait_until
 
 NAME_LABEL = "modeldeploy.io/name"
-
-
-def on_real_node(doc: dict) -> dict:
-    doc["spec"]["nodeSelector"] = {real_node.KIND_LABEL[0]: real_node.KIND_LABEL[1]}
-    doc["spec"]["tolerations"] = [{"key": real_node.TAINT, "operator": "Exists", "effect": "NoSchedule"}]
-    return doc
 
 
 def infer(url: str, name: str, rows) -> dict:
@@ -46,10 +41,8 @@ def test_a_trained_sklearn_model_loads_on_mlserver_and_answers_through_its_servi
     assert host, f"no NODE_HOST_IP in {cluster.dir / 'ports'}: the cluster has no real node"
     cluster.apply(ns, model_store.secret("model-store", host=host))
 
-    doc = on_real_node(model_deployment(name, replicas=1))
-    doc["spec"]["model"] = {"uri": model_store.uri(f"{ns}/{name}/v1"), "version": "v1", "format": "sklearn",
-                            "credentials": {"secretName": "model-store"}}
-    doc["spec"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    doc = model_on_real_node(model_deployment(name, replicas=1))
+    sklearn_from_store(doc, model_store, f"{ns}/{name}/v1", "v1")
     apply_md(cluster, ns, doc)
 
     selector = f"{NAME_LABEL}={name}"

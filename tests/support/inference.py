@@ -1,0 +1,51 @@
+"""Talking to real models on real-0: placing a ModelDeployment there and
+sending V2 inference requests through its Service (tests/realnode)."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from support import real_node
+
+
+def model_on_real_node(doc: dict) -> dict:
+    """A ModelDeployment document whose pods run on real-0 (its label and taint)."""
+    doc["spec"]["nodeSelector"] = {real_node.KIND_LABEL[0]: real_node.KIND_LABEL[1]}
+    doc["spec"]["tolerations"] = [{"key": real_node.TAINT, "operator": "Exists", "effect": "NoSchedule"}]
+    return doc
+
+
+def sklearn_from_store(doc: dict, model_store, path: str, version: str) -> dict:
+    """Point `doc` at an sklearn model in the model store, read with the
+    user's Secret `model-store`, on a pod small enough for the 2 cores."""
+    doc["spec"]["model"] = {"uri": model_store.uri(path), "version": version, "format": "sklearn",
+                            "credentials": {"secretName": "model-store"}}
+    doc["spec"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    return doc
+
+
+def predict_once(url: str, name: str, row: list[float]):
+    """One V2 inference request on a new connection (urllib opens one per
+    request: kube-proxy in iptables mode picks the pod per connection)."""
+    body = {"inputs": [{"name": "predict", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
+    request = urllib.request.Request(f"{url}/v2/models/{name}/infer", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", "Connection": "close"},
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        [output] = json.loads(resp.read())["outputs"]
+    return output["data"][0]
+
+
+def answers(url: str, name: str, row: list[float], count: int, workers: int = 4) -> list:
+    """`count` predictions of `row`, each on its own connection; an error is kept as its text."""
+    def one(_):
+        try:
+            return predict_once(url, name, row)
+        except urllib.error.HTTPError as exc:
+            return f"error: HTTP {exc.code} {exc.read()[:200]!r}"
+        except Exception as exc:  # noqa: BLE001 - counted, then asserted on
+            return f"error: {exc!r}"
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, range(count)))

@@ -59,12 +59,14 @@ states the promise as the README does. They are checked after every step
 every run by letting time pass under the same world (the operator passing as
 the real one would: on changes, requeues and the resync).
 
-Examples: MODELDEPLOY_SAFETY_EXAMPLES (default 120 runs of up to 30 steps in
-`make test`, because 2,000 still find two open defects, both after lost status
-writes (issue 9 closing note); at 2,000, about 60,000 actions; at the 120 used for the table above, the slowest revert
-took 107, so the default catches each of them many times over: ~85 ms of CPU
-per run; 1,000 took 272 s wall on the 2-core machine while a cold Go build and
-real-node tests shared it, 2,000 about 330 s on a quieter one). A long soak:
+Examples: MODELDEPLOY_SAFETY_EXAMPLES per half (default 1,000 runs of up to
+30 steps). `make test` runs two halves, this module and
+test_rollout_safety_second_half.py (the same machine, its own random
+examples), which pytest-xdist runs side by side: 2,000 runs, about 60,000
+actions. ~85 ms of CPU per run; 1,000 took 272 s wall on the 2-core machine
+while a cold Go build and real-node tests shared it, 2,000 about 330 s on a
+quieter one. At the 120 used for the table above the slowest revert took 107,
+so the default catches each of them many times over. A long soak:
 
     MODELDEPLOY_SAFETY_EXAMPLES=5000 .venv/bin/pytest tests/unit/test_rollout_safety.py -q -p no:cacheprovider
 
@@ -99,7 +101,7 @@ from support.fake_cluster import (ANSWERS, BEHAVIOURS, CRASH_LOOP, INF, NAN, PAS
 
 TABLE = load_runtime_table()
 NAME = "fraud"
-EXAMPLES = int(os.environ.get("MODELDEPLOY_SAFETY_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("MODELDEPLOY_SAFETY_EXAMPLES", "1000"))
 # Check only these invariants (e.g. "3,4"): to minimise one failure at a time.
 ONLY = {int(n) for n in os.environ.get("MODELDEPLOY_SAFETY_INVARIANTS", "").replace(",", " ").split()}
 settings.register_profile(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -136,25 +137,39 @@ def test_run_install_crd_is_ready_only_when_an_apply_succeeds(fresh_cluster, tmp
 
 
 def test_make_demo_tells_the_whole_story_from_a_cluster_without_the_crd(fresh_cluster):
-    """`make demo` on a warm machine, on a control plane that is up but has
-    never seen a ModelDeployment: it installs the CRD, waits for the
-    operator, tells the story, and stops what it started."""
+    """`make demo` on a warm machine (the serving images in the cache), on a
+    control plane that is up, with its real node, but has never seen a
+    ModelDeployment: it installs the CRD, waits for the operator, tells the
+    story with real MLServer pods on real-0 (real predictions, real request
+    counts), and stops what it started. The images' import into this
+    cluster's new node is part of the time."""
     without_crd(fresh_cluster)
     env = {**fresh_cluster.env, "CLUSTER_DIR": str(fresh_cluster.dir)}
     started = time.monotonic()
     proc = subprocess.run(["make", "--no-print-directory", "demo"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=900)
     took = time.monotonic() - started
     out = proc.stdout
-    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
-    for step in range(1, 8):
-        assert f"[{step}/7]" in out, out
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    for step in range(1, 9):
+        assert f"[{step}/8]" in out, out
     assert "the operator is ready" in out
-    assert out.index("the operator is ready") < out.index("[3/7] deploying"), out
-    assert "promoted: v2 is the stable revision" in out
-    assert "rolled back: rolled back v3" in out and "serves the stable v2" in out
+    assert out.index("the operator is ready") < out.index("[4/8] deploying"), out
+    # A real prediction from v1, through the Service's ClusterIP.
+    assert re.search(r"a real prediction: POST http://[\d.]+/v2/models/fraud-detector/infer .* -> class \d+ "
+                     r"\(from v1\)", out), out
+    # The canary: both versions answered real requests, none failed, next to status.traffic.
+    canary = re.search(r"200 real requests: v1 (\d+), v2 (\d+) \(status.traffic: stable (\d+)%, canary (\d+)%\)", out)
+    assert canary, out
+    v1, v2, stable, weight = map(int, canary.groups())
+    assert v1 + v2 == 200 and v1 > 0 and v2 > 0 and stable + weight == 100 and 0 < weight < 100, canary.group(0)
+    assert "promoted: v2 is the stable revision; 50 real requests: v1 0, v2 50" in out, out
+    # The broken v3 rolled back on its real crash while v2 answered every request.
+    assert "rolled back: rolled back v3" in out and "serves the stable v2" in out, out
+    episode = re.search(r"rolled back \(\d+s\), (\d+) real requests: v1 0, v2 (\d+)\n", out)
+    assert episode and episode.group(1) == episode.group(2) and int(episode.group(1)) > 0, out
     assert "Promoted" in out and "RolledBack" in out  # the history it prints
-    print(f"make demo (warm, CRD absent) took {took:.0f}s")
+    print(f"make demo (warm, CRD absent, images imported into a new real node) took {took:.0f}s")
     # It stopped what it started and left the cluster it found, with the CRD
     # it installed; its ModelDeployment is gone or going with its namespace.
     assert cluster_is_up(fresh_cluster.dir)

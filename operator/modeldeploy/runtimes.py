@@ -44,6 +44,9 @@ class RuntimeEntry(_TableModel):
     run_as_user: int = Field(DEFAULT_RUN_AS_USER, ge=1)
     model_mount_path: str = Field(DEFAULT_MODEL_MOUNT_PATH, pattern=r"^/")
     readiness_probe: ReadinessProbe
+    # Seconds a terminating pod keeps serving before the server gets SIGTERM
+    # (a preStop sleep): kube-proxy and the routes drop its endpoint first.
+    drain_seconds: int = Field(0, ge=0, le=120)
 
 
 class StorageInitializer(_TableModel):
@@ -97,6 +100,7 @@ class ResolvedRuntime:
     model_mount_path: str
     readiness: ReadinessProbe | None  # None: only check that the port accepts connections
     storage_initializer: StorageInitializer
+    drain_seconds: int = 0  # 0 is left out of the revision hash (builders.revision)
 
 
 def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedRuntime:
@@ -123,6 +127,7 @@ def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedR
         model_mount_path=entry.model_mount_path if entry else DEFAULT_MODEL_MOUNT_PATH,
         readiness=readiness,
         storage_initializer=table.storage_initializer,
+        drain_seconds=entry.drain_seconds if entry else 0,
     )
 
 
@@ -130,13 +135,16 @@ def runtime_to_wire(runtime: ResolvedRuntime) -> dict:
     """A resolved runtime as JSON (status.stable.runtime): what the stable
     revision was rolled out with, kept so a new runtime table does not
     re-template it (see reconcile.plan)."""
-    return {
+    wire = {
         "image": runtime.image, "port": runtime.port, "command": list(runtime.command), "args": list(runtime.args),
         "env": [dict(var) for var in runtime.env], "runAsUser": runtime.run_as_user,
         "modelMountPath": runtime.model_mount_path,
         "readiness": runtime.readiness.model_dump(mode="json", by_alias=True) if runtime.readiness else None,
         "storageInitializer": runtime.storage_initializer.model_dump(mode="json", by_alias=True),
     }
+    if runtime.drain_seconds:
+        wire["drainSeconds"] = runtime.drain_seconds
+    return wire
 
 
 def runtime_from_wire(wire) -> ResolvedRuntime | None:
@@ -149,6 +157,7 @@ def runtime_from_wire(wire) -> ResolvedRuntime | None:
             run_as_user=int(wire["runAsUser"]), model_mount_path=wire["modelMountPath"],
             readiness=ReadinessProbe.model_validate(wire["readiness"]) if wire.get("readiness") else None,
             storage_initializer=StorageInitializer.model_validate(wire["storageInitializer"]),
+            drain_seconds=int(wire.get("drainSeconds") or 0),
         )
     except (KeyError, TypeError, ValueError, ValidationError):
         return None

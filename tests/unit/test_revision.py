@@ -97,10 +97,12 @@ def test_a_spec_without_credentials_keeps_the_revision_it_had_before_the_field(t
     """spec.model.credentials is new: the dump the revision hashes leaves it out
     when unset, so upgrading the operator does not roll out every model.
     Measured with the runtime table of that operator (MLServer's readiness
-    path has changed since; a stable model keeps the runtime it was rolled
-    out with anyway, status.stable.runtime)."""
+    path and drainSeconds came since; a stable model keeps the runtime it was
+    rolled out with anyway, status.stable.runtime). A runtime without
+    drainSeconds hashes as before the field existed."""
     shipped = Path(modeldeploy.__file__).parent / "data" / "runtimes.yaml"
     then = tmp_path / "runtimes.yaml"
-    then.write_text(shipped.read_text().replace("/v2/models/$(MODELDEPLOY_NAME)/ready", "/v2/health/ready"))
+    text = shipped.read_text().replace("/v2/models/$(MODELDEPLOY_NAME)/ready", "/v2/health/ready")
+    then.write_text("\n".join(line for line in text.splitlines() if "drainSeconds:" not in line))
     table = load_runtime_table(then)
     assert revision_of({}, table) == "2699209bdc"  # as computed by the operator before the field existed

@@ -87,6 +87,12 @@ def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str
     container["ports"] = [{"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"}]
     container["env"] = _env(spec, runtime, name)
     container["readinessProbe"] = _readiness_probe(runtime, {var["name"]: var["value"] for var in container["env"][:3]})
+    if runtime.drain_seconds:
+        # A terminating pod keeps answering while kube-proxy and the routes
+        # drop its endpoint; only then does the server get SIGTERM (MLServer
+        # fails requests from SIGTERM on). The kubelet's own sleep: no shell
+        # needed in the image.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": runtime.drain_seconds}}}
     resources = spec.resources.model_dump(mode="json", exclude_defaults=True)
     if resources:
         container["resources"] = resources

@@ -46,7 +46,11 @@ def _fields(runtime: ResolvedRuntime) -> dict:
     # of a reconcile pass): the result is only serialized, never kept or
     # changed, and no field is itself a dataclass (the table models go through
     # _plain, the env dicts and tuples serialize as they are).
-    return {field.name: getattr(runtime, field.name) for field in _RUNTIME_FIELDS}
+    fields = {field.name: getattr(runtime, field.name) for field in _RUNTIME_FIELDS}
+    if not fields["drain_seconds"]:
+        # Added later: absent when unset, so every revision hashed before it stays the same.
+        del fields["drain_seconds"]
+    return fields
 
 
 _RUNTIME_FIELDS = dataclasses.fields(ResolvedRuntime)

@@ -209,11 +209,14 @@ def running_model_store(workdir: Path, *, bind: str | None = None, bucket: str =
 
 # -- What goes into the store --------------------------------------------------
 
-def train_sklearn_model(directory: Path, *, variant: int = 1):
+def train_sklearn_model(directory: Path, *, variant: int = 1, features_used: int = 4):
     """A small scikit-learn classifier on the iris data scikit-learn ships,
     saved as `model.joblib` in `directory` (what MLServer's sklearn runtime
     loads). Variant 2 learns shifted labels, so its predictions differ from
-    variant 1's on the same input. Returns (model, sample inputs)."""
+    variant 1's on the same input. `features_used` < 4 trains on the first
+    columns only: such a model loads, but refuses every 4-feature request (a
+    model that answers with errors). Returns (model, sample inputs of all 4
+    features)."""
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
@@ -222,7 +225,7 @@ def train_sklearn_model(directory: Path, *, variant: int = 1):
     if variant != 1:
         labels = (labels + variant - 1) % 3
     # A tree: deterministic with a seed, and no numerical solver between versions.
-    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(features, labels)
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(features[:, :features_used], labels)
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, directory / "model.joblib")
     return model, features[::15]

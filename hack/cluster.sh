@@ -284,6 +284,7 @@ up() {
       local ready=$(($(real_node_ready_at) - t_real))
       echo "REAL_NODE_READY_SECONDS=$ready" >>"$dir/ports"
       say "real node $REAL_NODE_NAME Ready ${ready}s after it started"
+      real_node_publish_apiserver || say "real node: could not publish the API server as the kubernetes Service's endpoints"
     else
       real_node_failed "it did not become Ready within 90s"
     fi

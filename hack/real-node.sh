@@ -304,6 +304,28 @@ real_node_up() {
   start_kube_proxy
 }
 
+# real_node_publish_apiserver: the `kubernetes` Service's endpoints, at the
+# host's end of the node's link. With the real node the API server listens on
+# every address and its certificate names that address and the Service IP,
+# but --endpoint-reconciler-type=none leaves the Service without endpoints:
+# written here, pods on real-0 (the operator's own, installed from
+# manifests/) reach the API with the in-cluster configuration, as anywhere.
+real_node_publish_apiserver() {
+  "$kubectl" apply -f - >/dev/null <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kubernetes-real-node
+  namespace: default
+  labels:
+    kubernetes.io/service-name: kubernetes
+    endpointslice.kubernetes.io/managed-by: hack.modeldeploy.io
+addressType: IPv4
+ports: [{name: https, port: $APISERVER_PORT, protocol: TCP}]
+endpoints: [{addresses: ["$NODE_HOST_IP"], conditions: {ready: true}}]
+EOF
+}
+
 real_node_ready() {
   [[ $("$kubectl" get node "$REAL_NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }

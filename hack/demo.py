@@ -138,6 +138,10 @@ def ready_on(version: str):
         (s.get("stable") or {}).get("modelVersion") == version and not s.get("canary")
 
 
+def shown_path(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -296,7 +300,7 @@ def story(cluster_was_up: bool) -> None:
                     env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             took = wait_operator_ready(operator, health_url, log_path)
             info(f"the operator is ready ({took:.1f}s; runtimes {images.runtimes.name}, "
-                 f"log {os.path.relpath(log_path, REPO)}): the API serves ModelDeployments")
+                 f"log {shown_path(log_path)}): the API serves ModelDeployments")
             doc = model_on_real_node(yaml.safe_load((REPO / "examples" / "demo" / f"{NAME}.yaml").read_text()))
 
             def version(v: str) -> str:

@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
-# The operator image: `make image`. Untested in this repository's CI (no
-# Docker engine there); tests/unit/test_manifests.py checks its shape.
+# The operator image: `make image`. Docker never runs it here (no Docker
+# engine); tests/unit/test_manifests.py checks its shape, and
+# tests/unit/test_operator_image_recipe.py that hack/images/build.py's
+# `operator` image (`make image-local`: built without Docker on Debian 12's
+# python3.11) has the same venv, pip removal, compileall, user, Env, ports,
+# Entrypoint and Cmd.
 #
 # Both stages use the same pinned base, so the venv built in the first runs
 # unchanged in the second (its interpreter is /usr/local/bin/python3.11).

@@ -102,6 +102,12 @@ manifests: venv ## refresh the generated files in manifests/ (CRD copy, Argo CD 
 image: ## build the operator image (IMAGE=...) with Docker (untested here)
 	docker build -t $(IMAGE) .
 
+# The Dockerfile's recipe without Docker (hack/images/build.py's `operator`),
+# an OCI archive in ~/.cache/modeldeploy/images; needs root. Not in `make images`.
+.PHONY: image-local
+image-local: venv ## build the operator image without Docker, as an OCI archive (about 90 s; needs root)
+	@hack/images/build.sh operator >/dev/null
+
 kind-up: ## create a kind cluster (KIND_CLUSTER=modeldeploy) (untested here)
 	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)' --kubeconfig '$(KIND_KUBECONFIG)'
 

@@ -18,6 +18,15 @@ Each image is one OCI archive for `ctr -n k8s.io images import`:
     storage-initializer
                  + /opt/venv with kserve-storage 0.16.0 (pinned likewise) and
                  KServe's entrypoint path, called as `<image> <uri> <dest>`.
+    operator     (only on request: `build.sh operator`, `make image-local`)
+                 the Dockerfile's recipe on this base: a venv at /opt/modeldeploy
+                 with the pins of the project's .venv (hack/images/operator/
+                 requirements.txt, hashed) and the project's own wheel, built in
+                 a throwaway venv (build-requirements.txt) from a copy of
+                 pyproject.toml, README.md and operator/ (no __pycache__, .pyc or
+                 egg-info, as .dockerignore); pip removed, bytecode compiled; user
+                 65532:65532 and the Dockerfile's Env, ports, Entrypoint and Cmd
+                 (tests/unit/test_operator_image_recipe.py keeps the two in step).
 
 Cache layout (~/.cache/modeldeploy/images, or $XDG_CACHE_HOME/modeldeploy/images):
 
@@ -29,8 +38,9 @@ Cache layout (~/.cache/modeldeploy/images, or $XDG_CACHE_HOME/modeldeploy/images
     runtimes-<hash>.yaml                            the shipped table, images replaced
 
 A key is a hash of the recipe (the data below, the requirement locks, the
-entrypoint and the OCI writer), so a changed recipe builds anew and a warm
-cache returns at once. Debian packages come from the bookworm mirror as it is
+entrypoint, the repository files an image copies in, names and contents, and
+the OCI writer), so a changed recipe builds anew and a warm cache returns at
+once. Debian packages come from the bookworm mirror as it is
 on the day of the build (no snapshot mirror is reachable here); the versions
 installed are written to packages.txt. Progress goes to stderr, one line per
 step with about how long it takes; the commands' own output to build.log next
@@ -55,15 +65,19 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import local_runtimes  # noqa: E402
 import oci  # noqa: E402
 
-CHROOT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's, the python images' too
+CHROOT_PATH = "/opt/venv/bin:" + DEFAULT_PATH
+OPERATOR_VENV = "/opt/modeldeploy"
 
 # The shared base rootfs. Everything here is part of its key.
 BASE = {
@@ -133,6 +147,35 @@ RECIPES = {
         },
         "check": ["python", "-c", "import kserve_storage, boto3, requests"],
     },
+    # The Dockerfile's image (tests/unit/test_operator_image_recipe.py compares them).
+    "operator": {
+        "version": tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"],
+        "on_request": True,  # not in `make images`: the real node runs the operator from the clone
+        "python": "3.11",  # Debian 12's python3; checked in the chroot, and against the Dockerfile's base
+        "venv": OPERATOR_VENV,
+        "requirements": "operator/requirements.txt",
+        # The project itself: these repository paths are copied to /tmp/src, its
+        # wheel built there by a venv with these build requirements, then installed.
+        "source": ["pyproject.toml", "README.md", "operator"],
+        "build_requirements": "operator/build-requirements.txt",
+        # Run after the install, as the Dockerfile's RUN does.
+        "finish": [[f"{OPERATOR_VENV}/bin/pip", "uninstall", "--yes", "pip"],
+                   [f"{OPERATOR_VENV}/bin/python", "-m", "compileall", "-q", OPERATOR_VENV]],
+        "files": {},
+        "dirs": {},
+        "config": {
+            "entrypoint": ["modeldeploy"],
+            "cmd": ["run", "--liveness=http://0.0.0.0:8081/healthz", "--metrics-port=8080"],
+            # LANG as python:3.11-slim-bookworm sets it.
+            "env": [f"PATH={OPERATOR_VENV}/bin:" + DEFAULT_PATH, *LANG_ENV, "PYTHONDONTWRITEBYTECODE=1",
+                    "PYTHONUNBUFFERED=1"],
+            "user": "65532:65532",
+            "exposed_ports": ["8080/tcp", "8081/tcp"],  # metrics, liveness
+        },
+        # As the image's user, after pip is gone and the bytecode compiled.
+        "check": ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups",
+                  f"{OPERATOR_VENV}/bin/modeldeploy", "--help"],
+    },
 }
 REPOSITORY = "localhost/modeldeploy"
 # How the venvs are filled: only wheels, every one pinned by hash, nothing
@@ -146,6 +189,12 @@ PIP_INSTALL = ["--no-index", "--find-links", "/mnt/wheels", *PIP_WHEELS]
 # an image holds.
 BUILD_REVISION = 1
 
+
+def pip_wheels(requirements: str) -> list[str]:
+    """PIP_WHEELS for a lock other than /tmp/requirements.txt."""
+    return [requirements if arg == "/tmp/requirements.txt" else arg for arg in PIP_WHEELS]
+
+
 # Seconds each step takes on the 2-core machine with an empty cache, the venv
 # steps including the wheels' download: 5 min 18 s in all, measured at a load
 # average of about 4; three times as long under a load of 8 to 13.
@@ -153,6 +202,7 @@ ESTIMATES = {
     "base": 90, "base-layer": 20,
     "mlserver": 100, "mlserver-layer": 40,
     "storage-initializer": 45, "storage-initializer-layer": 15,
+    "operator": 70, "operator-layer": 20,  # measured: 69 s and 19 s, the wheels' download included
 }
 
 
@@ -219,10 +269,36 @@ def base_key() -> str:
                (HERE / "oci.py").read_bytes())
 
 
+def source_files(recipe: dict) -> list[str]:
+    """The repository files a recipe copies in, relative and sorted: what
+    .dockerignore lets through, without bytecode caches and egg-info."""
+    found = []
+    for entry in recipe.get("source", ()):
+        path = REPO / entry
+        if not path.is_dir():
+            found.append(entry)
+            continue
+        for file in path.rglob("*"):
+            rel = file.relative_to(REPO)
+            if (file.is_file() and file.suffix != ".pyc"
+                    and not any(part == "__pycache__" or part.endswith(".egg-info") for part in rel.parts)):
+                found.append(rel.as_posix())
+    return sorted(found)
+
+
+@functools.cache  # read once: the image holds what its key hashed, whatever is edited meanwhile
+def sources(name: str) -> dict[str, bytes]:
+    return {src: (REPO / src).read_bytes() for src in source_files(RECIPES[name])}
+
+
 @functools.cache  # read once: an edit during a build does not move the build's own paths
 def image_key(name: str) -> str:
     recipe = RECIPES[name]
     files = [(HERE / recipe["requirements"]).read_bytes()] + [(HERE / src).read_bytes() for src in sorted(recipe["files"])]
+    if "build_requirements" in recipe:
+        files.append((HERE / recipe["build_requirements"]).read_bytes())
+    for src, data in sources(name).items():  # name and content of every file copied in
+        files += [src, data]
     return sha(base_key(), name, json.dumps(recipe, sort_keys=True), json.dumps(PIP_INSTALL), str(BUILD_REVISION),
                *files, (HERE / "oci.py").read_bytes())
 
@@ -327,18 +403,45 @@ def build_image(name: str, base_rootfs: Path, base_layer: oci.Layer) -> dict:
     wheels = cache_root() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     ref = image_ref(name)
-    with step(f"building the {name} rootfs: a venv with {recipe['requirements']} (pip)", name, log):
+    venv = recipe.get("venv", "/opt/venv")
+    what = f"a venv with {recipe['requirements']}" + (f" and the project ({', '.join(recipe['source'])})"
+                                                       if "source" in recipe else "")
+    with step(f"building the {name} rootfs: {what} (pip)", name, log):
         with mounted(log, "-t", "overlay", "overlay", "-o",
                      f"lowerdir={base_rootfs},upperdir={upper},workdir={ovl}", target=merged):
             (merged / "mnt" / "wheels").mkdir(parents=True, exist_ok=True)
             with mounted(log, "--bind", str(wheels), target=merged / "mnt" / "wheels"):
                 shutil.copy(HERE / recipe["requirements"], merged / "tmp" / "requirements.txt")
                 shutil.copy(host_ca_bundle(), merged / "tmp" / "host-ca.crt")
-                chroot(log, merged, "python3", "-m", "venv", "/opt/venv")
+                if "python" in recipe:  # the base's python3 is the one the recipe names
+                    chroot(log, merged, "python3", "-c",
+                           f"import sys; assert '%d.%d' % sys.version_info[:2] == {recipe['python']!r}, sys.version")
+                chroot(log, merged, "python3", "-m", "venv", venv)
                 chroot(log, merged, "/usr/bin/env", "PIP_CERT=/tmp/host-ca.crt", *pip_index_env(),
-                       "/opt/venv/bin/pip", "download", "--no-cache-dir", "--dest", "/mnt/wheels", *PIP_WHEELS)
-                chroot(log, merged, "/opt/venv/bin/pip", "install", "--no-cache-dir", *PIP_INSTALL)
-                chroot(log, merged, "/opt/venv/bin/pip", "check")
+                       f"{venv}/bin/pip", "download", "--no-cache-dir", "--dest", "/mnt/wheels", *PIP_WHEELS)
+                chroot(log, merged, f"{venv}/bin/pip", "install", "--no-cache-dir", *PIP_INSTALL)
+                if "source" in recipe:
+                    # The project's wheel, built from a copy of its files in a
+                    # throwaway venv under /tmp (which no layer holds).
+                    shutil.copy(HERE / recipe["build_requirements"], merged / "tmp" / "build-requirements.txt")
+                    for src, data in sources(name).items():
+                        target = merged / "tmp" / "src" / src
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(data)
+                    build_wheels = pip_wheels("/tmp/build-requirements.txt")
+                    chroot(log, merged, "python3", "-m", "venv", "/tmp/build-venv")
+                    chroot(log, merged, "/usr/bin/env", "PIP_CERT=/tmp/host-ca.crt", *pip_index_env(),
+                           "/tmp/build-venv/bin/pip", "download", "--no-cache-dir", "--dest", "/mnt/wheels", *build_wheels)
+                    chroot(log, merged, "/tmp/build-venv/bin/pip", "install", "--no-cache-dir", "--no-index",
+                           "--find-links", "/mnt/wheels", *build_wheels)
+                    chroot(log, merged, "/tmp/build-venv/bin/pip", "wheel", "--no-cache-dir", "--no-deps", "--no-index",
+                           "--no-build-isolation", "--wheel-dir", "/tmp/dist", "/tmp/src")
+                    built = sorted((merged / "tmp" / "dist").glob("*.whl"))
+                    if len(built) != 1:
+                        raise StepFailed(f"expected one wheel in /tmp/dist, found {[w.name for w in built]}")
+                    chroot(log, merged, f"{venv}/bin/pip", "install", "--no-cache-dir", "--no-index", "--no-deps",
+                           f"/tmp/dist/{built[0].name}")
+                chroot(log, merged, f"{venv}/bin/pip", "check")
             for src, (dest, mode) in recipe["files"].items():
                 target = merged / dest.lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -348,23 +451,29 @@ def build_image(name: str, base_rootfs: Path, base_layer: oci.Layer) -> dict:
                 target = merged / directory.lstrip("/")
                 target.mkdir(parents=True, exist_ok=True)
                 os.chown(target, owner, owner)
-            chroot(log, merged, *recipe["check"])
-            frozen = subprocess.run(["chroot", str(merged), "/opt/venv/bin/pip", "freeze", "--all"],
+            frozen = subprocess.run(["chroot", str(merged), f"{venv}/bin/pip", "freeze", "--all"],
                                     capture_output=True, text=True, check=True).stdout
+            for command in recipe.get("finish", ()):
+                chroot(log, merged, *command)
+            chroot(log, merged, *recipe["check"])
         debian = (base_rootfs.parent / "packages.txt").read_text()
-        (out / "packages.txt").write_text("# Debian packages (dpkg-query -W)\n" + debian + "# /opt/venv (pip freeze --all)\n" + frozen)
+        finish = "".join(f"# then: {' '.join(command)}\n" for command in recipe.get("finish", ()))
+        (out / "packages.txt").write_text("# Debian packages (dpkg-query -W)\n" + debian + f"# {venv} (pip freeze --all)\n"
+                                          + frozen + finish)
     with step(f"writing the {name} layer and the OCI archive", f"{name}-layer", log):
         layer = oci.write_layer(upper, work, exclude=excluded)
         cfg = recipe["config"]
         config = oci.ImageConfig(
             entrypoint=tuple(cfg.get("entrypoint", ())), cmd=tuple(cfg.get("cmd", ())), env=tuple(cfg["env"]),
-            working_dir=cfg["working_dir"], user=cfg["user"], exposed_ports=tuple(cfg.get("exposed_ports", ())),
+            working_dir=cfg.get("working_dir", ""), user=cfg["user"], exposed_ports=tuple(cfg.get("exposed_ports", ())),
             labels=(("org.opencontainers.image.title", name), ("org.opencontainers.image.version", recipe["version"]),
                     ("org.opencontainers.image.description", f"built by hack/images/build.py, recipe {image_key(name)}")),
         )
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         history = [f"mmdebstrap {BASE['variant']} {BASE['suite']} + {' '.join(BASE['include'])}",
-                   f"python3 -m venv /opt/venv && pip install -r {recipe['requirements']}"]
+                   f"python3 -m venv {venv} && pip install -r {recipe['requirements']}"
+                   + (f" && pip install <wheel of {' '.join(recipe['source'])}>" if "source" in recipe else "")
+                   + "".join(f" && {' '.join(command)}" for command in recipe.get("finish", ()))]
         archive = oci.write_image_archive(out / "image.tar", [base_layer, layer], config, ref=ref, created=created,
                                           history=history)
         result = {"name": name, "ref": ref, "archive": str(archive), "size": archive.stat().st_size,
@@ -387,11 +496,13 @@ def write_runtimes(images: dict[str, dict]) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("images", nargs="*", help=f"which images (default: all of {', '.join(RECIPES)})")
+    default = [name for name, recipe in RECIPES.items() if not recipe.get("on_request")]
+    parser.add_argument("images", nargs="*", help=f"which images (default: {', '.join(default)}; also: "
+                        f"{', '.join(sorted(set(RECIPES) - set(default)))})")
     parser.add_argument("--refs", action="store_true", help="print the references the recipes give, build nothing")
     parser.add_argument("--check-cache", action="store_true", help="exit 0 when every image is in the cache, 1 otherwise")
     args = parser.parse_args()
-    names = args.images or list(RECIPES)
+    names = args.images or default
     unknown = set(names) - set(RECIPES)
     if unknown:
         parser.error(f"no recipe for {', '.join(sorted(unknown))}; known: {', '.join(RECIPES)}")

@@ -52,7 +52,7 @@ test-unit: lint ## lint-imports and the pure, cluster-free tests
 lint: venv ## lint-imports: the layering contracts in pyproject.toml
 	$(VENV)/bin/lint-imports
 
-demo: venv deps ## the whole story in about 20 s (first run: a one-time build of about 6 min): deploy, canary, rollback
+demo: venv deps ## the whole story with real models on the real node: deploy, canary, rollback; about 2.5 min with the control plane up, 3 to 4.5 when it starts one (first run: one-time builds of about 6 + 5 min)
 	$(PY) hack/demo.py
 
 # The benchmark runs on a control plane of its own whose etcd keeps fsync

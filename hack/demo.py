@@ -1,8 +1,11 @@
 """`make demo`: the whole story on the local control plane's real node
 (real-0: a kubelet and containerd, started with the control plane), with
-real MLServer pods serving a model the demo trains. About 2 minutes on a warm
-machine; the first run also builds the serving images (about 5 to 6 minutes
-on 2 cores, cached in ~/.cache/modeldeploy/images afterwards).
+real MLServer pods serving a model the demo trains. About 2.5 minutes on a
+warm machine with the control plane up and the images on its node; a
+control plane it starts (or a new one) adds its start and the images' import
+into the node, about 1 to 2 minutes. The first run on a machine also builds
+the serving images (about 5 minutes on 2 cores, cached in
+~/.cache/modeldeploy/images afterwards).
 
 Starts the control plane if needed (with the real node), builds or finds the
 serving images and imports them into real-0, starts an S3 model store (moto)

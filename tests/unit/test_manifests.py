@@ -165,6 +165,14 @@ def test_deployment_args_are_accepted_by_modeldeploy_run(container):
     assert args.namespace == [] and not args.install_crd and not args.peering
 
 
+def test_the_pod_names_itself_to_kopf_so_a_uid_without_a_passwd_entry_can_start(container):
+    """Found on the real node (tests/realnode/test_operator_pod.py): without
+    POD_ID kopf names the operator after getpass.getuser(), which fails for
+    UID 65532 (no passwd entry in the image), and the pod exited at start."""
+    env = {var["name"]: var for var in container.get("env", [])}
+    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
 def test_namespaced_overlay_runs_with_namespace_and_binds_per_namespace():
     (kustomization,) = load_docs(MANIFESTS / "overlays" / "namespaced" / "kustomization.yaml")
     added = [yaml.safe_load(p["patch"]) for p in kustomization["patches"] if p["target"]["kind"] == "Deployment"]

@@ -965,8 +965,11 @@ class RolloutSafety(RuleBasedStateMachine):
         except Exception:
             self.failed = True
             raise
-        if result.completed:
-            self.unread_abort = None  # read (and recorded) by this pass, whatever it did with it
+        if result.completed and ABORT in (result.plan.consume if result.plan is not None else ()):
+            # Read (and recorded) by this pass, whatever it did with it. A held
+            # pass (invalid spec) reads no request: the user may still take
+            # the abort back by overwriting it.
+            self.unread_abort = None
         after = md.get("status") or {}
         view = PassView(
             raw=raw, spec=spec, annotations=annotations, before=before, after=after, completed=result.completed,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,28 @@ from ..reconcile.drift import FIELD_MANAGER
 from .resources import EVENT, MODEL_DEPLOYMENT, POD, Resource, resource_of
 
 log = logging.getLogger(__name__)
+
+
+# Characters a YAML 1.1 reader does not take raw inside a string as they are
+# (besides the C0 controls, which JSON escapes anyway): DEL, the C1 controls,
+# U+FFFE/U+FFFF (not allowed), and NEL, LS and PS (line breaks, folded into
+# a space).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def apply_patch_body(body: dict) -> bytes:
+    """A server-side apply body as JSON the API server's YAML reader accepts.
+
+    The client would send json.dumps(body), which escapes characters outside
+    the BMP (an emoji in a model version) as surrogate pairs "\\ud83d\\ude80":
+    valid JSON, but the API server reads an apply patch as YAML, which refuses
+    them (400 "invalid Unicode character escape code"). Raw UTF-8 is valid in
+    both, except for the characters YAML calls non-printable (a C1 control in
+    a model version: 400 "control characters are not allowed", found by the
+    fuzz test) or reads as line breaks, which go as \\u escapes, valid in
+    both."""
+    text = json.dumps(body, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
 class Kube:
@@ -37,12 +60,7 @@ class Kube:
     async def _call(self, method: str, path: str, *, body: object = None, query: list | None = None,
                     content_type: str = "application/json") -> dict:
         if content_type == "application/apply-patch+yaml" and isinstance(body, dict):
-            # The client would send json.dumps(body), which escapes characters
-            # outside the BMP (an emoji in a model version) as surrogate pairs
-            # "\ud83d\ude80": valid JSON, but the API server reads an apply
-            # patch as YAML, which refuses them (400 "invalid Unicode
-            # character escape code"). Raw UTF-8 is valid in both.
-            body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            body = apply_patch_body(body)
 
         def call() -> dict:
             request = self.api.param_serialize(

@@ -76,12 +76,29 @@ def pytest_sessionfinish(session):
         stop_cluster(CLUSTER_DIR)
 
 
+# The longest modules, which set the suite's length when they start last:
+# real models on the real node, `make demo`, and the two halves of the
+# property test (CPU-bound, minutes each).
+LONG_FIRST = ("/realnode/", "/e2e/test_demo.py", "/unit/test_rollout_safety")
+
+
+def _order(item) -> int:
+    path = str(item.path)
+    if "/chaos/" in path:
+        return 0  # they need the cluster to themselves: early, while the others queue
+    return 1 if any(part in path for part in LONG_FIRST) else 2
+
+
 def pytest_collection_modifyitems(items):
     # Every test that touches the control plane carries the `cluster` marker,
     # so `-m "not cluster"` gives the pure suite.
     for item in items:
         if "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
+    # xdist (--dist loadfile --no-loadscope-reorder) hands modules out in this
+    # order: the chaos modules, then the long ones, then the many short ones
+    # that fill the end. A stable sort keeps each module's own test order.
+    items.sort(key=_order)
 
 
 @pytest.fixture(scope="session")

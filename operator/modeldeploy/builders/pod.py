@@ -86,7 +86,7 @@ def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str
         container["args"] = list(runtime.args)
     container["ports"] = [{"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"}]
     container["env"] = _env(spec, runtime, name)
-    container["readinessProbe"] = _readiness_probe(runtime, {var["name"]: var["value"] for var in container["env"][:3]})
+    container["readinessProbe"] = _readiness_probe(runtime, {v["name"]: v["value"] for v in _our_env(spec, runtime, name)})
     if runtime.drain_seconds:
         # A terminating pod keeps answering while kube-proxy and the routes
         # drop its endpoint; only then does the server get SIGTERM (MLServer
@@ -101,13 +101,17 @@ def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str
     return container
 
 
-def _env(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str) -> list[dict[str, Any]]:
-    # Ours come first so runtime entries and users can refer to them as $(VAR).
-    ours = [
+def _our_env(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str) -> list[dict[str, str]]:
+    return [
         {"name": "MODELDEPLOY_NAME", "value": name},
         {"name": "MODELDEPLOY_MODEL_VERSION", "value": spec.model.version},
         {"name": "MODELDEPLOY_MODEL_DIR", "value": runtime.model_mount_path},
     ]
+
+
+def _env(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str) -> list[dict[str, Any]]:
+    # Ours come first so runtime entries and users can refer to them as $(VAR).
+    ours = _our_env(spec, runtime, name)
     reserved = {var["name"] for var in ours}
     return ours + [copy.deepcopy(var) for var in runtime.env if var["name"] not in reserved]
 

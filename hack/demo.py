@@ -36,7 +36,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -50,7 +49,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support import real_node  # noqa: E402
 from support.cluster import Cluster  # noqa: E402
-from support.inference import answers, model_on_real_node, sklearn_from_store  # noqa: E402
+from support.inference import answers, model_on_real_node, requests_meanwhile, sklearn_from_store  # noqa: E402
 from support.model_store import pod_facing_host, running_model_store, train_sklearn_model  # noqa: E402
 
 CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR") or REPO / ".cluster")
@@ -337,22 +336,11 @@ def story(cluster_was_up: bool) -> None:
             info(f"promoted: v2 is the stable revision; 50 real requests: {tally(after, labels)}")
 
             say(6, "shipping v3, random bytes for a model: MLServer exits, the pod crash-loops, the operator rolls back")
-            results: list = []
-            stop = threading.Event()
-
-            def client():  # one request at a time, about 20 a second: the 2 cores also run the pods
-                while not stop.wait(0.05):
-                    results.extend(answers(url, NAME, row, 1, workers=1))
-
-            sender = threading.Thread(target=client, daemon=True)
-            sender.start()
-            shipped = time.monotonic()
-            try:
+            # One request at a time, about 20 a second: the 2 cores also run the pods.
+            with requests_meanwhile(url, NAME, row, pause=0.05) as results:
+                shipped = time.monotonic()
                 kubectl("-n", NAMESPACE, "apply", "-f", "-", input=version("v3"))
                 status = follow(lambda s: s.get("phase") == "RolledBack", timeout=240)
-            finally:
-                stop.set()
-                sender.join(timeout=30)
             info(f"rolled back: {conditions(status)['Stalled']['message']}")
             info(f"while v3 was tried and rolled back ({time.monotonic() - shipped:.0f}s), "
                  f"{len(results)} real requests: {tally(results, labels)}")

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 
 from support import real_node
-from support.inference import answers, model_on_real_node, predict_once, sklearn_from_store
+from support.inference import model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store
 from support.model_store import pod_facing_host, train_sklearn_model
 from support.models import apply_md, condition, get_md, is_true, model_deployment, status_view
 from support.waiting import wait_until
@@ -54,17 +53,8 @@ def test_a_corrupt_model_rolls_back_with_the_pods_real_state_and_stable_answers_
     assert predict_once(url, name, row) == good
 
     # Requests the whole episode long, one after the other, each on a new connection.
-    results: list = []
-    stop = threading.Event()
-
-    def client():
-        while not stop.is_set():
-            results.extend(answers(url, name, row, 1, workers=1))
-
-    sender = threading.Thread(target=client, daemon=True)
-    sender.start()
     canary_states: set[str] = set()
-    try:
+    with requests_meanwhile(url, name, row) as results:
         shipped = time.monotonic()
         v3 = json.loads(json.dumps(doc))
         v3["spec"]["model"].update(uri=model_store.uri(f"{ns}/{name}/v3"), version="v3")
@@ -82,9 +72,6 @@ def test_a_corrupt_model_rolls_back_with_the_pods_real_state_and_stable_answers_
         rolled_back_at = time.monotonic()
         wait_until(lambda: [p.metadata.name for p in cluster.core.list_namespaced_pod(ns, label_selector=selector).items]
                    == [stable_pod.metadata.name], timeout=120, what="only the stable pod left", describe=report)
-    finally:
-        stop.set()
-        sender.join(timeout=30)
     episode = time.monotonic() - shipped
 
     assert canary_states == {"not ready"}, f"the corrupt model's pod was seen {canary_states}"

@@ -8,11 +8,10 @@ back by the analysis, not by the built-in checks: its pods never crash."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from support import real_node
-from support.inference import answers, model_on_real_node, predict_once, sklearn_from_store
+from support.inference import answers, model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store
 from support.model_store import pod_facing_host, train_sklearn_model
 from support.models import apply_md, condition, get_md, is_true, model_deployment, status_view
 from support.prometheus import scraping_model_servers
@@ -70,17 +69,8 @@ def test_analysis_on_mlservers_own_metrics_promotes_a_good_model_and_rolls_back_
         url = f"http://{cluster.core.read_namespaced_service(name, ns).spec.cluster_ip}"
         assert predict_once(url, name, row) == by_v2
 
-        results: list = []
-        stop = threading.Event()
-
-        def client():
-            while not stop.is_set():
-                results.extend(answers(url, name, row, 1, workers=1))
-                time.sleep(0.02)  # ~40 requests a second: plenty of samples, little CPU
-
-        sender = threading.Thread(target=client, daemon=True)
-        sender.start()
-        try:
+        # ~40 requests a second: plenty of samples, little CPU.
+        with requests_meanwhile(url, name, row, pause=0.02) as results:
             # A good model: every check passes on the canary's real request counts.
             v3_doc = json.loads(json.dumps(doc))
             v3_doc["spec"]["model"].update(uri=model_store.uri(f"{ns}/{name}/v3"), version="v3")
@@ -104,9 +94,6 @@ def test_analysis_on_mlservers_own_metrics_promotes_a_good_model_and_rolls_back_
 
             md = wait_until(rolled_back, timeout=300, what=f"{ns}/{name} rolled back from v4", describe=report)
             v4_at = time.monotonic()
-        finally:
-            stop.set()
-            sender.join(timeout=30)
 
     status = md["status"]
     failed = [d for d in status["rollout"]["decisions"] if d["metric"] == "error-ratio" and d["verdict"] == "Fail"]

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 
 from support import real_node
-from support.inference import answers, model_on_real_node, predict_once, sklearn_from_store
+from support.inference import answers, model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store
 from support.model_store import pod_facing_host, train_sklearn_model
 from support.models import apply_md, get_md, is_true, model_deployment, status_view
 from support.waiting import wait_until
@@ -100,16 +99,7 @@ def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffi
     # runtime's drainSeconds after its deletion starts (a preStop sleep), so
     # kube-proxy has dropped its endpoint before MLServer gets SIGTERM
     # (without it, 4-7 of ~80 requests failed here).
-    during: list = []
-    stop = threading.Event()
-
-    def client():
-        while not stop.is_set():
-            during.extend(answers(url, name, row, 4))
-
-    sender = threading.Thread(target=client, daemon=True)
-    sender.start()
-    try:
+    with requests_meanwhile(url, name, row, batch=4, workers=4) as during:
         cluster.kubectl("-n", ns, "annotate", "modeldeployment", name, "modeldeploy.io/promote=true")
         done = wait_until(lambda: phase("Ready", "v2"), timeout=300, what=f"{ns}/{name} Ready with stable v2",
                           describe=report)
@@ -122,9 +112,6 @@ def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffi
 
         wait_until(replaced_pods_gone, timeout=120, what="only the 2 pods of stable v2 left", describe=report)
         drained = time.monotonic()
-    finally:
-        stop.set()
-        sender.join(timeout=30)
     failed = [a for a in during if a not in (old, new)]
     assert not failed, {str(a)[:200]: failed.count(a) for a in failed}
     assert len(during) >= 40, f"only {len(during)} requests through the promotion"

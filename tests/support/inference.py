@@ -3,9 +3,11 @@ sending V2 inference requests through its Service (tests/realnode)."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from support import real_node
 
@@ -49,3 +51,25 @@ def answers(url: str, name: str, row: list[float], count: int, workers: int = 4)
             return f"error: {exc!r}"
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, range(count)))
+
+
+@contextmanager
+def requests_meanwhile(url: str, name: str, row: list[float], *, batch: int = 1, workers: int = 1,
+                       pause: float = 0.0):
+    """Requests for `row` sent from a background thread for as long as the
+    block runs, `batch` at a time on `workers` connections, `pause` seconds
+    apart; yields the list their answers (errors as text) are added to."""
+    results: list = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.wait(pause):
+            results.extend(answers(url, name, row, batch, workers=workers))
+
+    sender = threading.Thread(target=client, daemon=True)
+    sender.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        sender.join(timeout=30)

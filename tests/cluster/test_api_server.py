@@ -7,13 +7,13 @@ import subprocess
 
 import yaml
 
-from support.cluster import service_account_kubeconfig
+from support.cluster import REPO, service_account_kubeconfig
 from support.waiting import wait_until
 
 
 def test_server_reports_the_pinned_release(cluster):
     pinned = dict(line.split("=", 1) for line in
-                  (cluster.dir.parent / "hack" / "versions.sh").read_text().splitlines()
+                  (REPO / "hack" / "versions.sh").read_text().splitlines()
                   if line and not line.startswith("#"))["K8S_VERSION"]
     version = json.loads(cluster.kubectl("version", "-o", "json").stdout)
     assert version["serverVersion"]["gitVersion"] == pinned
@@ -22,7 +22,7 @@ def test_server_reports_the_pinned_release(cluster):
 
 def test_cluster_up_again_is_a_no_op(cluster):
     pids_before = sorted(p.read_text() for p in (cluster.dir / "pids").glob("*.pid"))
-    proc = subprocess.run([str(cluster.dir.parent / "hack" / "cluster.sh"), "up"], capture_output=True, text=True,
+    proc = subprocess.run([str(REPO / "hack" / "cluster.sh"), "up"], capture_output=True, text=True,
                           env={**cluster.env, "CLUSTER_DIR": str(cluster.dir)}, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert "already up" in proc.stderr

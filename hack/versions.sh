@@ -3,5 +3,8 @@
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8
 KWOK_VERSION=v0.8.0
-GATEWAY_API_VERSION=v1.4.1
+# v1.6.1: Traefik 3.7 watches TLSRoute v1, first in this release's standard channel.
+GATEWAY_API_VERSION=v1.6.1
 ISTIO_API_VERSION=v1.28.0
+# The Gateway API data plane of the real-node tests (hack/build-traefik.sh; hack/traefik/go.mod pins it too).
+TRAEFIK_VERSION=v3.7.13

@@ -5,7 +5,9 @@ model store (support/model_store.py), answering real inference requests.
 Every test here carries the `realnode` marker (`pytest -m realnode`). They
 need the serving images (hack/images/build.sh: a no-op on a warm cache, about
 5 min the first time) imported into real-0's containerd: done once per
-session, for what the node does not hold yet. Each test runs its own
+session, for what the node does not hold yet. test_gateway_split.py also
+needs Traefik (hack/build-traefik.sh: cached, about 8 min the first time).
+Each test runs its own
 `modeldeploy run --runtimes FILE` process, with the runtime table that
 differs from the shipped one only in image references, in a namespace
 outside the session prefix (the session's in-process operator, with the

@@ -144,6 +144,25 @@ status:
 ---
 "
   done
+  # A scarce pool for the capacity tests (tests/integration/test_capacity.py):
+  # two nodes with 4 GPUs each and little else, tainted so that only pods
+  # that ask for the pool land there. The real scheduler honours their
+  # allocatable, so a pod that does not fit stays Pending (Unschedulable).
+  for ((i = 0; i < 2; i++)); do
+    manifest+="apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-gpu-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}
+  labels: {kubernetes.io/hostname: kwok-gpu-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok, modeldeploy.io/pool: scarce-gpu}
+spec:
+  taints: [{key: modeldeploy.io/pool, value: scarce-gpu, effect: NoSchedule}]
+status:
+  capacity: {cpu: \"16\", memory: 64Gi, pods: \"110\", nvidia.com/gpu: \"4\"}
+  allocatable: {cpu: \"16\", memory: 64Gi, pods: \"110\", nvidia.com/gpu: \"4\"}
+---
+"
+  done
   "$kubectl" apply --server-side -f - <<<"$manifest" >/dev/null
 }
 

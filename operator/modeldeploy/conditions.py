@@ -38,6 +38,11 @@ IMAGE_PULL_FAILED = "ImagePullFailed"
 CONTAINER_CONFIG_ERROR = "ContainerConfigError"
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 ROLLED_BACK = "RolledBack"
+# Pods of the revision the scheduler cannot place: for lack of resources
+# (its message names an Insufficient resource or too many pods), or for
+# another reason it gives (a missing claim, no node matching the selector).
+INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+UNSCHEDULABLE = "Unschedulable"
 
 # The "nothing to report" side of Reconciling and Stalled
 RECONCILED = "Reconciled"
@@ -45,7 +50,7 @@ NOT_STALLED = "NotStalled"
 
 # Stalled reasons that come from the progress deadline: once set for a
 # generation, they stay until the spec changes or the pods recover.
-DEADLINE_REASONS = (PROGRESS_DEADLINE_EXCEEDED, PODS_CRASH_LOOPING)
+DEADLINE_REASONS = (PROGRESS_DEADLINE_EXCEEDED, PODS_CRASH_LOOPING, INSUFFICIENT_CAPACITY, UNSCHEDULABLE)
 
 # Container waiting reasons, as the kubelet reports them.
 IMAGE_PULL_WAITING_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")

@@ -35,6 +35,7 @@ class Role:
     generation: int = 1
     restarts: int = 0
     crashing: bool = False
+    unschedulable: str = ""  # the scheduler's message for the pods that are not ready
 
     def observed(self) -> ObservedDeployment:
         return ObservedDeployment(
@@ -47,7 +48,8 @@ class Role:
         waiting = (ContainerWaiting("model-server", "CrashLoopBackOff"),) if self.crashing else ()
         return [
             PodSummary(name=f"fraud-{role}-{i}", role=role, revision=self.revision, ready=i < self.ready,
-                       restart_count=self.restarts if i == 0 else 0, waiting=waiting if i == 0 else ())
+                       restart_count=self.restarts if i == 0 else 0, waiting=waiting if i == 0 else (),
+                       unschedulable=self.unschedulable if i >= self.ready else "")
             for i in range(self.replicas)
         ]
 

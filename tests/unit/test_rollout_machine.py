@@ -280,6 +280,43 @@ def test_canary_not_ready_by_the_deadline_rolls_back():
     assert world.phase == "RolledBack" and "not ready within 120s" in world.status["message"]
 
 
+NO_GPU = "0/8 nodes are available: 2 Insufficient nvidia.com/gpu, 6 node(s) didn't match Pod's node affinity/selector."
+
+
+def test_an_unschedulable_canary_is_said_at_once_and_waited_for_until_the_deadline():
+    world = settled_world(v("v7", rollout={"progressDeadlineSeconds": 120}))
+    world.change(v("v8", rollout={"progressDeadlineSeconds": 120}))
+    run(world, 2, ready=False)  # started, then sized (replicas provider)
+    world.canary.unschedulable = NO_GPU
+    world.reconcile()
+    assert world.phase == "Canary"
+    assert world.condition("Ready") == ("False", "InsufficientCapacity")
+    assert world.status["message"].startswith(
+        f"canary v8 (revision {world.canary.revision}) is waiting for room: pod fraud-canary-0 cannot be scheduled: "
+        f"{NO_GPU}; it takes 0% of traffic (step 1/")
+    assert (world.stable.replicas, world.stable.ready) == (4, 4)
+    world.later(121)
+    world.reconcile()
+    assert world.phase == "RolledBack"
+    assert "canary pods not ready within 120s" in world.status["message"]
+    assert f"pod fraud-canary-0 cannot be scheduled: {NO_GPU[:-1]}. The cluster serves" in world.status["message"]
+    assert (world.stable.replicas, world.stable.ready) == (4, 4)
+
+
+def test_an_unschedulable_canary_rolls_back_at_once_when_asked_to():
+    rollout = {"capacity": {"onUnschedulable": "Rollback"}}
+    world = settled_world(v("v7", rollout=rollout))
+    world.change(v("v8", rollout=rollout))
+    run(world, 2, ready=False)
+    world.canary.unschedulable = NO_GPU
+    decision = world.reconcile()
+    assert world.phase == "RolledBack" and decision.canary_replicas is None
+    assert ("canary pod fraud-canary-0 cannot be scheduled (spec.rollout.capacity.onUnschedulable: Rollback): "
+            f"{NO_GPU[:-1]}. The cluster serves the stable v7") in world.status["message"]
+    assert world.rollout["decisions"][-1]["metric"] == "canary-schedulable"
+    assert (world.stable.replicas, world.stable.ready) == (4, 4)
+
+
 def test_rising_restarts_count_as_failed_checks():
     world = settled_world(v("v7"))
     world.change(v("v8"))

@@ -357,3 +357,67 @@ def test_autoscaled_deployment_is_not_ready_below_min_replicas():
     assert "1/3 replicas ready" in starting["message"]
     raised = derive(Observed(stable=deployment(revision=revision, ready=3, replicas=3)), spec=spec, revision=revision)
     assert conditions(raised)["Ready"] == ("True", "Serving")
+
+
+# -- pods the scheduler cannot place (issue 11) ---------------------------------
+
+GPU_MESSAGE = ("0/8 nodes are available: 2 Insufficient nvidia.com/gpu, 6 node(s) didn't match Pod's node "
+               "affinity/selector. preemption: 0/8 nodes are available: 2 No preemption victims found for incoming "
+               "pod, 6 Preemption is not helpful for scheduling.")
+CLAIM_MESSAGE = ('0/7 nodes are available: persistentvolumeclaim "model-store" not found. preemption: 0/7 nodes '
+                 'are available: 7 Preemption is not helpful for scheduling.')
+
+
+def pending(i, message):
+    return PodSummary(name=f"fraud-stable-abc-{i}", role="stable", revision=REV, ready=False, unschedulable=message)
+
+
+def test_summarize_pod_keeps_the_schedulers_message_while_it_cannot_place_the_pod():
+    raw = {"metadata": {"name": "fraud-stable-x", "labels": {"modeldeploy.io/role": "stable"}},
+           "status": {"phase": "Pending", "conditions": [
+               {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": GPU_MESSAGE + "\n"}]}}
+    assert summarize_pod(raw).unschedulable == GPU_MESSAGE[:300]
+    scheduled = {**raw, "status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    assert summarize_pod(scheduled).unschedulable == ""
+    # Gated pods (SchedulingGated) wait on purpose: not the scheduler's refusal.
+    gated = {**raw, "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}}
+    assert summarize_pod(gated).unschedulable == ""
+
+
+@pytest.mark.parametrize(("message", "reason"), [(GPU_MESSAGE, "InsufficientCapacity"),
+                                                 ("0/6 nodes are available: 6 Too many pods.", "InsufficientCapacity"),
+                                                 (CLAIM_MESSAGE, "Unschedulable")])
+def test_a_first_deploy_the_scheduler_cannot_place_says_why_at_once(message, reason):
+    status = derive(Observed(stable=deployment(ready=0), pods=(pending(0, message), pending(1, message))))
+    assert conditions(status)["Ready"] == ("False", reason)
+    assert conditions(status)["Reconciling"] == ("True", reason)
+    assert conditions(status)["Stalled"][0] == "False"
+    assert status["phase"] == "Pending"
+    assert status["message"] == (f"pod fraud-stable-abc-0 cannot be scheduled: {message[:300]} "
+                                 "(2 pods unschedulable)")
+
+
+def test_a_model_still_unschedulable_at_the_deadline_stalls_and_stays_stalled():
+    observed = Observed(stable=deployment(ready=0), pods=(pending(0, CLAIM_MESSAGE),))
+    first = derive(observed)
+    late = derive(observed, previous=first, now=NOW + timedelta(seconds=601))
+    assert conditions(late)["Stalled"] == ("True", "Unschedulable")
+    assert late["phase"] == "Failed"
+    assert late["message"].endswith("still unschedulable after 600s (spec.rollout.progressDeadlineSeconds)")
+    assert derive(observed, previous=late, now=NOW + timedelta(seconds=700)) == late
+    # The claim appears, the pod is placed and turns ready: the stall clears by itself.
+    assert conditions(derive(healthy(), previous=late, now=NOW + timedelta(seconds=800)))["Ready"][0] == "True"
+
+
+def test_a_scale_up_the_cluster_has_no_room_for_says_so_while_the_model_serves():
+    scaled = deployment(ready=2, replicas=4)
+    status = derive(Observed(stable=scaled, pods=(pod(0), pod(1), pending(2, GPU_MESSAGE), pending(3, GPU_MESSAGE))),
+                    previous=derive(healthy()))
+    assert conditions(status)["Ready"] == ("False", "InsufficientCapacity")
+    assert "Insufficient nvidia.com/gpu" in status["message"]
+    assert status["phase"] == "Degraded" and status["stable"]["readyReplicas"] == 2
+
+
+def test_pods_of_an_old_revision_waiting_for_room_do_not_count():
+    old = PodSummary(name="fraud-stable-old-0", role="stable", revision=OLD_REV, ready=False, unschedulable=GPU_MESSAGE)
+    assert conditions(derive(Observed(stable=deployment(), pods=(pod(0), pod(1), old))))["Ready"][0] == "True"

@@ -206,6 +206,16 @@ class AnalysisSpec(SpecModel):
         return self
 
 
+class CapacitySpec(SpecModel):
+    """How a rollout treats pods the cluster has no room for."""
+
+    on_unschedulable: Literal["Wait", "Rollback"] = Field(
+        "Wait",
+        description="A canary pod the scheduler cannot place: Wait for room (at most progressDeadlineSeconds, "
+        "then roll back) or Rollback at once. Stable is never touched either way.",
+    )
+
+
 class RolloutSpec(SpecModel):
     strategy: Literal["Canary", "Recreate"] = Field(
         "Canary", description="Canary shifts traffic step by step; Recreate replaces the serving pods at once."
@@ -228,3 +238,4 @@ class RolloutSpec(SpecModel):
         description="How long pods may take to become ready before the deployment is Stalled.",
     )
     analysis: AnalysisSpec | None = None
+    capacity: CapacitySpec = Field(default_factory=CapacitySpec)

@@ -13,6 +13,7 @@ from .inputs import Inputs
 from .state import RolloutState
 
 READY_CHECK = "canary-ready"
+SCHEDULING_CHECK = "canary-schedulable"
 CRASH_LOOP_CHECK = "crash-loop"
 RESTARTS_CHECK = "restarts"
 
@@ -38,7 +39,7 @@ def canary_ready_replicas(inputs: Inputs, state: RolloutState) -> int:
 
 def run_builtin_checks(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
     """`wanted`: canary pods the current step needs ready."""
-    for check in (_crash_loop, _restarts, _readiness):
+    for check in (_crash_loop, _schedulable, _restarts, _readiness):
         outcome = check(inputs, state, wanted)
         if outcome.failure is not None:
             return outcome
@@ -59,6 +60,26 @@ def _crash_loop(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcom
                 record = _record(inputs, CRASH_LOOP_CHECK, pod.restart_count, "no CrashLoopBackOff", "Rollback")
                 return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)
     return CheckOutcome(state)
+
+
+def _schedulable(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
+    """A canary pod the scheduler cannot place: rolled back at once under
+    capacity.onUnschedulable Rollback; under Wait, the readiness deadline
+    bounds the wait (and its message carries the scheduler's)."""
+    if inputs.spec.rollout.capacity.on_unschedulable != "Rollback":
+        return CheckOutcome(state)
+    waiting = _unschedulable(inputs, state)
+    if not waiting:
+        return CheckOutcome(state)
+    pod = waiting[0]
+    record = _record(inputs, SCHEDULING_CHECK, len(waiting), "every canary pod scheduled", "Rollback")
+    why = (f"canary pod {pod.name} cannot be scheduled (spec.rollout.capacity.onUnschedulable: Rollback): "
+           f"{pod.unschedulable}")
+    return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)
+
+
+def _unschedulable(inputs: Inputs, state: RolloutState) -> list[PodSummary]:
+    return sorted((pod for pod in canary_pods(inputs, state) if pod.unschedulable), key=lambda pod: pod.name)
 
 
 def _restarts(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
@@ -91,5 +112,8 @@ def _readiness(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome
     record = _record(inputs, READY_CHECK, ready, f"ready >= {wanted} within {deadline}s", "Rollback")
     reasons = sorted({w.reason for p in canary_pods(inputs, state) for w in p.waiting if w.reason})
     detail = f" (pods waiting: {', '.join(reasons)})" if reasons else ""
+    unschedulable = _unschedulable(inputs, state)
+    if unschedulable:
+        detail += f"; pod {unschedulable[0].name} cannot be scheduled: {unschedulable[0].unschedulable}"
     why = f"canary pods not ready within {deadline}s (spec.rollout.progressDeadlineSeconds): {ready}/{wanted} ready{detail}"
     return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)

@@ -2,7 +2,7 @@
 
 from .. import conditions as c
 from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
-from ..status.health import Health, converging, stuck
+from ..status.health import Health, converging, lacks_resources, stuck
 from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
@@ -33,8 +33,20 @@ def build_report(
         traffic=traffic_status(seen, weights, provider),
         progress=_progress(state, total_steps),
         history=history,
-        health=_health(state, total_steps, _rounding(state, provider, base)),
+        health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state)),
     )
+
+
+def _waiting_for_room(inputs: Inputs, state: RolloutState) -> str:
+    """The scheduler's word on the first canary pod it cannot place ("" if none)."""
+    revision = state.canary.revision if state.canary else None
+    waiting = sorted((pod for pod in inputs.observed.pods
+                      if pod.role == "canary" and pod.revision == revision and pod.unschedulable),
+                     key=lambda pod: pod.name)
+    if not waiting:
+        return ""
+    more = f" ({len(waiting)} pods unschedulable)" if len(waiting) > 1 else ""
+    return f"pod {waiting[0].name} cannot be scheduled: {waiting[0].unschedulable}{more}"
 
 
 def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProvider) -> TrafficStatus:
@@ -118,7 +130,7 @@ def _rounding(state: RolloutState, provider: TrafficProvider, base: int) -> str:
             f"{pods} canary next to {base} stable)")
 
 
-def _health(state: RolloutState, total_steps: int, rounding: str = "") -> Health | None:
+def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedulable: str = "") -> Health | None:
     canary, stable = state.canary, state.stable
     if canary is None or stable is None or state.stage == Stage.STABLE:
         return None  # the steady state: assess() judges the stable revision
@@ -127,13 +139,18 @@ def _health(state: RolloutState, total_steps: int, rounding: str = "") -> Health
     if state.stage == Stage.ROLLED_BACK:
         return stuck(
             c.ROLLED_BACK,
-            f"rolled back {tried}: {state.message}. The cluster serves the stable {serving}; "
+            f"rolled back {tried}: {state.message.rstrip('.')}. The cluster serves the stable {serving}; "
             "change the spec to try a new version, or set it back to the stable one",
         )
     if state.stage == Stage.PROMOTING:
         return converging(c.CANARY_IN_PROGRESS, f"promoting {tried}: the stable Deployment takes its pods")
     where = f"step {min(state.step + 1, total_steps)}/{total_steps}" if total_steps else "no steps"
     paused = f"; paused: {state.paused_reason}" if state.paused_reason else ""
+    if unschedulable and state.stage == Stage.CANARY:
+        # Said within a pass, in the canary's words (issue 11): not "not ready" at the deadline.
+        reason = c.INSUFFICIENT_CAPACITY if lacks_resources(unschedulable) else c.UNSCHEDULABLE
+        return converging(reason, f"canary {tried} is waiting for room: {unschedulable}; it takes "
+                                  f"{state.weight}% of traffic ({where}); stable serves {serving}")
     return converging(
         c.CANARY_IN_PROGRESS,
         f"canary {tried} takes {state.weight}% of traffic{rounding} ({where}){paused}; stable serves {serving}"

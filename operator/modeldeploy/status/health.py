@@ -92,7 +92,7 @@ def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health 
 
     crashing = [pod for pod in pods if _crash_looping(pod, clock.now)]
     if not crashing:
-        return None
+        return _unschedulable(pods, clock, deadline)
     pod = crashing[0]
     container = next((w.container for w in pod.waiting if w.reason == c.CRASH_LOOP_WAITING_REASON), None)
     # No restart count in the message: it grows every few seconds, and a
@@ -103,6 +103,29 @@ def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health 
     if clock.past(deadline):
         return stuck(c.PODS_CRASH_LOOPING, f"{message}; still failing after {deadline}s")
     return converging(c.PODS_CRASH_LOOPING, message)
+
+
+def _unschedulable(pods: list[PodSummary], clock: Clock, deadline: int) -> Health | None:
+    """Pods the scheduler cannot place, said within a pass of its saying it
+    (not as "not ready" at the deadline): waited for until the deadline, as
+    room may come (a node added, another model scaled down, the claim
+    created), then Stalled."""
+    waiting = sorted((pod for pod in pods if pod.unschedulable), key=lambda pod: pod.name)
+    if not waiting:
+        return None
+    pod = waiting[0]
+    reason = c.INSUFFICIENT_CAPACITY if lacks_resources(pod.unschedulable) else c.UNSCHEDULABLE
+    message = f"pod {pod.name} cannot be scheduled: {pod.unschedulable}" + (
+        f" ({len(waiting)} pods unschedulable)" if len(waiting) > 1 else "")
+    if clock.past(deadline):
+        return stuck(reason, f"{message}; still unschedulable after {deadline}s (spec.rollout.progressDeadlineSeconds)")
+    return converging(reason, message)
+
+
+def lacks_resources(scheduler_message: str) -> bool:
+    """The scheduler's message says some node would fit but for its free
+    resources: "Insufficient nvidia.com/gpu", "Too many pods"."""
+    return "Insufficient " in scheduler_message or "Too many pods" in scheduler_message
 
 
 def _crash_looping(pod: PodSummary, now: datetime) -> bool:

@@ -14,6 +14,11 @@ from ..api.times import parse_time
 from ..builders.labels import MODEL_VERSION, REVISION, ROLE
 
 
+# The scheduler lists every node group's reason; the first few hundred
+# characters say what matters, and a status stays small.
+MAX_SCHEDULER_MESSAGE = 300
+
+
 @dataclass(frozen=True)
 class DeploymentCondition:
     type: str
@@ -76,6 +81,9 @@ class PodSummary:
     waiting: tuple[ContainerWaiting, ...] = ()
     last_terminated_at: datetime | None = None  # latest lastState.terminated.finishedAt
     terminations: tuple[ContainerTermination, ...] = ()  # each container's lastState.terminated
+    # The scheduler's message while it cannot place the pod (PodScheduled
+    # False, reason Unschedulable), whitespace folded and cut to fit a status.
+    unschedulable: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,9 +151,11 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         for c in containers
         if (t := (c.get("lastState") or {}).get("terminated"))
     )
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
-    )
+    conditions = status.get("conditions") or ()
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    unschedulable = next((" ".join((c.get("message") or "unschedulable").split())[:MAX_SCHEDULER_MESSAGE]
+                          for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                          and c.get("reason") == "Unschedulable"), "")
     return PodSummary(
         name=metadata.get("name", ""),
         role=labels.get(ROLE),
@@ -155,6 +165,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         waiting=waiting,
         last_terminated_at=max(finished) if finished else None,
         terminations=terminations,
+        unschedulable=unschedulable,
     )
 
 

@@ -4,7 +4,7 @@ as an input), so it cannot disagree with the conditions."""
 from .. import conditions as c
 from ..api.status import ModelDeploymentStatus, Phase, Stage
 
-_UNHEALTHY_WHILE_SERVING = (c.REPLICAS_NOT_READY, c.PODS_CRASH_LOOPING)
+_UNHEALTHY_WHILE_SERVING = (c.REPLICAS_NOT_READY, c.PODS_CRASH_LOOPING, c.INSUFFICIENT_CAPACITY, c.UNSCHEDULABLE)
 
 
 def derive_phase(status: ModelDeploymentStatus) -> Phase:

@@ -1,0 +1,155 @@
+"""Rollouts against scarce capacity (issue 11), on the scarce GPU pool that
+hack/cluster.sh adds: kwok-gpu-0 and kwok-gpu-1, 4 GPUs each, tainted. The
+real scheduler places the pods, so a pod that does not fit stays Pending
+with the scheduler's own reason, and the status must say it within seconds,
+not as "not ready" at the deadline. Every test here uses the whole pool:
+the module runs on one worker (--dist loadfile), and a fixture frees the
+pool before and after each test."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from support.canary import model_v, wait_phase
+from support.cluster import REPO
+from support.models import apply_md, condition, get_md, model_deployment, status_view, wait_ready
+from support.waiting import wait_until
+
+POOL_LABEL = ("modeldeploy.io/pool", "scarce-gpu")
+POOL_NODES = ("kwok-gpu-0", "kwok-gpu-1")
+GPUS_PER_NODE = 4
+# How soon the status must name the scheduler's reason: a few passes, not a deadline.
+SAY_WITHIN = 15
+
+
+@pytest.fixture
+def scarce_pool(cluster, namespace):
+    """The pool, empty before the test and emptied after it (the namespace
+    is deleted without waiting, so this test's pods are removed here)."""
+    def bound():
+        return [p for p in cluster.core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items
+                if p.spec.node_name in POOL_NODES]
+
+    for node in POOL_NODES:
+        gpus = cluster.core.read_node(node).status.allocatable.get("nvidia.com/gpu")
+        assert gpus == str(GPUS_PER_NODE), f"{node} has {gpus} GPUs; hack/cluster.sh gives it {GPUS_PER_NODE}"
+    wait_until(lambda: not bound(), timeout=60, what="the scarce pool to be free",
+               describe=lambda: [f"{p.metadata.namespace}/{p.metadata.name}" for p in bound()])
+    yield bound
+    cluster.kubectl("-n", namespace, "delete", "modeldeployments", "--all", "--wait=false", check=False)
+    cluster.kubectl("-n", namespace, "delete", "pods", "--all", "--grace-period=0", "--force", check=False)
+    wait_until(lambda: not [p for p in bound() if p.metadata.namespace == namespace], timeout=60,
+               what=f"the pods of {namespace} to leave the pool")
+
+
+def gpu_model(name: str, replicas: int, gpus: int = GPUS_PER_NODE, **spec) -> dict:
+    return model_deployment(
+        name, replicas=replicas,
+        resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": str(gpus)}},
+        nodeSelector={POOL_LABEL[0]: POOL_LABEL[1]},
+        tolerations=[{"key": POOL_LABEL[0], "operator": "Equal", "value": POOL_LABEL[1], "effect": "NoSchedule"}],
+        **spec)
+
+
+def stable_pods(cluster, namespace: str, name: str) -> dict[str, int]:
+    """uid -> restarts of the stable role's pods."""
+    pods = cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"modeldeploy.io/name={name},modeldeploy.io/role=stable").items
+    return {p.metadata.uid: sum(c.restart_count for c in p.status.container_statuses or ()) for p in pods}
+
+
+def says(cluster, namespace: str, name: str, reason: str, *fragments: str):
+    md = get_md(cluster, namespace, name)
+    ready = condition(md, "Ready") or {}
+    return (ready.get("status") == "False" and ready.get("reason") == reason
+            and all(f in md.get("status", {}).get("message", "") for f in fragments) and md)
+
+
+def test_a_canary_with_no_gpu_left_is_reported_at_once_then_rolled_back_at_the_deadline(
+        cluster, namespace, operator, scarce_pool):
+    # Two replicas of 4 GPUs fill both nodes: a surge canary has nowhere to go.
+    doc = gpu_model("llm", 2, rollout={"progressDeadlineSeconds": 20, "steps": [{"setWeight": 50}, {"pause": {}}]})
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "llm")
+    before = stable_pods(cluster, namespace, "llm")
+    assert len(before) == 2
+
+    started = time.monotonic()
+    apply_md(cluster, namespace, model_v(doc, "v2"))
+    md = wait_until(lambda: says(cluster, namespace, "llm", "InsufficientCapacity", "Insufficient nvidia.com/gpu",
+                                 "is waiting for room"),
+                    timeout=SAY_WITHIN, what="the status to say the canary waits for GPUs",
+                    describe=lambda: status_view(get_md(cluster, namespace, "llm")))
+    said = time.monotonic() - started
+    assert md["status"]["phase"] == "Canary", status_view(md)
+    assert md["status"]["traffic"]["canary"] == 0
+
+    # Wait (the default) is bounded by progressDeadlineSeconds, then rolls back
+    # with the scheduler's reason; stable is never touched.
+    md = wait_phase(cluster, namespace, "llm", "RolledBack", timeout=60)
+    message = condition(md, "Stalled")["message"]
+    assert "not ready within 20s" in message and "cannot be scheduled" in message, message
+    assert "Insufficient nvidia.com/gpu" in message, message
+    assert stable_pods(cluster, namespace, "llm") == before
+    assert cluster.apps.read_namespaced_deployment("llm-stable", namespace).status.ready_replicas == 2
+    print(f"\ncanary without GPUs: InsufficientCapacity said {said:.1f} s after the apply; "
+          f"rolled back {time.monotonic() - started:.0f} s after it (deadline 20 s)")
+
+
+def test_onunschedulable_rollback_rolls_back_as_soon_as_the_scheduler_refuses(
+        cluster, namespace, operator, scarce_pool):
+    rollout = {"progressDeadlineSeconds": 600, "capacity": {"onUnschedulable": "Rollback"},
+               "steps": [{"setWeight": 50}, {"pause": {}}]}
+    doc = gpu_model("llm", 2, rollout=rollout)
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "llm")
+    before = stable_pods(cluster, namespace, "llm")
+
+    started = time.monotonic()
+    apply_md(cluster, namespace, model_v(doc, "v2"))
+    md = wait_phase(cluster, namespace, "llm", "RolledBack", timeout=SAY_WITHIN)
+    took = time.monotonic() - started
+    message = condition(md, "Stalled")["message"]
+    assert "cannot be scheduled (spec.rollout.capacity.onUnschedulable: Rollback)" in message, message
+    assert "Insufficient nvidia.com/gpu" in message, message
+    assert md["status"]["rollout"]["decisions"][-1]["metric"] == "canary-schedulable"
+    assert stable_pods(cluster, namespace, "llm") == before
+    wait_until(lambda: not [p for p in scarce_pool() if "canary" in p.metadata.name], timeout=30,
+               what="the canary pod gone")
+    print(f"\nonUnschedulable Rollback: rolled back {took:.1f} s after the apply (deadline 600 s)")
+
+
+def test_a_first_deploy_and_a_scale_up_larger_than_the_pool_say_how_many_cannot_be_placed(
+        cluster, namespace, operator, scarce_pool):
+    started = time.monotonic()
+    apply_md(cluster, namespace, gpu_model("big", 3))
+    md = wait_until(lambda: says(cluster, namespace, "big", "InsufficientCapacity", "Insufficient nvidia.com/gpu"),
+                    timeout=SAY_WITHIN, what="the status to say a third replica does not fit",
+                    describe=lambda: status_view(get_md(cluster, namespace, "big")))
+    said = time.monotonic() - started
+    assert condition(md, "Reconciling")["status"] == "True" and condition(md, "Stalled")["status"] == "False"
+    assert md["status"]["message"].startswith("pod big-stable-"), md["status"]["message"]
+
+    apply_md(cluster, namespace, gpu_model("big", 2))  # what fits
+    wait_ready(cluster, namespace, "big")
+    apply_md(cluster, namespace, gpu_model("big", 3))  # scaling up beyond it: serving, but short
+    md = wait_until(lambda: says(cluster, namespace, "big", "InsufficientCapacity", "Insufficient nvidia.com/gpu"),
+                    timeout=SAY_WITHIN, what="the status to say the scale-up does not fit",
+                    describe=lambda: status_view(get_md(cluster, namespace, "big")))
+    assert md["status"]["phase"] == "Degraded" and md["status"]["stable"]["readyReplicas"] == 2
+    print(f"\nfirst deploy larger than the pool: InsufficientCapacity said {said:.1f} s after the apply")
+
+
+def test_the_custom_runtime_example_without_its_claim_says_the_claim_is_missing(cluster, namespace, operator):
+    example = Path(REPO / "examples" / "04-custom-runtime.yaml")
+    started = time.monotonic()
+    cluster.kubectl("apply", "-n", namespace, "-f", str(example))
+    md = wait_until(lambda: says(cluster, namespace, "churn-scorer", "Unschedulable",
+                                 'persistentvolumeclaim "model-store" not found'),
+                    timeout=SAY_WITHIN, what="the status to name the missing claim",
+                    describe=lambda: status_view(get_md(cluster, namespace, "churn-scorer")))
+    assert md["status"]["phase"] == "Pending"
+    assert condition(md, "Stalled")["status"] == "False"  # creating the claim is enough: it waits for it
+    print(f"\nexample 04 without its claim: Unschedulable said {time.monotonic() - started:.1f} s after the apply")

@@ -43,6 +43,10 @@ ROLLED_BACK = "RolledBack"
 # another reason it gives (a missing claim, no node matching the selector).
 INSUFFICIENT_CAPACITY = "InsufficientCapacity"
 UNSCHEDULABLE = "Unschedulable"
+# Pods placed on a node, downloading and loading the model (not started yet),
+# and pods that did not within the model's loadTimeout.
+LOADING_MODEL = "LoadingModel"
+MODEL_LOAD_TIMEOUT = "ModelLoadTimeout"
 
 # The "nothing to report" side of Reconciling and Stalled
 RECONCILED = "Reconciled"

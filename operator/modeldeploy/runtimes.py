@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from .api.durations import parse_duration
 from .api.spec import ModelDeploymentSpec
 
 DEFAULT_MODEL_MOUNT_PATH = "/mnt/models"
@@ -47,6 +48,9 @@ class RuntimeEntry(_TableModel):
     # Seconds a terminating pod keeps serving before the server gets SIGTERM
     # (a preStop sleep): kube-proxy and the routes drop its endpoint first.
     drain_seconds: int = Field(0, ge=0, le=120)
+    # How long a model may take to download and load, from the pod's
+    # scheduling: the startup probe's budget (spec.model.loadTimeout overrides).
+    load_timeout: str | None = Field(None, pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$")
 
 
 class StorageInitializer(_TableModel):
@@ -101,6 +105,7 @@ class ResolvedRuntime:
     readiness: ReadinessProbe | None  # None: only check that the port accepts connections
     storage_initializer: StorageInitializer
     drain_seconds: int = 0  # 0 is left out of the revision hash (builders.revision)
+    load_timeout_seconds: int = 0  # the table's; 0 (none) is left out of the hash likewise
 
 
 def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedRuntime:
@@ -128,6 +133,7 @@ def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedR
         readiness=readiness,
         storage_initializer=table.storage_initializer,
         drain_seconds=entry.drain_seconds if entry else 0,
+        load_timeout_seconds=parse_duration(entry.load_timeout) if entry and entry.load_timeout else 0,
     )
 
 
@@ -144,6 +150,8 @@ def runtime_to_wire(runtime: ResolvedRuntime) -> dict:
     }
     if runtime.drain_seconds:
         wire["drainSeconds"] = runtime.drain_seconds
+    if runtime.load_timeout_seconds:
+        wire["loadTimeoutSeconds"] = runtime.load_timeout_seconds
     return wire
 
 
@@ -158,6 +166,7 @@ def runtime_from_wire(wire) -> ResolvedRuntime | None:
             readiness=ReadinessProbe.model_validate(wire["readiness"]) if wire.get("readiness") else None,
             storage_initializer=StorageInitializer.model_validate(wire["storageInitializer"]),
             drain_seconds=int(wire.get("drainSeconds") or 0),
+            load_timeout_seconds=int(wire.get("loadTimeoutSeconds") or 0),
         )
     except (KeyError, TypeError, ValueError, ValidationError):
         return None

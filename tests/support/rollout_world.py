@@ -36,6 +36,10 @@ class Role:
     restarts: int = 0
     crashing: bool = False
     unschedulable: str = ""  # the scheduler's message for the pods that are not ready
+    # The pods that are not ready were scheduled then and are loading the
+    # model (not started), with this budget (their startup probe's).
+    loading_since: datetime | None = None
+    load_timeout: int | None = None
 
     def observed(self) -> ObservedDeployment:
         return ObservedDeployment(
@@ -49,7 +53,10 @@ class Role:
         return [
             PodSummary(name=f"fraud-{role}-{i}", role=role, revision=self.revision, ready=i < self.ready,
                        restart_count=self.restarts if i == 0 else 0, waiting=waiting if i == 0 else (),
-                       unschedulable=self.unschedulable if i >= self.ready else "")
+                       unschedulable=self.unschedulable if i >= self.ready else "",
+                       scheduled_at=self.loading_since if i >= self.ready else None,
+                       started=i < self.ready or self.loading_since is None,
+                       load_timeout_seconds=self.load_timeout)
             for i in range(self.replicas)
         ]
 

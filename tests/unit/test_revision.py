@@ -99,10 +99,12 @@ def test_a_spec_without_credentials_keeps_the_revision_it_had_before_the_field(t
     Measured with the runtime table of that operator (MLServer's readiness
     path and drainSeconds came since; a stable model keeps the runtime it was
     rolled out with anyway, status.stable.runtime). A runtime without
-    drainSeconds hashes as before the field existed."""
+    drainSeconds or loadTimeout, and a model without loadTimeout, hash as
+    before those fields existed."""
     shipped = Path(modeldeploy.__file__).parent / "data" / "runtimes.yaml"
     then = tmp_path / "runtimes.yaml"
     text = shipped.read_text().replace("/v2/models/$(MODELDEPLOY_NAME)/ready", "/v2/health/ready")
-    then.write_text("\n".join(line for line in text.splitlines() if "drainSeconds:" not in line))
+    then.write_text("\n".join(line for line in text.splitlines()
+                               if "drainSeconds:" not in line and "loadTimeout:" not in line))
     table = load_runtime_table(then)
     assert revision_of({}, table) == "2699209bdc"  # as computed by the operator before the field existed

@@ -317,6 +317,51 @@ def test_an_unschedulable_canary_rolls_back_at_once_when_asked_to():
     assert (world.stable.replicas, world.stable.ready) == (4, 4)
 
 
+def test_a_canary_loading_its_model_says_so_and_may_take_its_load_timeout_beyond_the_deadline():
+    rollout = {"progressDeadlineSeconds": 60, "steps": [{"setWeight": 50}]}
+    world = settled_world(v("v7", rollout=rollout))
+    world.change(v("v8", rollout=rollout))
+    run(world, 2, ready=False)
+    world.canary.loading_since, world.canary.load_timeout = world.now, 300
+    world.reconcile()
+    assert world.condition("Ready") == ("False", "LoadingModel")
+    assert "is loading: pod fraud-canary-0 loading its model since" in world.status["message"]
+    assert "loadTimeout 5m" in world.status["message"]
+    world.later(200)  # past progressDeadlineSeconds, within loadTimeout
+    world.reconcile()
+    assert world.phase == "Canary"
+    world.pods_ready()
+    for _ in range(5):
+        run(world, 1, seconds=1)
+        if world.phase == "Promoting":
+            break
+    assert world.phase == "Promoting", world.status["message"]
+    # Stable's new pods load the model as slowly: promotion, too, waits for
+    # them past the deadline (it was rolled back at 60 s; found on the cluster).
+    world.stable.loading_since, world.stable.load_timeout, world.stable.ready = world.now, 300, 0
+    run(world, 1, seconds=200, ready=False)
+    world.reconcile()
+    assert world.phase == "Promoting", world.status["message"]
+    world.pods_ready()
+    run(world, 4, seconds=1)
+    assert world.phase == "Ready" and world.status["stable"]["modelVersion"] == "v8"
+
+
+def test_a_canary_that_does_not_load_within_its_load_timeout_rolls_back_saying_so():
+    world = settled_world(v("v7"))
+    world.change(v("v8"))
+    run(world, 2, ready=False)
+    world.canary.loading_since, world.canary.load_timeout = world.now, 30
+    world.canary.restarts, world.canary.crashing = 3, True  # the startup probe restarted it
+    world.later(31)
+    world.reconcile()
+    assert world.phase == "RolledBack"
+    assert "canary pod fraud-canary-0 did not load its model within loadTimeout 30s" in world.status["message"]
+    assert "crash" not in world.status["message"]
+    assert world.rollout["decisions"][-1]["metric"] == "model-load"
+    assert (world.stable.replicas, world.stable.ready) == (4, 4)
+
+
 def test_rising_restarts_count_as_failed_checks():
     world = settled_world(v("v7"))
     world.change(v("v8"))

@@ -140,3 +140,56 @@ def test_mlserver_pods_drain_before_the_server_stops(runtime_table):
     [server] = build_pod_template(custom, bare, name="fraud", role=Role.STABLE, revision="r")["spec"]["containers"]
     assert bare.drain_seconds == 0 and "lifecycle" not in server
     assert "drainSeconds" not in runtime_to_wire(bare)
+
+
+def server_of(spec, runtime):
+    from modeldeploy.builders.naming import Role
+    from modeldeploy.builders.pod import build_pod_template
+
+    [server] = build_pod_template(spec, runtime, name="fraud", role=Role.STABLE, revision="r")["spec"]["containers"]
+    return server
+
+
+@pytest.mark.parametrize(("fmt", "budget"), [("sklearn", 600), ("onnx", 1200), ("llm", 1800)])
+def test_a_model_gets_its_runtimes_load_timeout_as_a_startup_probe_on_the_readiness_check(runtime_table, fmt,
+                                                                                          budget):
+    """KServe #3795: 20B models killed by probes before they finish loading.
+    The startup probe asks the readiness question with the whole budget; the
+    kubelet runs no other probe until it passes."""
+    spec = parse_spec({"model": {"uri": "s3://m/f", "version": "1", "format": fmt}},
+                      known_formats=runtime_table.known_formats)
+    runtime = resolve_runtime(spec, runtime_table)
+    server = server_of(spec, runtime)
+    startup = server["startupProbe"]
+    assert startup["httpGet"] == server["readinessProbe"]["httpGet"]
+    assert startup["httpGet"] is not server["readinessProbe"]["httpGet"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == budget
+    assert "livenessProbe" not in server
+    assert runtime_from_wire(runtime_to_wire(runtime)) == runtime, "recorded with the stable revision"
+
+
+@pytest.mark.parametrize(("load_timeout", "period", "threshold"), [("30s", 10, 3), ("45s", 5, 9), ("1h", 10, 360),
+                                                                    ("17s", 1, 17)])
+def test_spec_model_load_timeout_overrides_the_runtimes_exactly(runtime_table, load_timeout, period, threshold):
+    spec = parse_spec({"model": {"uri": "s3://m/f", "version": "1", "format": "sklearn", "loadTimeout": load_timeout}},
+                      known_formats=runtime_table.known_formats)
+    startup = server_of(spec, resolve_runtime(spec, runtime_table))["startupProbe"]
+    assert (startup["periodSeconds"], startup["failureThreshold"]) == (period, threshold)
+
+
+def test_a_custom_runtime_gets_a_startup_probe_only_when_the_spec_gives_a_load_timeout(runtime_table):
+    raw = {"model": {"uri": "s3://m/f", "version": "1"}, "runtime": {"image": "example.com/srv:1"}}
+    custom = parse_spec(raw, known_formats=runtime_table.known_formats)
+    bare = resolve_runtime(custom, runtime_table)
+    assert "startupProbe" not in server_of(custom, bare) and "loadTimeoutSeconds" not in runtime_to_wire(bare)
+    raw["model"]["loadTimeout"] = "5m"
+    timed = parse_spec(raw, known_formats=runtime_table.known_formats)
+    startup = server_of(timed, resolve_runtime(timed, runtime_table))["startupProbe"]
+    assert startup["tcpSocket"] == {"port": "http"} and startup["failureThreshold"] * startup["periodSeconds"] == 300
+
+
+@pytest.mark.parametrize("bad", ["5s", "25h", "10 minutes", "0s"])
+def test_a_load_timeout_out_of_range_is_refused_naming_the_field(runtime_table, bad):
+    with pytest.raises(ValueError, match=r"spec\.model\.loadTimeout"):
+        parse_spec({"model": {"uri": "s3://m/f", "version": "1", "format": "sklearn", "loadTimeout": bad}},
+                   known_formats=runtime_table.known_formats)

@@ -1,5 +1,6 @@
 """Status derivation, as a user reading `kubectl get md -o yaml` would judge it."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -421,3 +422,71 @@ def test_a_scale_up_the_cluster_has_no_room_for_says_so_while_the_model_serves()
 def test_pods_of_an_old_revision_waiting_for_room_do_not_count():
     old = PodSummary(name="fraud-stable-old-0", role="stable", revision=OLD_REV, ready=False, unschedulable=GPU_MESSAGE)
     assert conditions(derive(Observed(stable=deployment(), pods=(pod(0), pod(1), old))))["Ready"][0] == "True"
+
+
+# -- slow model loads (issue 11) ------------------------------------------------------
+
+
+def loading(i, scheduled_ago, budget=120, started=False):
+    return PodSummary(name=f"fraud-stable-abc-{i}", role="stable", revision=REV, ready=False,
+                      scheduled_at=NOW - timedelta(seconds=scheduled_ago), started=started,
+                      load_timeout_seconds=budget)
+
+
+def test_summarize_pod_reads_scheduling_start_and_the_load_budget_off_the_pod():
+    raw = {"metadata": {"name": "p", "labels": {}},
+           "spec": {"containers": [{"name": "model-server", "startupProbe": {"periodSeconds": 10, "failureThreshold": 12}}]},
+           "status": {"conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2025-03-01T11:58:00Z"}],
+                      "containerStatuses": [{"name": "model-server", "started": False, "restartCount": 0,
+                                             "state": {"running": {}}}]}}
+    summary = summarize_pod(raw)
+    assert summary.scheduled_at == datetime(2025, 3, 1, 11, 58, tzinfo=timezone.utc)
+    assert summary.load_timeout_seconds == 120 and summary.started is False and summary.loading
+    raw["status"]["containerStatuses"][0]["started"] = True
+    assert summarize_pod(raw).started and not summarize_pod(raw).loading
+
+
+def test_pods_loading_their_model_say_since_when_not_how_long():
+    observed = Observed(stable=deployment(ready=0), pods=(loading(0, 30), loading(1, 45)))
+    status = derive(observed)
+    assert conditions(status)["Ready"] == ("False", "LoadingModel")
+    assert status["message"] == ("0/2 replicas ready; pod fraud-stable-abc-1 loading its model since "
+                                 "2025-03-01T11:59:15Z, loadTimeout 2m (2 pods loading)")
+    # A moment, not an elapsed time: a later pass writes the same status.
+    assert derive(observed, previous=status, now=NOW + timedelta(seconds=20)) == status
+
+
+def test_a_pod_past_its_load_timeout_did_not_load_and_is_not_called_a_crash_loop():
+    restarted = replace(loading(0, 130), restart_count=2, last_terminated_at=NOW - timedelta(seconds=5),
+                        waiting=(ContainerWaiting("model-server", "CrashLoopBackOff"),))
+    status = derive(Observed(stable=deployment(ready=0), pods=(restarted,)))
+    assert conditions(status)["Stalled"] == ("True", "ModelLoadTimeout")
+    assert status["message"] == ("pod fraud-stable-abc-0 did not load its model within loadTimeout 2m of being "
+                                 "scheduled (at 2025-03-01T11:57:50Z)")
+    assert status["phase"] == "Failed"
+
+
+def test_a_slow_load_within_its_budget_outlives_progress_deadline_seconds():
+    spec = parse_spec({"model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn"}, "replicas": 2,
+                       "rollout": {"progressDeadlineSeconds": 60}}, known_formats=TABLE.known_formats)
+    first = derive(Observed(stable=deployment(ready=0), pods=(loading(0, 0, budget=1800),)), spec=spec)
+    later = NOW + timedelta(seconds=600)
+    slow = replace(loading(0, 0, budget=1800), scheduled_at=NOW)
+    status = derive(Observed(stable=deployment(ready=0), pods=(slow,)), previous=first, now=later, spec=spec)
+    assert conditions(status)["Stalled"][0] == "False" and conditions(status)["Ready"][1] == "LoadingModel"
+
+
+def test_the_progress_deadline_counts_from_a_pods_scheduling_not_from_the_spec_change():
+    waiting = PodSummary(name="fraud-stable-abc-0", role="stable", revision=REV, ready=False,
+                         unschedulable="0/2 nodes are available: 2 Insufficient nvidia.com/gpu.")
+    first = derive(Observed(stable=deployment(ready=0), pods=(waiting,)))
+    # Placed 9 minutes later, running but not ready (no startup probe: started):
+    # 2 minutes after that the spec's deadline has passed, the pod's has not.
+    placed = PodSummary(name="fraud-stable-abc-0", role="stable", revision=REV, ready=False, started=True,
+                        scheduled_at=NOW + timedelta(minutes=9))
+    status = derive(Observed(stable=deployment(ready=0), pods=(placed,)), previous=first,
+                    now=NOW + timedelta(minutes=11))
+    assert conditions(status)["Stalled"][0] == "False"
+    late = derive(Observed(stable=deployment(ready=0), pods=(placed,)), previous=status,
+                  now=NOW + timedelta(minutes=19, seconds=1))
+    assert conditions(late)["Stalled"] == ("True", "ProgressDeadlineExceeded")

@@ -12,6 +12,7 @@ from pydantic import (
 )
 
 from .base import SpecModel
+from .durations import bounded_duration, parse_duration
 from .formats import DNS1123_SUBDOMAIN_PATTERN, DNS1123Label, DNS1123Subdomain, ModelUri, Quantity
 from .problems import FieldProblem
 from .rollout import RolloutSpec
@@ -52,6 +53,10 @@ class ModelCredentials(SpecModel):
     )
 
 
+# From 10 seconds (a toy model) to 24 hours (a large model pulled over a slow link).
+LoadTimeout = bounded_duration(10, 24 * 3600)
+
+
 class ModelSource(SpecModel):
     model_config = {
         "json_schema_extra": {
@@ -78,6 +83,16 @@ class ModelSource(SpecModel):
     credentials: ModelCredentials | None = Field(
         None, description="Where the storage initializer finds the keys to download the model, if it needs any."
     )
+    load_timeout: LoadTimeout | None = Field(
+        None,
+        description="How long a pod may take, from being scheduled, to download and load the model, e.g. 30m. "
+        "The server gets a startup probe with this budget, and a pod past it is reported as not loading in time "
+        "(a canary is rolled back). Default: the runtime's (MLServer 10m, Triton 20m, vLLM 30m).",
+    )
+
+    @property
+    def load_timeout_seconds(self) -> int | None:
+        return parse_duration(self.load_timeout) if self.load_timeout is not None else None
 
     @property
     def scheme(self) -> str:
@@ -117,8 +132,10 @@ class ModelSource(SpecModel):
         # hash as it did before the field existed, or every running
         # ModelDeployment would roll out when the operator is upgraded.
         dumped = handler(self)
-        if self.credentials is None:
-            dumped.pop("credentials", None)
+        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout")):
+            if getattr(self, field) is None:
+                dumped.pop(key, None)
+                dumped.pop(field, None)
         return dumped
 
 

@@ -1,6 +1,7 @@
 """The pod template: storage initializer + model server, Pod Security `restricted`."""
 
 import copy
+import math
 from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
@@ -87,6 +88,9 @@ def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str
     container["ports"] = [{"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"}]
     container["env"] = _env(spec, runtime, name)
     container["readinessProbe"] = _readiness_probe(runtime, {v["name"]: v["value"] for v in _our_env(spec, runtime, name)})
+    budget = load_budget(spec, runtime)
+    if budget:
+        container["startupProbe"] = startup_probe(container["readinessProbe"], budget)
     if runtime.drain_seconds:
         # A terminating pod keeps answering while kube-proxy and the routes
         # drop its endpoint; only then does the server get SIGTERM (MLServer
@@ -135,6 +139,24 @@ def _readiness_probe(runtime: ResolvedRuntime, ours: dict[str, str]) -> dict[str
         "timeoutSeconds": probe.timeout_seconds,
         "failureThreshold": probe.failure_threshold,
     }
+
+
+def load_budget(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> int:
+    """Seconds the model may take to load: the spec's loadTimeout, else the runtime's; 0 for none."""
+    return spec.model.load_timeout_seconds or runtime.load_timeout_seconds
+
+
+def startup_probe(readiness: dict[str, Any], budget: int) -> dict[str, Any]:
+    """The readiness check, given `budget` seconds before the kubelet gives
+    up on the container (and restarts it). Until it passes, readiness and
+    liveness wait: a large model is never killed for loading slowly, and
+    one that hangs is not waited for forever. periodSeconds divides the
+    budget exactly, so the status can read the budget back off the pod
+    (status.observed: periodSeconds x failureThreshold)."""
+    period = math.gcd(budget, 10)
+    probe = {key: copy.deepcopy(value) for key, value in readiness.items()
+             if key in ("httpGet", "tcpSocket", "timeoutSeconds")}
+    return {**probe, "periodSeconds": period, "failureThreshold": budget // period}
 
 
 def _model_volume(spec: ModelDeploymentSpec) -> dict[str, Any]:

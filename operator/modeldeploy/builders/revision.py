@@ -47,9 +47,10 @@ def _fields(runtime: ResolvedRuntime) -> dict:
     # changed, and no field is itself a dataclass (the table models go through
     # _plain, the env dicts and tuples serialize as they are).
     fields = {field.name: getattr(runtime, field.name) for field in _RUNTIME_FIELDS}
-    if not fields["drain_seconds"]:
-        # Added later: absent when unset, so every revision hashed before it stays the same.
-        del fields["drain_seconds"]
+    for added_later in ("drain_seconds", "load_timeout_seconds"):
+        if not fields[added_later]:
+            # Absent when unset, so every revision hashed before it stays the same.
+            del fields[added_later]
     return fields
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from .. import conditions as c
 from ..api.status import DecisionRecord
+from ..status.health import did_not_load, within_own_deadline as _within_own_deadline
 from ..status.observed import PodSummary
 from ..status.transitions import format_time
 from .analysis import FAIL, analysis_spec
@@ -14,6 +15,7 @@ from .state import RolloutState
 
 READY_CHECK = "canary-ready"
 SCHEDULING_CHECK = "canary-schedulable"
+LOAD_CHECK = "model-load"
 CRASH_LOOP_CHECK = "crash-loop"
 RESTARTS_CHECK = "restarts"
 
@@ -39,7 +41,7 @@ def canary_ready_replicas(inputs: Inputs, state: RolloutState) -> int:
 
 def run_builtin_checks(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
     """`wanted`: canary pods the current step needs ready."""
-    for check in (_crash_loop, _schedulable, _restarts, _readiness):
+    for check in (_load_timeout, _crash_loop, _schedulable, _restarts, _readiness):
         outcome = check(inputs, state, wanted)
         if outcome.failure is not None:
             return outcome
@@ -60,6 +62,20 @@ def _crash_loop(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcom
                 record = _record(inputs, CRASH_LOOP_CHECK, pod.restart_count, "no CrashLoopBackOff", "Rollback")
                 return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)
     return CheckOutcome(state)
+
+
+def _load_timeout(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
+    """A canary pod still loading its model past loadTimeout: rolled back,
+    said as such (before the crash-loop check: the startup probe restarts a
+    container that did not load in time, and that is no crash)."""
+    overdue = sorted((pod for pod in canary_pods(inputs, state) if pod.loading_past_budget(inputs.now)),
+                     key=lambda pod: pod.name)
+    if not overdue:
+        return CheckOutcome(state)
+    pod = overdue[0]
+    record = _record(inputs, LOAD_CHECK, pod.load_timeout_seconds, f"ready within {pod.load_timeout_seconds}s of "
+                     "being scheduled (loadTimeout)", "Rollback")
+    return CheckOutcome(replace(state, decisions=state.with_decisions(record)), f"canary {did_not_load(pod)}")
 
 
 def _schedulable(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome:
@@ -109,6 +125,8 @@ def _readiness(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome
     deadline = inputs.spec.rollout.progress_deadline_seconds
     if inputs.now - since <= timedelta(seconds=deadline):
         return CheckOutcome(state)
+    if _within_own_deadline(canary_pods(inputs, state), inputs.now, deadline):
+        return CheckOutcome(state)  # a pod that waited for a node gets its whole time to load
     record = _record(inputs, READY_CHECK, ready, f"ready >= {wanted} within {deadline}s", "Rollback")
     reasons = sorted({w.reason for p in canary_pods(inputs, state) for w in p.waiting if w.reason})
     detail = f" (pods waiting: {', '.join(reasons)})" if reasons else ""

@@ -20,6 +20,7 @@ from datetime import timedelta
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
 from ..conditions import CRASH_LOOP_WAITING_REASON
+from ..status.health import did_not_load, within_own_deadline
 from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
@@ -226,12 +227,24 @@ def _promotion_problem(ctx: _Context, state: RolloutState) -> str | None:
             if waiting.reason == CRASH_LOOP_WAITING_REASON:
                 return (f"while promoting, {pod.role} pod {pod.name} container {waiting.container} is "
                         f"crash-looping ({pod.restart_count} restarts)")
+    promoted = [pod for pod in inputs.observed.pods if pod.revision == revision]
+    overdue = sorted((pod for pod in promoted if pod.loading_past_budget(inputs.now)), key=lambda pod: pod.name)
+    if overdue:
+        return f"while promoting, {overdue[0].role} {did_not_load(overdue[0])}"
     deadline = inputs.spec.rollout.progress_deadline_seconds
     started = state.step_started_at or inputs.now
-    if inputs.now - started > timedelta(seconds=deadline):
+    # The deadline counts from a pod's scheduling, and a loading pod has its
+    # loadTimeout (issue 11): stable's new pods load the model as the canary's did.
+    if inputs.now - started > timedelta(seconds=deadline) and not within_own_deadline(promoted, inputs.now, deadline):
         stable = inputs.observed.stable
         ready = stable.ready_replicas if stable is not None and stable.revision == revision else 0
+        if any(pod.role == "stable" for pod in promoted):
+            # Counted pod by pod: the Deployment's readyReplicas also counts
+            # the replaced revision's pods while it rolls.
+            ready = sum(1 for pod in promoted if pod.role == "stable" and pod.ready)
         wanted = inputs.spec.fixed_replicas if inputs.spec.fixed_replicas is not None else ctx.base
+        if ready >= wanted:
+            return None  # stable has taken the revision: what is left is the route and the canary's removal
         return (f"promotion not complete within {deadline}s (spec.rollout.progressDeadlineSeconds): "
                 f"{ready}/{wanted} stable pods of revision {revision} ready")
     return None

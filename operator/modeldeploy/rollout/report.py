@@ -2,7 +2,7 @@
 
 from .. import conditions as c
 from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
-from ..status.health import Health, converging, lacks_resources, stuck
+from ..status.health import Health, converging, lacks_resources, loading_message, stuck
 from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
@@ -33,8 +33,14 @@ def build_report(
         traffic=traffic_status(seen, weights, provider),
         progress=_progress(state, total_steps),
         history=history,
-        health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state)),
+        health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state),
+                       _loading(inputs, state)),
     )
+
+
+def _loading(inputs: Inputs, state: RolloutState) -> str:
+    revision = state.canary.revision if state.canary else None
+    return loading_message([pod for pod in inputs.observed.pods if pod.role == "canary" and pod.revision == revision])
 
 
 def _waiting_for_room(inputs: Inputs, state: RolloutState) -> str:
@@ -130,7 +136,8 @@ def _rounding(state: RolloutState, provider: TrafficProvider, base: int) -> str:
             f"{pods} canary next to {base} stable)")
 
 
-def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedulable: str = "") -> Health | None:
+def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedulable: str = "",
+            loading: str = "") -> Health | None:
     canary, stable = state.canary, state.stable
     if canary is None or stable is None or state.stage == Stage.STABLE:
         return None  # the steady state: assess() judges the stable revision
@@ -151,6 +158,9 @@ def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedul
         reason = c.INSUFFICIENT_CAPACITY if lacks_resources(unschedulable) else c.UNSCHEDULABLE
         return converging(reason, f"canary {tried} is waiting for room: {unschedulable}; it takes "
                                   f"{state.weight}% of traffic ({where}); stable serves {serving}")
+    if loading and state.stage == Stage.CANARY:
+        return converging(c.LOADING_MODEL, f"canary {tried} is loading: {loading}; it takes {state.weight}% of "
+                                           f"traffic ({where}){paused}; stable serves {serving}")
     return converging(
         c.CANARY_IN_PROGRESS,
         f"canary {tried} takes {state.weight}% of traffic{rounding} ({where}){paused}; stable serves {serving}"

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 from .. import conditions as c
 from ..api.spec import ModelDeploymentSpec
+from ..api.durations import format_duration
 from .observed import Observed, ObservedDeployment, PodSummary
+from .transitions import format_time
 
 # The kubelet resets a container's crash back-off after it has run for 10
 # minutes; a restart more recent than that means the loop is still going,
@@ -71,10 +73,10 @@ def assess(spec: ModelDeploymentSpec, revision: str, observed: Observed, clock: 
 
     pending = _rollout_pending(stable, revision)
     if pending is None:
-        pending = _replicas_pending(spec, stable)
+        pending = _replicas_pending(spec, stable, pods)
     if pending is None:
         return serving(f"revision {revision} ({stable.model_version}) serves with {stable.ready_replicas} ready replicas")
-    if clock.past(deadline):
+    if clock.past(deadline) and not within_own_deadline(pods, clock.now, deadline):
         return stuck(c.PROGRESS_DEADLINE_EXCEEDED, _not_ready_message(stable, deadline, pods))
     return pending
 
@@ -89,6 +91,13 @@ def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health 
                 if waiting.reason in reasons:
                     # Waiting here again will not help: the image or the pod config must change.
                     return stuck(health_reason, _describe(pod, waiting.container, waiting.reason, waiting.message))
+
+    # Before crash loops: a startup probe that gives up restarts the
+    # container, and that is a model too slow to load, not a crashing server.
+    overdue = sorted((pod for pod in pods if pod.loading_past_budget(clock.now)), key=lambda pod: pod.name)
+    if overdue:
+        return stuck(c.MODEL_LOAD_TIMEOUT, did_not_load(overdue[0]) + (
+            f" ({len(overdue)} pods)" if len(overdue) > 1 else ""))
 
     crashing = [pod for pod in pods if _crash_looping(pod, clock.now)]
     if not crashing:
@@ -120,6 +129,24 @@ def _unschedulable(pods: list[PodSummary], clock: Clock, deadline: int) -> Healt
     if clock.past(deadline):
         return stuck(reason, f"{message}; still unschedulable after {deadline}s (spec.rollout.progressDeadlineSeconds)")
     return converging(reason, message)
+
+
+def did_not_load(pod: PodSummary) -> str:
+    budget = format_duration(pod.load_timeout_seconds or 0)
+    return (f"pod {pod.name} did not load its model within loadTimeout {budget} of being scheduled "
+            f"(at {format_time(pod.scheduled_at)})")
+
+
+def loading_message(pods: list[PodSummary]) -> str:
+    """The slowest pod still loading, with when it was scheduled: a moment,
+    not an elapsed time, so the status does not change every pass."""
+    loading = sorted((pod for pod in pods if pod.loading), key=lambda pod: (pod.scheduled_at, pod.name))
+    if not loading:
+        return ""
+    pod = loading[0]
+    budget = f", loadTimeout {format_duration(pod.load_timeout_seconds)}" if pod.load_timeout_seconds else ""
+    more = f" ({len(loading)} pods loading)" if len(loading) > 1 else ""
+    return f"pod {pod.name} loading its model since {format_time(pod.scheduled_at)}{budget}{more}"
 
 
 def lacks_resources(scheduler_message: str) -> bool:
@@ -169,11 +196,28 @@ def desired_replicas(spec: ModelDeploymentSpec, stable: ObservedDeployment) -> i
     return stable.replicas
 
 
-def _replicas_pending(spec: ModelDeploymentSpec, stable: ObservedDeployment) -> Health | None:
+def _replicas_pending(spec: ModelDeploymentSpec, stable: ObservedDeployment, pods: list[PodSummary]) -> Health | None:
     desired = desired_replicas(spec, stable)
     if stable.ready_replicas < desired:
-        return converging(c.REPLICAS_NOT_READY, f"{stable.ready_replicas}/{desired} replicas ready")
+        counted = f"{stable.ready_replicas}/{desired} replicas ready"
+        loading = loading_message(pods)
+        if loading:
+            return converging(c.LOADING_MODEL, f"{counted}; {loading}")
+        return converging(c.REPLICAS_NOT_READY, counted)
     return None
+
+
+def within_own_deadline(pods: list[PodSummary], now: datetime, deadline: int) -> bool:
+    """progressDeadlineSeconds counts from a pod's scheduling, not from the
+    spec change: a pod that waited for a node gets the whole deadline to load
+    (and a loading pod its loadTimeout, if longer)."""
+    for pod in pods:
+        if pod.ready or pod.scheduled_at is None:
+            continue
+        budget = max(deadline, pod.load_timeout_seconds or 0) if pod.loading else deadline
+        if now - pod.scheduled_at <= timedelta(seconds=budget):
+            return True
+    return False
 
 
 def _not_ready_message(stable: ObservedDeployment, deadline: int, pods: list[PodSummary]) -> str:

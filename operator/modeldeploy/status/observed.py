@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..api.times import parse_time
+from ..api.times import parse_time, parse_time_or_none
 from ..builders.labels import MODEL_VERSION, REVISION, ROLE
+from ..builders.pod import SERVER_CONTAINER
 
 
 # The scheduler lists every node group's reason; the first few hundred
@@ -84,6 +85,22 @@ class PodSummary:
     # The scheduler's message while it cannot place the pod (PodScheduled
     # False, reason Unschedulable), whitespace folded and cut to fit a status.
     unschedulable: str = ""
+    scheduled_at: datetime | None = None  # PodScheduled True: bound to a node
+    # Every main container started (the startup probe, if any, passed): a
+    # scheduled pod that has not is still downloading or loading its model.
+    started: bool = False
+    # The startup probe's budget (periodSeconds x failureThreshold): the
+    # model's loadTimeout, carried by the pod itself. None without one.
+    load_timeout_seconds: int | None = None
+
+    def loading_past_budget(self, now: datetime) -> bool:
+        """Scheduled, never started, and past its loadTimeout."""
+        return (self.load_timeout_seconds is not None and self.scheduled_at is not None and not self.ready
+                and not self.started and (now - self.scheduled_at).total_seconds() > self.load_timeout_seconds)
+
+    @property
+    def loading(self) -> bool:
+        return self.scheduled_at is not None and not self.ready and not self.started
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,8 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
     unschedulable = next((" ".join((c.get("message") or "unschedulable").split())[:MAX_SCHEDULER_MESSAGE]
                           for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
                           and c.get("reason") == "Unschedulable"), "")
+    scheduled = next((c for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "True"), None)
+    main = status.get("containerStatuses") or ()
     return PodSummary(
         name=metadata.get("name", ""),
         role=labels.get(ROLE),
@@ -166,6 +185,17 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         last_terminated_at=max(finished) if finished else None,
         terminations=terminations,
         unschedulable=unschedulable,
+        scheduled_at=parse_time_or_none(scheduled.get("lastTransitionTime")) if scheduled else None,
+        started=bool(main) and all(c.get("started") for c in main),
+        load_timeout_seconds=_startup_budget(body.get("spec") or {}),
     )
+
+
+def _startup_budget(pod_spec: Mapping[str, Any]) -> int | None:
+    for container in pod_spec.get("containers") or ():
+        if container.get("name") == SERVER_CONTAINER and container.get("startupProbe"):
+            probe = container["startupProbe"]
+            return int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+    return None
 
 

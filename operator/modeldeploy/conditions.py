@@ -46,6 +46,8 @@ UNSCHEDULABLE = "Unschedulable"
 # Pods placed on a node, downloading and loading the model (not started yet),
 # and pods that did not within the model's loadTimeout.
 LOADING_MODEL = "LoadingModel"
+# A new revision waiting for a canary slot (--max-concurrent-canaries).
+CANARY_QUEUED = "CanaryQueued"
 MODEL_LOAD_TIMEOUT = "ModelLoadTimeout"
 
 # The "nothing to report" side of Reconciling and Stalled

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from kubernetes.client.exceptions import ApiException
 
 from . import metrics
+from .api.status import Stage
+from .api.times import parse_time_or_none
 from .kube.cache import Cache, Key
 from .kube.clients import make_api_client
 from .kube.peering import PeeringGate
@@ -32,6 +34,7 @@ from .kube.writing import Kube
 from .reconcile.drift import HANDOVER_MANAGER
 from .reconcile.plan import Plan, plan
 from .reconcile.world import World
+from .rollout.admission import CanarySlots
 from .runtimes import load_runtime_table
 from .settings import OperatorSettings
 
@@ -59,6 +62,11 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         # Namespaces found terminating, until when to leave them alone.
         self._terminating: dict[str, float] = {}
+        # The rollout stage (and since when) each ModelDeployment's last pass
+        # left it in: canary slots are shared from these, not from statuses
+        # whose writes may still be on their way (two passes at once must not
+        # both take the last slot). Models not planned yet count by status.
+        self._stages: dict[Key, tuple[str, datetime | None]] = {}
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -89,6 +97,7 @@ class Controller:
         if kind == "DELETED":
             self.cache.drop_model(meta["namespace"], meta["name"])
             metrics.forget_model(meta["namespace"], meta["name"])
+            self._remember((meta["namespace"], meta["name"]), None)
             return
         self.cache.put_model(body)
         self.queue.add((meta["namespace"], meta["name"]))
@@ -148,7 +157,8 @@ class Controller:
         step = plan(world)
         if step.queries is not None:
             world = replace(world, analysis=await run_plan(step.queries, self.kube.pool))
-            step = plan(world)
+            step = plan(replace(world, canary_slots=self._slots()))
+        self._remember(key, step)
         try:
             await self._write_children(step)
         except ApiException as exc:
@@ -161,14 +171,47 @@ class Controller:
             # scale stable before the canary's apply is refused).
             seen = self._observe(key, md)
             step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
-                                refused=_refusal(exc)))
+                                refused=_refusal(exc), canary_slots=self._slots()))
+            self._remember(key, step)
         await self._report(md, step)
         return step.requeue_after
 
     def _observe(self, key: Key, md: dict) -> World:
         return World(model=md, children=self.cache.children_of(key), neighbours=self.cache.neighbours_of(key[0]),
                      pods=self.cache.pods_of(key), now=datetime.now(timezone.utc), table=self.table,
-                     write_unchanged=not self.settings.skip_unchanged_writes)
+                     write_unchanged=not self.settings.skip_unchanged_writes, canary_slots=self._slots())
+
+    # -- canary slots (--max-concurrent-canaries) ---------------------------
+    def _slots(self) -> CanarySlots | None:
+        limit = self.settings.max_concurrent_canaries
+        if not limit:
+            return None
+        in_flight, queued = set(), []
+        for key, md in self.cache.models.items():
+            stage, since = self._stages.get(key) or _recorded_stage(md)
+            name = f"{key[0]}/{key[1]}"
+            if stage in IN_FLIGHT:
+                in_flight.add(name)
+            elif stage == Stage.QUEUED.value and since is not None:
+                queued.append((since, name))
+        return CanarySlots(limit=limit, in_flight=frozenset(in_flight), queued=tuple(queued))
+
+    def _remember(self, key: Key, step: Plan | None) -> None:
+        """Keep where `key`'s rollout stands; when it leaves a slot, the
+        ones waiting are planned again at once (their own requeue is the
+        backstop)."""
+        before = self._stages.get(key)
+        if step is None:
+            self._stages.pop(key, None)
+        elif step.stage is not None:
+            self._stages[key] = (step.stage, step.stage_since)
+        else:
+            return  # held (an invalid spec): nothing moved
+        after = self._stages.get(key)
+        if before and before[0] in IN_FLIGHT and not (after and after[0] in IN_FLIGHT):
+            for other, (stage, _) in list(self._stages.items()):
+                if stage == Stage.QUEUED.value:
+                    self.queue.add(other)
 
     async def _write_children(self, step: Plan) -> None:
         # Handover first (replicas to the HPA), then the applies, then the
@@ -216,6 +259,15 @@ class Controller:
             metrics.ROLLOUTS.labels(result).inc()
         for verdict in step.verdicts:
             metrics.VERDICTS.labels(verdict).inc()
+
+
+IN_FLIGHT = (Stage.CANARY.value, Stage.PROMOTING.value)
+
+
+def _recorded_stage(md: dict) -> tuple[str | None, datetime | None]:
+    """A model this process has not planned yet: where its status says it stands."""
+    rollout = (md.get("status") or {}).get("rollout") or {}
+    return rollout.get("stage"), parse_time_or_none(rollout.get("stepStartedAt"))
 
 
 def _refusal(exc: ApiException) -> str:

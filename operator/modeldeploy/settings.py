@@ -33,3 +33,6 @@ class OperatorSettings:
     # (kopf's default, 60 s, means 5-60 s; keep-alives go out every
     # lifetime - 5..10 s, at least every second).
     peering_lifetime: int = field(default_factory=lambda: _env_int("MODELDEPLOY_PEERING_LIFETIME", 60))
+    # At most this many canaries in flight at once, across every watched
+    # namespace; the others wait in line, stable serving (0: no limit).
+    max_concurrent_canaries: int = field(default_factory=lambda: _env_int("MODELDEPLOY_MAX_CONCURRENT_CANARIES", 0))

@@ -74,6 +74,7 @@ class World:
     analysis_answer: object = None  # callable(plan) -> AnalysisResults
     # Per pass: (weights decided, canary pods ready when deciding, base replicas when deciding).
     passes: list[tuple[Weights, int, int]] = field(default_factory=list)
+    slots: object = None  # rollout.admission.CanarySlots: --max-concurrent-canaries
 
     @property
     def revision(self) -> str:
@@ -96,6 +97,7 @@ class World:
         return Inputs(
             name="fraud", namespace="ml", spec=self.spec, revision=self.revision, state=read_state(self.status),
             observed=self.observed(), weights=self.seen_weights(), now=self.now, annotations=dict(self.annotations),
+            slots=self.slots,
         )
 
     def reconcile(self) -> Decision:

@@ -36,6 +36,7 @@ class Stage(str, Enum):
     CANARY = "Canary"  # a new revision is tried out, step by step
     PROMOTING = "Promoting"  # stable takes the canary's template; the canary serves until stable is ready
     ROLLED_BACK = "RolledBack"  # the canary failed; stable serves until the spec changes
+    QUEUED = "Queued"  # a new revision waits for a canary slot (--max-concurrent-canaries); stable serves
 
 
 class PausedBy(str, Enum):

@@ -99,6 +99,13 @@ def _install_crd(kubeconfig: str | None, runtimes: str | None, timeout: float = 
         time.sleep(0.1)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -108,6 +115,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["MODELDEPLOY_RUNTIME_TABLE"] = args.runtimes
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+    if args.max_concurrent_canaries is not None:
+        os.environ["MODELDEPLOY_MAX_CONCURRENT_CANARIES"] = str(args.max_concurrent_canaries)
     if args.install_crd:
         _install_crd(args.kubeconfig, args.runtimes)
         print("modeldeploy: CRD modeldeployments.modeldeploy.io installed (Established and served)",
@@ -220,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="server-side apply the CRD and wait until the API serves it, then start")
     run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
     run.add_argument("--runtimes", help="runtime table YAML overriding the packaged one")
+    run.add_argument("--max-concurrent-canaries", type=_positive, metavar="N",
+                     help="at most N canaries in flight at once; the other new revisions wait in line, stable "
+                          "serving, their place in the status (default: no limit)")
     run.add_argument("--liveness", help="serve kopf's liveness/progress probe at this URL, "
                                         "e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("MODELDEPLOY_METRICS_PORT", 0)),

@@ -74,6 +74,11 @@ class Plan:
     # verdicts judged by this pass.
     outcomes: tuple[str, ...] = ()
     verdicts: tuple[str, ...] = ()
+    # Where the rollout stands after this pass, and since when (the stage's
+    # start): the controller keeps them to share canary slots at once,
+    # before the status write that records them comes back.
+    stage: str | None = None
+    stage_since: datetime | None = None
 
 
 def plan(world: World) -> Plan:
@@ -96,6 +101,7 @@ def plan(world: World) -> Plan:
         name=world.name, namespace=world.namespace, spec=spec, revision=revision_of(spec, runtime),
         state=state, observed=observed, weights=provider.read_weights(owner, world.children, observed),
         now=world.now, annotations=meta.get("annotations") or {}, runtime=runtime_to_wire(runtime),
+        slots=world.canary_slots,
     )
     if world.analysis is None:
         queries = plan_analysis(inputs)
@@ -136,6 +142,8 @@ def plan(world: World) -> Plan:
         requeue_after=_requeue(decision, status, spec, world.now),
         outcomes=tuple(entry.result for entry in decision.report.history),
         verdicts=_verdicts(decision, analysed=inputs.analysis is not None, now=world.now),
+        stage=decision.state.stage.value,
+        stage_since=decision.state.step_started_at,
     )
 
 

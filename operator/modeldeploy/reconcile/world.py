@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..rollout.admission import CanarySlots
 from ..rollout.inputs import AnalysisResults
 from ..runtimes import RuntimeTable
 from ..status.observed import PodSummary
@@ -35,6 +36,8 @@ class World:
     refused: str | None = None
     # Apply every desired child on every pass (the "naive" benchmark only).
     write_unchanged: bool = False
+    # --max-concurrent-canaries: who holds a canary slot, who waits (None: no limit).
+    canary_slots: CanarySlots | None = None
 
     @property
     def name(self) -> str:

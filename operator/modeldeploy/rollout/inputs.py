@@ -9,6 +9,7 @@ from typing import Any
 from ..api.spec import ModelDeploymentSpec
 from ..status.observed import Observed
 from ..traffic.weights import Weights
+from .admission import CanarySlots
 from .state import RolloutState
 
 
@@ -46,3 +47,5 @@ class Inputs:
     # runtimes.runtime_to_wire of the runtime `revision` runs: the table's
     # for a new spec, the recorded one while the spec is the stable one's.
     runtime: Mapping[str, Any] | None = None
+    # --max-concurrent-canaries: who holds a slot and who waits (None: no limit).
+    slots: CanarySlots | None = None

@@ -27,6 +27,7 @@ from ..traffic.provider import TrafficProvider
 from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
+from .admission import admit
 from .annotations import ABORT, PROMOTE, Requests, read_requests
 from .checks import canary_ready_replicas, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
@@ -157,6 +158,9 @@ def _new_revision(ctx: _Context) -> Decision | None:
     inputs, state = ctx.inputs, ctx.inputs.state
     if state.stage in ACTIVE and state.canary is not None and state.canary.revision == inputs.revision:
         return None
+    queued = _queued(ctx, state)
+    if queued is not None:
+        return queued
     history, events = _aborted(ctx, state, f"superseded by revision {inputs.revision}")
     spec = inputs.spec
     fresh = RolloutState(
@@ -187,6 +191,32 @@ def _new_revision(ctx: _Context) -> Decision | None:
         # invariant 3, found by the property test).
         decision = _active_decision(ctx, decision.state, canary=0, requeue=POLL_SECONDS)
     return _prepend(decision, (*events, started), history)
+
+
+def _queued(ctx: _Context, state: RolloutState) -> Decision | None:
+    """--max-concurrent-canaries: no slot for this revision's canary yet.
+    Stable serves as it does; the revision waits in line, its place said in
+    the status, and starts as soon as a slot is its (issue 11)."""
+    inputs = ctx.inputs
+    if inputs.slots is None:
+        return None
+    waiting = state.stage == Stage.QUEUED and state.canary is not None and state.canary.revision == inputs.revision
+    since = (state.step_started_at if waiting else None) or inputs.now
+    in_flight = state.stage in ACTIVE
+    admission = admit(inputs.slots, f"{inputs.namespace}/{inputs.name}", since)
+    if admission.admitted or in_flight:
+        return None
+    spec = inputs.spec
+    line = (f"waiting for a canary slot: {admission.position} of {admission.waiting} in line, "
+            f"{inputs.slots.limit} canaries at most at once (--max-concurrent-canaries)")
+    held = RolloutState(stage=Stage.QUEUED, stable=state.stable,
+                        canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri),
+                        step_started_at=since, message=line, decisions=state.decisions)
+    events = () if waiting else (Event(NORMAL, "CanaryQueued", f"{spec.model.version} (revision {inputs.revision}) "
+                                       f"{line}; stable {state.stable.model_version} keeps serving"),)
+    decision = _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
+                         requeue=POLL_SECONDS)
+    return _prepend(decision, events, ())
 
 
 def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:

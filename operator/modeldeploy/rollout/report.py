@@ -149,6 +149,8 @@ def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedul
             f"rolled back {tried}: {state.message.rstrip('.')}. The cluster serves the stable {serving}; "
             "change the spec to try a new version, or set it back to the stable one",
         )
+    if state.stage == Stage.QUEUED:
+        return converging(c.CANARY_QUEUED, f"{tried} is {state.message}; stable serves {serving}")
     if state.stage == Stage.PROMOTING:
         return converging(c.CANARY_IN_PROGRESS, f"promoting {tried}: the stable Deployment takes its pods")
     where = f"step {min(state.step + 1, total_steps)}/{total_steps}" if total_steps else "no steps"

@@ -300,6 +300,7 @@ class Pod:
     restarts_base: int = 0
     last_terminated: datetime | None = None
     behaviour: str = READY
+    startup_probe: dict | None = None  # the model server's, from the template: the load budget
 
     @property
     def version(self) -> str:
@@ -655,14 +656,20 @@ class FakeCluster:
                                  "message": f"back-off 40s restarting failed container=model-server pod={pod.name}"}}
         else:
             state = {"running": {"startedAt": fmt(s["last_terminated"] or pod.scheduled_at)}}
+        # With a startup probe the kubelet counts a container started only
+        # once the probe passes (the model loaded): until then it is loading.
+        started = s["ready"] if pod.startup_probe else not s["waiting"]
         container = {"name": "model-server", "ready": s["ready"], "restartCount": s["restarts"],
-                     "started": not s["waiting"], "image": "model-server", "state": state, "lastState": {}}
+                     "started": started, "image": "model-server", "state": state, "lastState": {}}
         if s["last_terminated"] is not None:
             container["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error",
                                                      "finishedAt": fmt(s["last_terminated"])}}
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "status": {
+        spec = {"containers": [{"name": "model-server", **({"startupProbe": pod.startup_probe}
+                                                           if pod.startup_probe else {})}]}
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {
             "phase": "Running",
-            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": fmt(pod.scheduled_at)},
+                           {"type": "Initialized", "status": "True"},
                            {"type": "ContainersReady", "status": ready}, {"type": "Ready", "status": ready}],
             "initContainerStatuses": [{"name": "storage-initializer", "ready": True, "restartCount": 0,
                                        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
@@ -770,9 +777,11 @@ class FakeCluster:
             self.pod_serial += 1
             meta = rs.template.get("metadata") or {}
             labels = {**(meta.get("labels") or {}), "pod-template-hash": rs.hash}
+            server = next((c for c in (rs.template.get("spec") or {}).get("containers") or ()
+                           if c.get("name") == "model-server"), {})
             pod = Pod(name=f"{deployment}-{rs.hash[:6]}-{self.pod_serial:05d}", namespace=self.namespace,
                       labels=labels, annotations=dict(meta.get("annotations") or {}), deployment=deployment,
-                      rs_hash=rs.hash, created=self.now)
+                      rs_hash=rs.hash, created=self.now, startup_probe=server.get("startupProbe"))
             self.pods[pod.name] = pod
             self.progress_at[deployment] = self.now
 

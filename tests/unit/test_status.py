@@ -490,3 +490,18 @@ def test_the_progress_deadline_counts_from_a_pods_scheduling_not_from_the_spec_c
     late = derive(Observed(stable=deployment(ready=0), pods=(placed,)), previous=status,
                   now=NOW + timedelta(minutes=19, seconds=1))
     assert conditions(late)["Stalled"] == ("True", "ProgressDeadlineExceeded")
+
+
+def test_pods_replaced_again_and_again_do_not_push_the_deadline_out_forever():
+    first = derive(Observed(stable=deployment(ready=0), pods=(pod(0, ready=False),)))
+    # Each look finds a pod placed a minute ago (say, evicted and replaced):
+    # only pods placed within the first deadline get their own.
+    later = first
+    for minute in range(11, 30):
+        fresh = replace(pod(0, ready=False), scheduled_at=NOW + timedelta(minutes=minute - 1))
+        later = derive(Observed(stable=deployment(ready=0), pods=(fresh,)), previous=later,
+                       now=NOW + timedelta(minutes=minute))
+        if conditions(later)["Stalled"][0] == "True":
+            break
+    # The one placed at minute 10 still counted at minute 11; its successor placed at minute 11 does not.
+    assert conditions(later)["Stalled"] == ("True", "ProgressDeadlineExceeded") and minute == 12

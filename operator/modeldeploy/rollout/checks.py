@@ -125,7 +125,7 @@ def _readiness(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome
     deadline = inputs.spec.rollout.progress_deadline_seconds
     if inputs.now - since <= timedelta(seconds=deadline):
         return CheckOutcome(state)
-    if _within_own_deadline(canary_pods(inputs, state), inputs.now, deadline):
+    if _within_own_deadline(canary_pods(inputs, state), inputs.now, deadline, since):
         return CheckOutcome(state)  # a pod that waited for a node gets its whole time to load
     record = _record(inputs, READY_CHECK, ready, f"ready >= {wanted} within {deadline}s", "Rollback")
     reasons = sorted({w.reason for p in canary_pods(inputs, state) for w in p.waiting if w.reason})

@@ -265,7 +265,8 @@ def _promotion_problem(ctx: _Context, state: RolloutState) -> str | None:
     started = state.step_started_at or inputs.now
     # The deadline counts from a pod's scheduling, and a loading pod has its
     # loadTimeout (issue 11): stable's new pods load the model as the canary's did.
-    if inputs.now - started > timedelta(seconds=deadline) and not within_own_deadline(promoted, inputs.now, deadline):
+    if inputs.now - started > timedelta(seconds=deadline) and not within_own_deadline(promoted, inputs.now, deadline,
+                                                                                       started):
         stable = inputs.observed.stable
         ready = stable.ready_replicas if stable is not None and stable.revision == revision else 0
         if any(pod.role == "stable" for pod in promoted):

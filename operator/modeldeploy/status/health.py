@@ -76,7 +76,8 @@ def assess(spec: ModelDeploymentSpec, revision: str, observed: Observed, clock: 
         pending = _replicas_pending(spec, stable, pods)
     if pending is None:
         return serving(f"revision {revision} ({stable.model_version}) serves with {stable.ready_replicas} ready replicas")
-    if clock.past(deadline) and not within_own_deadline(pods, clock.now, deadline):
+    if clock.past(deadline) and (clock.deadline_already_passed
+                                 or not within_own_deadline(pods, clock.now, deadline, clock.started_at)):
         return stuck(c.PROGRESS_DEADLINE_EXCEEDED, _not_ready_message(stable, deadline, pods))
     return pending
 
@@ -207,12 +208,16 @@ def _replicas_pending(spec: ModelDeploymentSpec, stable: ObservedDeployment, pod
     return None
 
 
-def within_own_deadline(pods: list[PodSummary], now: datetime, deadline: int) -> bool:
+def within_own_deadline(pods: list[PodSummary], now: datetime, deadline: int, since: datetime) -> bool:
     """progressDeadlineSeconds counts from a pod's scheduling, not from the
-    spec change: a pod that waited for a node gets the whole deadline to load
-    (and a loading pod its loadTimeout, if longer)."""
+    spec change (`since`): a pod that waited for a node gets the whole
+    deadline to load (and a loading pod its loadTimeout, if longer). Only
+    pods placed within the first deadline count, so the wait stays bounded
+    (at most deadline + max(deadline, loadTimeout)) however often pods are
+    replaced."""
+    latest = since + timedelta(seconds=deadline)
     for pod in pods:
-        if pod.ready or pod.scheduled_at is None:
+        if pod.ready or pod.scheduled_at is None or pod.scheduled_at > latest:
             continue
         budget = max(deadline, pod.load_timeout_seconds or 0) if pod.loading else deadline
         if now - pod.scheduled_at <= timedelta(seconds=budget):

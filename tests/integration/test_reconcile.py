@@ -140,6 +140,19 @@ def test_schema_refuses_a_bad_spec_with_a_clear_message(cluster, namespace, oper
     bad_uri["spec"]["model"]["uri"] = "ftp://models/x"
     proc = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(bad_uri), check=False)
     assert proc.returncode != 0 and "spec.model.uri" in proc.stderr, proc.stderr
+
+    # Readiness never rests on an open port alone (issue 11).
+    custom = model_deployment("custom")
+    del custom["spec"]["model"]["format"]
+    custom["spec"]["runtime"] = {"image": "registry.example.com/server:1"}
+    proc = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(custom), check=False)
+    assert proc.returncode != 0 and "spec.runtime.readinessPath: required for a custom image" in proc.stderr, \
+        proc.stderr
+
+    slow = model_deployment("slow")
+    slow["spec"]["model"]["loadTimeout"] = "10 minutes"
+    proc = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(slow), check=False)
+    assert proc.returncode != 0 and "spec.model.loadTimeout" in proc.stderr, proc.stderr
     assert not cluster.custom.list_namespaced_custom_object("modeldeploy.io", "v1alpha1", namespace,
                                                             "modeldeployments")["items"]
 

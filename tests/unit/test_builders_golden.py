@@ -46,6 +46,7 @@ CASES = {
         "runtime": {
             "image": "registry.example.com/fraud-server:1.2.3",
             "port": 9000,
+            "readinessPath": "/ready",
             "command": ["/serve"],
             "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "fraud", "key": "token"}}}],
         },

@@ -103,13 +103,16 @@ def test_spec_runtime_overrides_field_by_field(runtime_table):
     assert runtime.env[0]["value"] == "custom.Model"
 
 
-def test_custom_image_without_format_uses_port_check_or_given_path(runtime_table):
+def test_a_custom_image_without_format_must_say_how_to_ask_whether_the_model_is_loaded(runtime_table):
+    """Readiness never rests on the process alone (issue 11): a port check
+    would call a pod ready while the model still loads."""
     raw = {"model": {"uri": "s3://m/f", "version": "1"}, "runtime": {"image": "example.org/server:1"}}
-    runtime = resolve_runtime(parse_spec(raw, known_formats=runtime_table.known_formats), runtime_table)
-    assert runtime.readiness is None and runtime.port == 8080
+    with pytest.raises(ValueError, match=r"spec\.runtime\.readinessPath: required for a custom image without "
+                                         r"spec\.model\.format: an HTTP path that answers 200 only once the model"):
+        parse_spec(raw, known_formats=runtime_table.known_formats)
     raw["runtime"]["readinessPath"] = "/ready"
     runtime = resolve_runtime(parse_spec(raw, known_formats=runtime_table.known_formats), runtime_table)
-    assert runtime.readiness.path == "/ready"
+    assert runtime.readiness.path == "/ready" and runtime.port == 8080
 
 
 def test_operator_env_names_are_reserved(runtime_table):
@@ -134,7 +137,8 @@ def test_mlserver_pods_drain_before_the_server_stops(runtime_table):
     assert server["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert runtime_from_wire(runtime_to_wire(runtime)) == runtime, "recorded with the stable revision"
 
-    custom = parse_spec({"model": {"uri": "s3://m/f", "version": "1"}, "runtime": {"image": "example.com/srv:1"}},
+    custom = parse_spec({"model": {"uri": "s3://m/f", "version": "1"},
+                         "runtime": {"image": "example.com/srv:1", "readinessPath": "/ready"}},
                         known_formats=runtime_table.known_formats)
     bare = resolve_runtime(custom, runtime_table)
     [server] = build_pod_template(custom, bare, name="fraud", role=Role.STABLE, revision="r")["spec"]["containers"]
@@ -178,14 +182,16 @@ def test_spec_model_load_timeout_overrides_the_runtimes_exactly(runtime_table, l
 
 
 def test_a_custom_runtime_gets_a_startup_probe_only_when_the_spec_gives_a_load_timeout(runtime_table):
-    raw = {"model": {"uri": "s3://m/f", "version": "1"}, "runtime": {"image": "example.com/srv:1"}}
+    raw = {"model": {"uri": "s3://m/f", "version": "1"}, "runtime": {"image": "example.com/srv:1",
+                                                                    "readinessPath": "/loaded"}}
     custom = parse_spec(raw, known_formats=runtime_table.known_formats)
     bare = resolve_runtime(custom, runtime_table)
     assert "startupProbe" not in server_of(custom, bare) and "loadTimeoutSeconds" not in runtime_to_wire(bare)
     raw["model"]["loadTimeout"] = "5m"
     timed = parse_spec(raw, known_formats=runtime_table.known_formats)
     startup = server_of(timed, resolve_runtime(timed, runtime_table))["startupProbe"]
-    assert startup["tcpSocket"] == {"port": "http"} and startup["failureThreshold"] * startup["periodSeconds"] == 300
+    assert startup["httpGet"] == {"path": "/loaded", "port": "http"}
+    assert startup["failureThreshold"] * startup["periodSeconds"] == 300
 
 
 @pytest.mark.parametrize("bad", ["5s", "25h", "10 minutes", "0s"])

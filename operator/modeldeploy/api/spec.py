@@ -236,6 +236,13 @@ class PodMetadata(SpecModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+# Readiness never rests on the process alone (issue 11): a port that accepts
+# connections says nothing about whether the model is loaded.
+CUSTOM_READINESS = ("spec.runtime.readinessPath: required for a custom image without spec.model.format: an HTTP "
+                    "path that answers 200 only once the model is loaded (an open port says the server started, "
+                    "not that the model is ready)")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What to serve (model), with what (runtime), how many (replicas/autoscaling),
     how to roll out changes (rollout) and how traffic reaches it (traffic).
@@ -255,6 +262,11 @@ class ModelDeploymentSpec(SpecModel):
                     "rule": "!has(self.autoscaling) || (has(self.resources) && "
                     "has(self.resources.requests) && 'cpu' in self.resources.requests)",
                     "message": "spec.autoscaling scales on CPU use, so it needs spec.resources.requests.cpu",
+                },
+                {
+                    "rule": "has(self.model.format) || !has(self.runtime) || !has(self.runtime.image) || "
+                    "has(self.runtime.readinessPath)",
+                    "message": CUSTOM_READINESS,
                 },
             ]
         }
@@ -302,6 +314,9 @@ class ModelDeploymentSpec(SpecModel):
                 "required with spec.autoscaling: CPU utilization is measured against it",
             )
         self._check_runtime_is_known(info)
+        if self.model.format is None and self.runtime is not None and self.runtime.image \
+                and not self.runtime.readiness_path:
+            raise FieldProblem(("runtime", "readinessPath"), CUSTOM_READINESS.removeprefix("spec.runtime.readinessPath: "))
         return self
 
     def _check_runtime_is_known(self, info: ValidationInfo) -> None:

@@ -155,10 +155,12 @@ class Controller:
             return None
         world = self._observe(key, md)
         step = plan(world)
+        if step.queries is None:
+            self._take_slot(key, step)
         if step.queries is not None:
             world = replace(world, analysis=await run_plan(step.queries, self.kube.pool))
             step = plan(replace(world, canary_slots=self._slots()))
-        self._remember(key, step)
+        self._take_slot(key, step)
         try:
             await self._write_children(step)
         except ApiException as exc:
@@ -172,8 +174,9 @@ class Controller:
             seen = self._observe(key, md)
             step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
                                 refused=_refusal(exc), canary_slots=self._slots()))
-            self._remember(key, step)
+            self._take_slot(key, step)
         await self._report(md, step)
+        self._remember(key, step)
         return step.requeue_after
 
     def _observe(self, key: Key, md: dict) -> World:
@@ -195,6 +198,16 @@ class Controller:
             elif stage == Stage.QUEUED.value and since is not None:
                 queued.append((since, name))
         return CanarySlots(limit=limit, in_flight=frozenset(in_flight), queued=tuple(queued))
+
+    def _take_slot(self, key: Key, step: Plan) -> None:
+        """Right after plan(), before any await: a canary that starts holds
+        its slot at once, so no pass planned meanwhile can take it too. A
+        canary that ends keeps its slot until the pass's writes have landed
+        (_remember): its canary Deployment is pruned by then."""
+        before = self._stages.get(key)
+        leaving = before is not None and before[0] in IN_FLIGHT and step.stage not in IN_FLIGHT
+        if step.stage is not None and not leaving:
+            self._stages[key] = (step.stage, step.stage_since)
 
     def _remember(self, key: Key, step: Plan | None) -> None:
         """Keep where `key`'s rollout stands; when it leaves a slot, the

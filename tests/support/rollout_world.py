@@ -40,6 +40,7 @@ class Role:
     # model (not started), with this budget (their startup probe's).
     loading_since: datetime | None = None
     load_timeout: int | None = None
+    ready_since: datetime | None = None  # when the ready pods turned Ready (None: unknown)
 
     def observed(self) -> ObservedDeployment:
         return ObservedDeployment(
@@ -56,7 +57,8 @@ class Role:
                        unschedulable=self.unschedulable if i >= self.ready else "",
                        scheduled_at=self.loading_since if i >= self.ready else None,
                        started=i < self.ready or self.loading_since is None,
-                       load_timeout_seconds=self.load_timeout)
+                       load_timeout_seconds=self.load_timeout,
+                       ready_since=self.ready_since if i < self.ready else None)
             for i in range(self.replicas)
         ]
 

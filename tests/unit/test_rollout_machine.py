@@ -158,6 +158,22 @@ def test_weighted_provider_passes_a_step_only_once_the_weight_reads_back():
     assert world.status["traffic"] == {"stable": 75, "canary": 25, "verified": True}
 
 
+def test_a_route_sends_a_canary_pod_weight_only_once_it_has_been_ready_long_enough_for_the_gateway_to_know_it():
+    """Found on the real node: Traefik answered 503 "no available server" to
+    11 requests when the first setWeight went to a canary pod Ready for
+    under a second: the EndpointSlice controller and Traefik's reload had not
+    caught up."""
+    world = settled_world(v("v7", traffic=GATEWAY, rollout=STEPS_FAST))
+    world.change(v("v8", traffic=GATEWAY, rollout=STEPS_FAST))
+    run(world, 1, ready=False)
+    world.canary.ready, world.canary.ready_since = 1, world.now
+    world.later(1)
+    decision = world.reconcile()
+    assert decision.weights == ALL_STABLE and decision.requeue_after <= 5
+    world.later(4)
+    assert world.reconcile().weights == Weights(75, 25)
+
+
 def test_promotion_waits_for_the_route_to_hold_all_stable_before_removing_the_canary():
     world = settled_world(v("v7", traffic=GATEWAY, rollout={"steps": [{"setWeight": 50}]}))
     world.change(v("v8", traffic=GATEWAY, rollout={"steps": [{"setWeight": 50}]}))

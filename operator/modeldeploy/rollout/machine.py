@@ -29,7 +29,7 @@ from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .admission import admit
 from .annotations import ABORT, PROMOTE, Requests, read_requests
-from .checks import canary_ready_replicas, run_builtin_checks
+from .checks import canary_pods, canary_ready_replicas, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
 from .inputs import Inputs
 from .report import build_report
@@ -40,6 +40,9 @@ from .state import ACTIVE, CanaryRevision, RolloutState, Stage, StableRevision
 # While waiting on something that changes without an event we watch (a route's
 # weights read back, an analysis answer), look again this soon.
 POLL_SECONDS = 5.0
+# How long a canary pod must have been Ready before a route sends it more
+# weight: the EndpointSlice controller and the gateway's reload take seconds.
+ENDPOINTS_SETTLE_SECONDS = 5.0
 # pausedReason prefix that marks a pause set by analysis (cleared by a conclusive run).
 INCONCLUSIVE_PAUSE = "analysis inconclusive"
 
@@ -564,8 +567,16 @@ def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
 
 
 def _canary_ready_for(ctx: _Context, state: RolloutState, weight: int) -> bool:
-    return canary_ready_replicas(ctx.inputs, state) >= canary_replicas(ctx.base, weight,
-                                                                       weighted=ctx.provider.weighted)
+    if ctx.provider.weighted:
+        # A gateway sends the route's weight to the endpoints it knows: a pod
+        # reaches them through the EndpointSlice controller and then the
+        # gateway's own config reload, seconds after the pod turns Ready.
+        # Raised before, the weight goes to a backend with no endpoint yet
+        # (Traefik: 503 "no available server", seen on the real node under load).
+        pods = canary_pods(ctx.inputs, state)
+        settled = sum(1 for pod in pods if pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS))
+        return settled >= canary_replicas(ctx.base, weight)
+    return canary_ready_replicas(ctx.inputs, state) >= canary_replicas(ctx.base, weight, weighted=False)
 
 
 def _settled(stable: ObservedDeployment | None, revision: str, fixed: int | None) -> bool:

@@ -92,6 +92,13 @@ class PodSummary:
     # The startup probe's budget (periodSeconds x failureThreshold): the
     # model's loadTimeout, carried by the pod itself. None without one.
     load_timeout_seconds: int | None = None
+    # Since when the pod has been Ready (the Ready condition's last
+    # transition); None when unknown.
+    ready_since: datetime | None = None
+
+    def ready_for(self, now: datetime, seconds: float) -> bool:
+        """Ready, and for at least `seconds` (or for an unknown time)."""
+        return self.ready and (self.ready_since is None or (now - self.ready_since).total_seconds() >= seconds)
 
     def loading_past_budget(self, now: datetime) -> bool:
         """Scheduled, never started, and past its loadTimeout."""
@@ -174,6 +181,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
                           for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
                           and c.get("reason") == "Unschedulable"), "")
     scheduled = next((c for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "True"), None)
+    ready_condition = next((c for c in conditions if c.get("type") == "Ready" and c.get("status") == "True"), None)
     main = status.get("containerStatuses") or ()
     return PodSummary(
         name=metadata.get("name", ""),
@@ -188,6 +196,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         scheduled_at=parse_time_or_none(scheduled.get("lastTransitionTime")) if scheduled else None,
         started=bool(main) and all(c.get("started") for c in main),
         load_timeout_seconds=_startup_budget(body.get("spec") or {}),
+        ready_since=parse_time_or_none(ready_condition.get("lastTransitionTime")) if ready_condition else None,
     )
 
 

@@ -56,7 +56,8 @@ NOT_STALLED = "NotStalled"
 
 # Stalled reasons that come from the progress deadline: once set for a
 # generation, they stay until the spec changes or the pods recover.
-DEADLINE_REASONS = (PROGRESS_DEADLINE_EXCEEDED, PODS_CRASH_LOOPING, INSUFFICIENT_CAPACITY, UNSCHEDULABLE)
+DEADLINE_REASONS = (PROGRESS_DEADLINE_EXCEEDED, PODS_CRASH_LOOPING, INSUFFICIENT_CAPACITY, UNSCHEDULABLE,
+                    MODEL_LOAD_TIMEOUT)
 
 # Container waiting reasons, as the kubelet reports them.
 IMAGE_PULL_WAITING_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")

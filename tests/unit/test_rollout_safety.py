@@ -93,7 +93,8 @@ from modeldeploy.builders import compute_revision
 from modeldeploy.builders.labels import MODEL_VERSION, REVISION, ROLE
 from modeldeploy.rollout import ABORT, PROMOTE
 from modeldeploy.rollout.machine import SCALED_TO_ZERO
-from modeldeploy.runtimes import load_runtime_table
+from modeldeploy.builders.pod import load_budget
+from modeldeploy.runtimes import load_runtime_table, resolve_runtime
 from modeldeploy.settings import OperatorSettings
 from modeldeploy.status.transitions import parse_time
 from support.fake_cluster import (ANSWERS, BEHAVIOURS, CRASH_LOOP, INF, NAN, PASS, READY, SEVERAL_SERIES,
@@ -1104,7 +1105,11 @@ class RolloutSafety(RuleBasedStateMachine):
             60 if s.pause is not None and s.pause.duration is None else
             (int(s.pause.duration.rstrip("s")) if s.pause is not None else 0) for s in spec.rollout.steps)
         analysis = ANALYSIS_INTERVAL * (FAILURE_LIMIT + ERROR_LIMIT + 3)
-        return 3 * DEADLINE + pauses + analysis + 60
+        # A pod still loading has max(deadline, loadTimeout) from its
+        # scheduling (README, GPUs and big models): the canary's pods, then
+        # stable's new ones while promoting.
+        load = 600 if spec is None else load_budget(spec, resolve_runtime(spec, TABLE))
+        return 3 * DEADLINE + 2 * max(DEADLINE, load) + pauses + analysis + 60
 
     def _nobody_acts_for_the_bound(self) -> None:
         """Time passes under the same world for the bound, 15 s at a time, the

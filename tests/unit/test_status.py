@@ -505,3 +505,17 @@ def test_pods_replaced_again_and_again_do_not_push_the_deadline_out_forever():
             break
     # The one placed at minute 10 still counted at minute 11; its successor placed at minute 11 does not.
     assert conditions(later)["Stalled"] == ("True", "ProgressDeadlineExceeded") and minute == 12
+
+
+def test_a_model_that_did_not_load_stays_stalled_while_its_restarts_come_and_go():
+    """Found by the property test: a crash-looping pod under a startup probe
+    flips between "not started" (did not load) and "Ready for a moment"
+    (crash loop, then within the deadline clock restarted by the flip): the
+    stall came and went, and the rollout never ended."""
+    hung = replace(loading(0, 700, budget=600), restart_count=3, last_terminated_at=NOW - timedelta(seconds=30))
+    stalled = derive(Observed(stable=deployment(ready=0), pods=(hung,)))
+    assert conditions(stalled)["Stalled"] == ("True", "ModelLoadTimeout")
+    between = replace(hung, ready=True, started=True, scheduled_at=hung.scheduled_at)
+    later = derive(Observed(stable=deployment(ready=1), pods=(between,)), previous=stalled,
+                   now=NOW + timedelta(seconds=15))
+    assert conditions(later)["Stalled"][0] == "True", conditions(later)

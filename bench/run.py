@@ -11,6 +11,10 @@ For each N (BENCH_SIZES, default 100,300,1000):
              CPU seconds, event-loop lag
   naive      the operator with write avoidance off and concurrency 1 (largest N only)
   (BENCH_PHASES=converge runs only direct and operator, to check a change quickly)
+  queue      (largest N) a new version for all N at once with no limit, then
+             again with --max-concurrent-canaries BENCH_MAX_CANARIES (default
+             20): peak canaries in flight, time to all promoted, and its ratio
+             to the unlimited run (BENCH_PHASES=queue runs only this)
   steady     (largest N) BENCH_STEADY_SECONDS with nothing changed, spanning
              several full resyncs: the operator's writes must be 0
   rollout    (largest N) a new model version for all N at once through a
@@ -251,15 +255,15 @@ def run_steady(cluster: Cluster, op: Operator, ns: str, n: int) -> dict:
             "writes_total": sum(by_verb.values())}
 
 
-def run_rollout(cluster: Cluster, ns: str, n: int, docs: list[dict]) -> dict:
+def run_rollout(cluster: Cluster, ns: str, n: int, docs: list[dict], version: str = "v2") -> dict:
     peak = [0]
     stop = threading.Event()
 
     def bump(doc: dict) -> None:
-        patch = {"spec": {"model": model_v(doc, "v2")["spec"]["model"]}}
+        patch = {"spec": {"model": model_v(doc, version)["spec"]["model"]}}
         cluster.custom.patch_namespaced_custom_object(*API, ns, PLURAL, doc["metadata"]["name"], patch)
 
-    with watch_mds(cluster, ns, is_ready("v2")) as promoted:
+    with watch_mds(cluster, ns, is_ready(version)) as promoted:
         def count_canaries() -> None:
             while not stop.wait(0.5):
                 live = sum(1 for md in list(promoted.objects.values()) if (md.get("status") or {}).get("canary"))
@@ -272,9 +276,38 @@ def run_rollout(cluster: Cluster, ns: str, n: int, docs: list[dict]) -> dict:
         wait_all(promoted, n, 3600, "rollout: promoted")
         stop.set()
     took = max(promoted.seen.values()) - start
-    log(f"rollout N={n}: all promoted in {took:.1f}s; peak {peak[0]} canaries in flight")
+    log(f"rollout N={n} to {version}: all promoted in {took:.1f}s; peak {peak[0]} canaries in flight")
     return {"seconds_all_promoted": round(took, 2), "peak_canaries_in_flight": peak[0],
             "steps": docs[0]["spec"]["rollout"]["steps"]}
+
+
+def run_queue(cluster: Cluster, n: int, env: dict[str, str], limit: int) -> dict:
+    """A new version for all N at once, first with no limit (the baseline),
+    then with --max-concurrent-canaries `limit`, on the same N models: the
+    peak of canaries in flight, and the time to promote them all, as a ratio
+    to the baseline measured in the same run."""
+    ns = fresh_namespace(cluster, f"bench-queue-{n}")
+    docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}]) for i in range(n)]
+    op = Operator(cluster, ns, env)
+    try:
+        with watch_mds(cluster, ns, is_ready("v1")) as ready:
+            create_all(cluster, ns, docs)
+            wait_all(ready, n, 1800, "queue: ModelDeployments Ready")
+        unlimited = run_rollout(cluster, ns, n, docs, "v2")
+        op.stop()
+        op = Operator(cluster, ns, {**env, "MODELDEPLOY_MAX_CONCURRENT_CANARIES": str(limit)})
+        limited = run_rollout(cluster, ns, n, docs, "v3")
+        result = {"n": n, "limit": limit, "unlimited": unlimited, "limited": limited,
+                  "ratio_limited_to_unlimited": round(limited["seconds_all_promoted"]
+                                                      / unlimited["seconds_all_promoted"], 2),
+                  **op.summary()}
+        log(f"queue N={n}: with at most {limit} canaries, peak {limited['peak_canaries_in_flight']} in flight, all "
+            f"promoted in {limited['seconds_all_promoted']}s = {result['ratio_limited_to_unlimited']} x the "
+            f"unlimited run ({unlimited['seconds_all_promoted']}s, peak {unlimited['peak_canaries_in_flight']})")
+    finally:
+        op.stop()
+    drop_namespace(cluster, ns)
+    return result
 
 
 def machine(cluster: Cluster) -> dict:
@@ -321,7 +354,13 @@ def main() -> int:
     naive = {**tuned, "MODELDEPLOY_NAIVE": "1", "MODELDEPLOY_CONCURRENCY": "1", "MODELDEPLOY_API_WORKERS": "1"}
     # BENCH_PHASES=converge: only the direct and operator convergence runs
     # (a quick check of a change); the default runs everything.
-    full = os.environ.get("BENCH_PHASES", "all") != "converge"
+    phases = os.environ.get("BENCH_PHASES", "all")
+    full = phases == "all"
+    if phases in ("all", "queue"):
+        # --max-concurrent-canaries at the largest N (BENCH_MAX_CANARIES, default 20).
+        results["queue"] = run_queue(cluster, max(sizes), tuned, int(os.environ.get("BENCH_MAX_CANARIES", 20)))
+    if phases == "queue":
+        return _write(results, plot_it=False)
     for n in sizes:
         results["direct"].append(run_direct(cluster, n))
         results["operator"].append(run_operator(cluster, n, tuned, "operator", extra=full and n == max(sizes)))
@@ -333,14 +372,20 @@ def main() -> int:
     top = next(r for r in results["operator"] if r["n"] == max(sizes))
     for r in results["naive"]:
         r["ratio_to_operator"] = round(r["seconds_all_ready"] / top["seconds_all_ready"], 2)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = REPO / "bench" / "results" / f"{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, out.with_suffix(".png"))
-    log(f"results: {out.relative_to(REPO)} and {out.with_suffix('.png').relative_to(REPO)}")
+    _write(results, plot_it=True)
     summary = {r["n"]: r["ratio_to_direct"] for r in results["operator"]}
     log(f"operator time / direct-apply time by N: {summary}"
         + "".join(f"; naive / tuned at N={r['n']}: {r['ratio_to_operator']}" for r in results["naive"]))
+    return 0
+
+
+def _write(results: dict, plot_it: bool) -> int:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = REPO / "bench" / "results" / f"{stamp}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    if plot_it:
+        plot(results, out.with_suffix(".png"))
+    log(f"results: {out.relative_to(REPO)}" + (f" and {out.with_suffix('.png').relative_to(REPO)}" if plot_it else ""))
     return 0
 
 

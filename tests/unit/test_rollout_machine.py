@@ -543,3 +543,12 @@ def test_snapshot_survives_a_new_spec_that_would_reject_it():
     new = spec_for("v8", autoscaling={"maxReplicas": 5}, resources={"requests": {"cpu": "1"}})
     stable = spec_for_stable(new, take_snapshot(old))
     assert stable.autoscaling is not None and stable.resources.requests == {}
+
+
+def test_a_rolled_back_status_without_its_reason_still_reads():
+    """A status written by hand (or by an older operator) may lack the
+    rollback's message: the report says so instead of failing the pass."""
+    world, _ = rolled_back_by_abort()
+    del world.status["rollout"]["message"]
+    world.reconcile()
+    assert world.phase == "RolledBack" and "no reason recorded" in world.status["message"]

@@ -144,9 +144,10 @@ def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedul
     tried = f"{canary.model_version} (revision {canary.revision})"
     serving = f"{stable.model_version} (revision {stable.revision})"
     if state.stage == Stage.ROLLED_BACK:
+        why = (state.message or "no reason recorded").rstrip(".")
         return stuck(
             c.ROLLED_BACK,
-            f"rolled back {tried}: {state.message.rstrip('.')}. The cluster serves the stable {serving}; "
+            f"rolled back {tried}: {why}. The cluster serves the stable {serving}; "
             "change the spec to try a new version, or set it back to the stable one",
         )
     if state.stage == Stage.QUEUED:

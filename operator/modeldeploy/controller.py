@@ -155,8 +155,6 @@ class Controller:
             return None
         world = self._observe(key, md)
         step = plan(world)
-        if step.queries is None:
-            self._take_slot(key, step)
         if step.queries is not None:
             world = replace(world, analysis=await run_plan(step.queries, self.kube.pool))
             step = plan(replace(world, canary_slots=self._slots()))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from .. import conditions as c
 from ..api.status import DecisionRecord
-from ..status.health import did_not_load, within_own_deadline as _within_own_deadline
+from ..status.health import did_not_load, overdue_loads, within_own_deadline as _within_own_deadline
 from ..status.observed import PodSummary
 from ..status.transitions import format_time
 from .analysis import FAIL, analysis_spec
@@ -68,8 +68,7 @@ def _load_timeout(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutc
     """A canary pod still loading its model past loadTimeout: rolled back,
     said as such (before the crash-loop check: the startup probe restarts a
     container that did not load in time, and that is no crash)."""
-    overdue = sorted((pod for pod in canary_pods(inputs, state) if pod.loading_past_budget(inputs.now)),
-                     key=lambda pod: pod.name)
+    overdue = overdue_loads(canary_pods(inputs, state), inputs.now)
     if not overdue:
         return CheckOutcome(state)
     pod = overdue[0]

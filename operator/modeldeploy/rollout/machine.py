@@ -20,7 +20,7 @@ from datetime import timedelta
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
 from ..conditions import CRASH_LOOP_WAITING_REASON
-from ..status.health import did_not_load, within_own_deadline
+from ..status.health import did_not_load, overdue_loads, within_own_deadline
 from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
@@ -261,7 +261,7 @@ def _promotion_problem(ctx: _Context, state: RolloutState) -> str | None:
                 return (f"while promoting, {pod.role} pod {pod.name} container {waiting.container} is "
                         f"crash-looping ({pod.restart_count} restarts)")
     promoted = [pod for pod in inputs.observed.pods if pod.revision == revision]
-    overdue = sorted((pod for pod in promoted if pod.loading_past_budget(inputs.now)), key=lambda pod: pod.name)
+    overdue = overdue_loads(promoted, inputs.now)
     if overdue:
         return f"while promoting, {overdue[0].role} {did_not_load(overdue[0])}"
     deadline = inputs.spec.rollout.progress_deadline_seconds

@@ -2,12 +2,13 @@
 
 from .. import conditions as c
 from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
-from ..status.health import Health, converging, lacks_resources, loading_message, stuck
+from ..status.health import Health, converging, lacks_resources, loading_message, stuck, unschedulable_message
 from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
+from .checks import canary_pods
 from .inputs import Inputs
 from .sizing import canary_replicas, split_weight
 from .state import ACTIVE, RolloutState, Stage
@@ -39,20 +40,11 @@ def build_report(
 
 
 def _loading(inputs: Inputs, state: RolloutState) -> str:
-    revision = state.canary.revision if state.canary else None
-    return loading_message([pod for pod in inputs.observed.pods if pod.role == "canary" and pod.revision == revision])
+    return loading_message(canary_pods(inputs, state))
 
 
 def _waiting_for_room(inputs: Inputs, state: RolloutState) -> str:
-    """The scheduler's word on the first canary pod it cannot place ("" if none)."""
-    revision = state.canary.revision if state.canary else None
-    waiting = sorted((pod for pod in inputs.observed.pods
-                      if pod.role == "canary" and pod.revision == revision and pod.unschedulable),
-                     key=lambda pod: pod.name)
-    if not waiting:
-        return ""
-    more = f" ({len(waiting)} pods unschedulable)" if len(waiting) > 1 else ""
-    return f"pod {waiting[0].name} cannot be scheduled: {waiting[0].unschedulable}{more}"
+    return unschedulable_message(canary_pods(inputs, state))
 
 
 def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProvider) -> TrafficStatus:

@@ -95,7 +95,7 @@ def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health 
 
     # Before crash loops: a startup probe that gives up restarts the
     # container, and that is a model too slow to load, not a crashing server.
-    overdue = sorted((pod for pod in pods if pod.loading_past_budget(clock.now)), key=lambda pod: pod.name)
+    overdue = overdue_loads(pods, clock.now)
     if overdue:
         return stuck(c.MODEL_LOAD_TIMEOUT, did_not_load(overdue[0]) + (
             f" ({len(overdue)} pods)" if len(overdue) > 1 else ""))
@@ -120,16 +120,27 @@ def _unschedulable(pods: list[PodSummary], clock: Clock, deadline: int) -> Healt
     (not as "not ready" at the deadline): waited for until the deadline, as
     room may come (a node added, another model scaled down, the claim
     created), then Stalled."""
-    waiting = sorted((pod for pod in pods if pod.unschedulable), key=lambda pod: pod.name)
-    if not waiting:
+    message = unschedulable_message(pods)
+    if not message:
         return None
-    pod = waiting[0]
-    reason = c.INSUFFICIENT_CAPACITY if lacks_resources(pod.unschedulable) else c.UNSCHEDULABLE
-    message = f"pod {pod.name} cannot be scheduled: {pod.unschedulable}" + (
-        f" ({len(waiting)} pods unschedulable)" if len(waiting) > 1 else "")
+    reason = c.INSUFFICIENT_CAPACITY if lacks_resources(message) else c.UNSCHEDULABLE
     if clock.past(deadline):
         return stuck(reason, f"{message}; still unschedulable after {deadline}s (spec.rollout.progressDeadlineSeconds)")
     return converging(reason, message)
+
+
+def unschedulable_message(pods: list[PodSummary]) -> str:
+    """The scheduler's word on the first pod it cannot place ("" if none)."""
+    waiting = sorted((pod for pod in pods if pod.unschedulable), key=lambda pod: pod.name)
+    if not waiting:
+        return ""
+    more = f" ({len(waiting)} pods unschedulable)" if len(waiting) > 1 else ""
+    return f"pod {waiting[0].name} cannot be scheduled: {waiting[0].unschedulable}{more}"
+
+
+def overdue_loads(pods: list[PodSummary], now: datetime) -> list[PodSummary]:
+    """Pods still loading their model past their loadTimeout, by name."""
+    return sorted((pod for pod in pods if pod.loading_past_budget(now)), key=lambda pod: pod.name)
 
 
 def did_not_load(pod: PodSummary) -> str:

@@ -176,12 +176,12 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         if (t := (c.get("lastState") or {}).get("terminated"))
     )
     conditions = status.get("conditions") or ()
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
     unschedulable = next((" ".join((c.get("message") or "unschedulable").split())[:MAX_SCHEDULER_MESSAGE]
                           for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
                           and c.get("reason") == "Unschedulable"), "")
     scheduled = next((c for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "True"), None)
     ready_condition = next((c for c in conditions if c.get("type") == "Ready" and c.get("status") == "True"), None)
+    ready = ready_condition is not None
     main = status.get("containerStatuses") or ()
     return PodSummary(
         name=metadata.get("name", ""),

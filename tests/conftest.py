@@ -137,6 +137,22 @@ def namespace(cluster: Cluster, request) -> str:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+@pytest.fixture
+def own_namespace(cluster, request) -> str:
+    """A namespace outside the session prefix, for one test: the session's
+    in-process operator never acts there, only the operator process (or pod)
+    the test runs. Named after the test's folder and name; deleted without
+    waiting afterwards."""
+    from support.operator import install_crd
+
+    install_crd(cluster)  # as the session operator would; these tests may run alone
+    stem = request.node.name.replace("_", "-")[5:25].strip("-")
+    name = f"{request.path.parent.name}-{stem}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture(autouse=True)
 def _hold_the_control_plane(request):
     """Every cluster test runs under the control-plane lock: shared, or

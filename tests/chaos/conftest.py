@@ -7,7 +7,6 @@ do it with `hack/cluster.sh restart`: run them on a control plane of your own
 (CLUSTER_DIR=/tmp/somewhere) when others share yours."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 
@@ -18,13 +17,4 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.chaos)
 
 
-@pytest.fixture
-def own_namespace(cluster, request):
-    from support.operator import install_crd
-
-    install_crd(cluster)  # as the session operator would; these tests may run alone
-    stem = request.node.name.replace("_", "-")[5:25].strip("-")
-    name = f"chaos-{stem}-{uuid.uuid4().hex[:5]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+# own_namespace: tests/conftest.py

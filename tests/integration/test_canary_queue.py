@@ -5,9 +5,7 @@ wait in line with their place in the status, stable serving, and every one
 is promoted in the end (Flagger #1069: many canaries at once, no capacity)."""
 from __future__ import annotations
 
-import uuid
 
-import pytest
 import yaml
 
 from support.canary import model_v
@@ -17,15 +15,6 @@ from support.sampling import ChangeRecorder
 from support.waiting import wait_until
 
 MODELS, LIMIT = 20, 5
-
-
-@pytest.fixture
-def own_namespace(cluster):
-    """A namespace the session's operator does not watch: only the limited one acts here."""
-    name = f"queue-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def apply_all(cluster, namespace: str, docs: list[dict]) -> None:

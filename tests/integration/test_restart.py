@@ -3,9 +3,7 @@ rollout and restarted finishes it exactly as if uninterrupted -- no step
 repeated, skipped or lost, no history entry duplicated."""
 from __future__ import annotations
 
-import uuid
 
-import pytest
 
 from support.canary import GATEWAY, WeightRecorder, canary_exists, model_v
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
@@ -15,15 +13,6 @@ from support.waiting import wait_until
 
 STEPS = [{"setWeight": 20}, {"pause": {"duration": "2s"}}, {"setWeight": 40}, {"pause": {"duration": "2s"}},
          {"setWeight": 60}, {"pause": {"duration": "2s"}}]
-
-
-@pytest.fixture
-def own_namespace(cluster):
-    # Outside the session's prefix: only the operator process under test acts here.
-    name = f"restart-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def test_sigkill_mid_rollout_resumes_where_it_was(cluster, own_namespace, tmp_path):

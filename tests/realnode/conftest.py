@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-import uuid
 
 import pytest
 
@@ -49,13 +48,9 @@ def serving_images(cluster, request):
 
 
 @pytest.fixture
-def real_namespace(cluster, request):
-    """A namespace outside the session prefix, for one test."""
-    stem = request.node.name.replace("_", "-")[5:25].strip("-")
-    name = f"real-{stem}-{uuid.uuid4().hex[:5]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+def real_namespace(own_namespace):
+    """A namespace outside the session prefix, for one test (tests/conftest.py)."""
+    return own_namespace
 
 
 @pytest.fixture

@@ -133,11 +133,8 @@ def test_the_share_answered_through_a_real_gateway_matches_the_weights_the_opera
             promoted = time.monotonic()
             assert done["status"]["traffic"]["canary"] == 0, done["status"]
 
-            def replaced_pods_gone():
-                pods = cluster.core.list_namespaced_pod(ns, label_selector=selector).items
-                return len(pods) == 1 and not any(p.metadata.deletion_timestamp for p in pods) and pods
-
-            wait_until(replaced_pods_gone, timeout=120, what="only the pod of stable v2 left", describe=report)
+            wait_until(lambda: real_node.only_pods_left(cluster, ns, selector, 1), timeout=120,
+                       what="only the pod of stable v2 left", describe=report)
         failed = [a for a in during if a not in (old, new)]
         assert not failed, {str(a)[:200]: failed.count(a) for a in failed}
         assert len(during) >= 100, f"only {len(during)} requests through the rollout"

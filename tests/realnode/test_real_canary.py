@@ -106,11 +106,8 @@ def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffi
         promoted = time.monotonic()
         assert done["status"]["traffic"]["canary"] == 0, done["status"]
 
-        def replaced_pods_gone():
-            pods = cluster.core.list_namespaced_pod(ns, label_selector=selector).items
-            return len(pods) == 2 and not any(p.metadata.deletion_timestamp for p in pods) and pods
-
-        wait_until(replaced_pods_gone, timeout=120, what="only the 2 pods of stable v2 left", describe=report)
+        wait_until(lambda: real_node.only_pods_left(cluster, ns, selector, 2), timeout=120,
+                   what="only the 2 pods of stable v2 left", describe=report)
         drained = time.monotonic()
     failed = [a for a in during if a not in (old, new)]
     assert not failed, {str(a)[:200]: failed.count(a) for a in failed}

@@ -180,3 +180,10 @@ def _state(state) -> str:
         t = state.terminated
         return f"terminated exit {t.exit_code} {t.reason}: {(t.message or '').strip()[:300]}"
     return "?"
+
+
+def only_pods_left(cluster, namespace: str, selector: str, count: int):
+    """The pods of `selector` once exactly `count` remain and none is being
+    deleted (a wait_until probe): the replaced ones are gone, drained."""
+    pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
+    return len(pods) == count and not any(p.metadata.deletion_timestamp for p in pods) and pods

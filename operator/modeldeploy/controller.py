@@ -30,6 +30,7 @@ from .kube.peering import PeeringGate
 from .kube.prometheus import run_plan
 from .kube.queue import ReconcileQueue
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
+from .kube.warmup import warm
 from .kube.writing import Kube
 from .reconcile.drift import HANDOVER_MANAGER
 from .reconcile.plan import Plan, plan
@@ -70,6 +71,13 @@ class Controller:
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
+        # Before any pass, and before kopf starts its watches (start() runs in
+        # its startup handler): a pass planned from a half-filled cache acts
+        # on a world that is not there (kube/warmup.py).
+        began = time.perf_counter()
+        found = await warm(self.kube, self.cache, self.settings.namespaces)
+        log.info("cache filled before the first pass in %.2fs: %s", time.perf_counter() - began,
+                 ", ".join(f"{n} {kind}" for kind, n in found.items()) or "nothing yet")
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._resync_forever()), loop.create_task(metrics.watch_loop_lag())]
         self.started = True

@@ -16,8 +16,11 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass
 class OperatorSettings:
-    # Empty: all namespaces. Otherwise only these.
-    namespaces: list[str] = field(default_factory=list)
+    # Empty: all namespaces. Otherwise only these: names or kopf's patterns
+    # ("team-*", "team-*,!team-test"); `run --namespace` sets them, joined by
+    # ";" (a pattern holds commas, never a semicolon).
+    namespaces: list[str] = field(
+        default_factory=lambda: [n for n in os.environ.get("MODELDEPLOY_NAMESPACES", "").split(";") if n])
     runtime_table: str | None = field(default_factory=lambda: os.environ.get("MODELDEPLOY_RUNTIME_TABLE") or None)
     # How many ModelDeployments are reconciled at once, and the threads/
     # connections that carry their API calls.

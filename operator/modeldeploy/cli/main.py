@@ -115,6 +115,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["MODELDEPLOY_RUNTIME_TABLE"] = args.runtimes
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+    if args.namespace:
+        os.environ["MODELDEPLOY_NAMESPACES"] = ";".join(args.namespace)
     if args.max_concurrent_canaries is not None:
         os.environ["MODELDEPLOY_MAX_CONCURRENT_CANARIES"] = str(args.max_concurrent_canaries)
     if args.install_crd:

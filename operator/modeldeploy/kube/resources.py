@@ -22,6 +22,13 @@ class Resource:
             path += f"/{subresource}"
         return path
 
+    def collection(self, namespace: str | None) -> str:
+        """Every object of the kind in one namespace, or in all (None)."""
+        if namespace is not None:
+            return self.path(namespace)
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{base}/{self.plural}"
+
 
 MODEL_DEPLOYMENT = Resource(f"{GROUP}/{VERSION}", "ModelDeployment", PLURAL)
 POD = Resource("v1", "Pod", "pods")

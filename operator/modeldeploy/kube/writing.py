@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from .. import metrics
 from ..api.times import format_time, utcnow
 from ..reconcile.drift import FIELD_MANAGER
-from .resources import EVENT, MODEL_DEPLOYMENT, POD, Resource, resource_of
+from .resources import EVENT, MODEL_DEPLOYMENT, Resource, resource_of
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,23 @@ class Kube:
         metrics.API_READS.labels("get", kind).inc()
         return await self._call("GET", path)
 
-    async def list_pods(self, namespace: str, selector: str) -> list[dict]:
-        self.reads[("list", "Pod")] += 1
-        metrics.API_READS.labels("list", "Pod").inc()
-        data = await self._call("GET", POD.path(namespace), query=[("labelSelector", selector)])
-        return data.get("items", [])
+    async def list_all(self, res: Resource, namespace: str | None, selector: str | None = None) -> list[dict]:
+        """Every object of a kind (in one namespace, or all: None), a page of
+        500 at a time. List items carry no kind: it is set on each, as a watch
+        event would have it."""
+        items: list[dict] = []
+        query = [("limit", "500")] + ([("labelSelector", selector)] if selector else [])
+        token = None
+        while True:
+            self.reads[("list", res.kind)] += 1
+            metrics.API_READS.labels("list", res.kind).inc()
+            data = await self._call("GET", res.collection(namespace),
+                                    query=query + ([("continue", token)] if token else []))
+            for item in data.get("items", []):
+                items.append({"apiVersion": res.api_version, "kind": res.kind, **item})
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
     async def event(self, involved: dict, *, type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""

@@ -49,6 +49,9 @@ LOADING_MODEL = "LoadingModel"
 # A new revision waiting for a canary slot (--max-concurrent-canaries).
 CANARY_QUEUED = "CanaryQueued"
 MODEL_LOAD_TIMEOUT = "ModelLoadTimeout"
+# Capacity mode Replace: after a promotion (or a canary dropped), the stable
+# Deployment takes its pods back from the canary one by one.
+RESTORING_STABLE = "RestoringStable"
 
 # The "nothing to report" side of Reconciling and Stalled
 RECONCILED = "Reconciled"

@@ -6,6 +6,7 @@ false`. Pydantic emits all of those, so this module rewrites them:
 
 - $ref                      -> the referenced definition, inlined
 - anyOf [X, null]           -> X (optional fields are simply omitted)
+- anyOf [integer, string, null] -> as anyOf [integer, string]
 - anyOf [integer, string]   -> x-kubernetes-int-or-string
 - dict[str, Any]            -> object with x-kubernetes-preserve-unknown-fields
 - additionalProperties false / title / default null -> dropped
@@ -37,6 +38,8 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 def _without_null(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Collapse anyOf [X, null] into X, keeping the outer keys (description...)."""
     options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
+    if "anyOf" in node and len(options) > 1:
+        return {**node, "anyOf": options}  # an optional int-or-string: the null goes
     if "anyOf" not in node or len(options) != 1:
         return node
     inner = _resolve(options[0], defs)

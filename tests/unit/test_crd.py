@@ -92,6 +92,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
         "$.spec.rollout.steps[]",
         "$.spec.rollout.analysis",
         "$.spec.rollout.analysis.metrics[]",
+        "$.spec.rollout.capacity",
         "$.spec.traffic",
     }
     messages = [r["message"] for rs in rules.values() for r in rs]

@@ -206,14 +206,100 @@ class AnalysisSpec(SpecModel):
         return self
 
 
+# A pod count or a percentage of spec.replicas, as a Deployment's maxSurge.
+PodsOrPercent = int | str
+PODS_OR_PERCENT = r"^(100|[1-9]?[0-9])%$"
+ZERO = "['0', '0%']"
+
+
+def pods_of(value: PodsOrPercent, replicas: int, *, round_up: bool) -> int:
+    """A maxSurge/maxUnavailable in pods: a percentage rounds up for the
+    surge and down for the unavailable pods, as a Deployment's do."""
+    if isinstance(value, int):
+        return value
+    share = replicas * int(value.rstrip("%"))
+    return -(-share // 100) if round_up else share // 100
+
+
+def _pods_or_percent(description: str, default: str):
+    return Field(None, description=f"{description} Pods (e.g. 1) or a percentage of spec.replicas (e.g. 25%); "
+                                   f"default {default}. Only with mode: Replace.")
+
+
+def _pods_or_percent_rule(field: str) -> dict[str, str]:
+    # An int-or-string's members carry no bounds or pattern of their own in a
+    # structural schema: CEL checks whichever of the two it is.
+    return {
+        "rule": f"!has(self.{field}) || (type(self.{field}) == int ? self.{field} >= 0 && self.{field} <= 10000 "
+                f": string(self.{field}).matches('{PODS_OR_PERCENT}'))",
+        "message": f"{field} must be a pod count from 0 to 10000 or a percentage from 0% to 100% such as 25%",
+    }
+
+
 class CapacitySpec(SpecModel):
-    """How a rollout treats pods the cluster has no room for."""
+    """How a canary gets its pods, and what happens when the cluster has no
+    room for them."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.mode == 'Replace' || (!has(self.maxSurge) && !has(self.maxUnavailable))",
+                    "message": "maxSurge and maxUnavailable apply to mode: Replace (in mode Surge the canary's pods "
+                               "come on top of stable's full count)",
+                },
+                {
+                    "rule": f"!has(self.maxSurge) || !has(self.maxUnavailable) || !(string(self.maxSurge) in {ZERO} "
+                            f"&& string(self.maxUnavailable) in {ZERO})",
+                    "message": "maxSurge and maxUnavailable cannot both be 0: no pod could ever be replaced",
+                },
+                _pods_or_percent_rule("maxSurge"),
+                _pods_or_percent_rule("maxUnavailable"),
+            ]
+        }
+    }
+
+    mode: Literal["Surge", "Replace"] = Field(
+        "Surge",
+        description="Surge: the canary's pods come on top of stable's full count. Replace: stable shrinks as the "
+        "canary grows, never more than replicas + maxSurge pods in all and never fewer than replicas - "
+        "maxUnavailable ready (a GPU model rolls out with no spare GPU: maxSurge 0).",
+    )
+    max_surge: PodsOrPercent | None = _pods_or_percent("Pods above spec.replicas a Replace rollout may run.", "25%")
+    max_unavailable: PodsOrPercent | None = _pods_or_percent(
+        "Ready pods below spec.replicas a Replace rollout may go.", "1")
 
     on_unschedulable: Literal["Wait", "Rollback"] = Field(
         "Wait",
         description="A canary pod the scheduler cannot place: Wait for room (at most progressDeadlineSeconds, "
         "then roll back) or Rollback at once. Stable is never touched either way.",
     )
+
+    @field_validator("max_surge", "max_unavailable", mode="before")
+    @classmethod
+    def _pods_or_percent(cls, value: PodsOrPercent | None) -> PodsOrPercent | None:
+        if isinstance(value, bool) or (isinstance(value, int) and not 0 <= value <= 10000):
+            raise FieldProblem((), f"must be a pod count from 0 to 10000 or a percentage such as 25% (got {value!r})")
+        if isinstance(value, str) and not re.match(PODS_OR_PERCENT, value):
+            raise FieldProblem((), f"must be a pod count or a percentage from 0% to 100% such as 25% (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _replace_only(self) -> "CapacitySpec":
+        if self.mode != "Replace" and (self.max_surge is not None or self.max_unavailable is not None):
+            raise FieldProblem("maxSurge" if self.max_surge is not None else "maxUnavailable",
+                               "applies to mode: Replace (in mode Surge the canary's pods come on top of stable's "
+                               "full count)")
+        if self.mode == "Replace" and str(self.max_surge) in ("0", "0%") and str(self.max_unavailable) in ("0", "0%"):
+            raise FieldProblem((), "maxSurge and maxUnavailable cannot both be 0: no pod could ever be replaced")
+        return self
+
+    def budget(self, replicas: int) -> tuple[int, int]:
+        """(surge, unavailable) in pods for `replicas` (mode Replace)."""
+        surge = pods_of(self.max_surge if self.max_surge is not None else "25%", replicas, round_up=True)
+        unavailable = pods_of(self.max_unavailable if self.max_unavailable is not None else 1, replicas,
+                              round_up=False)
+        return surge, unavailable
 
 
 class RolloutSpec(SpecModel):

@@ -243,6 +243,10 @@ CUSTOM_READINESS = ("spec.runtime.readinessPath: required for a custom image wit
                     "not that the model is ready)")
 
 
+REPLACE_NEEDS_REPLICAS = ("spec.rollout.capacity.mode: Replace needs a fixed spec.replicas: under spec.autoscaling "
+                          "the HPA owns the count, and a canary comes on top of it (mode Surge)")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What to serve (model), with what (runtime), how many (replicas/autoscaling),
     how to roll out changes (rollout) and how traffic reaches it (traffic).
@@ -262,6 +266,11 @@ class ModelDeploymentSpec(SpecModel):
                     "rule": "!has(self.autoscaling) || (has(self.resources) && "
                     "has(self.resources.requests) && 'cpu' in self.resources.requests)",
                     "message": "spec.autoscaling scales on CPU use, so it needs spec.resources.requests.cpu",
+                },
+                {
+                    "rule": "!has(self.autoscaling) || !has(self.rollout) || !has(self.rollout.capacity) || "
+                    "!has(self.rollout.capacity.mode) || self.rollout.capacity.mode != 'Replace'",
+                    "message": REPLACE_NEEDS_REPLICAS,
                 },
                 {
                     "rule": "has(self.model.format) || !has(self.runtime) || !has(self.runtime.image) || "
@@ -313,6 +322,12 @@ class ModelDeploymentSpec(SpecModel):
                 ("resources", "requests", "cpu"),
                 "required with spec.autoscaling: CPU utilization is measured against it",
             )
+        if self.autoscaling is not None and self.rollout.capacity.mode == "Replace":
+            raise FieldProblem(("rollout", "capacity", "mode"), REPLACE_NEEDS_REPLICAS.split(": ", 1)[1])
+        if self.rollout.capacity.mode == "Replace" and self.fixed_replicas \
+                and self.rollout.capacity.budget(self.fixed_replicas) == (0, 0):
+            raise FieldProblem(("rollout", "capacity"), f"maxSurge and maxUnavailable come to 0 pods each for "
+                               f"{self.fixed_replicas} replicas: no pod could ever be replaced")
         self._check_runtime_is_known(info)
         if self.model.format is None and self.runtime is not None and self.runtime.image \
                 and not self.runtime.readiness_path:

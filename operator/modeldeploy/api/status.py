@@ -88,6 +88,18 @@ class TrafficStatus(StatusModel):
     verified: bool = Field(False, description="The weights were read back from the provider and match.")
 
 
+class CapacityStatus(StatusModel):
+    """spec.rollout.capacity.mode Replace: the pod budget both roles share,
+    and how this pass spends it."""
+
+    mode: Literal["Replace"] = "Replace"
+    budget: int = Field(description="Pods in all at most: replicas + maxSurge.")
+    min_ready: int = Field(description="Ready pods in all at least: replicas - maxUnavailable.")
+    stable: int = Field(description="Pods the stable Deployment is given now.")
+    canary: int = Field(description="Pods the canary Deployment is given now.")
+    surge: int = Field(description="Pods above spec.replicas now (stable + canary - replicas, at least 0).")
+
+
 class DecisionRecord(StatusModel):
     """One analysis verdict and what the rollout did about it."""
 
@@ -152,6 +164,7 @@ class ModelDeploymentStatus(StatusModel):
     stable: StableStatus | None = None
     canary: RoleStatus | None = None
     traffic: TrafficStatus | None = None
+    capacity: CapacityStatus | None = None
     rollout: RolloutProgress | None = None
     url: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list, max_length=MAX_HISTORY)

@@ -169,13 +169,30 @@ def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision
     stable_runtime = runtime_from_wire(decision.stable_runtime) if decision.stable_runtime else None
     desired = [build_deployment(owner, decision.stable_spec, world.table, role=Role.STABLE,
                                 replicas=decision.stable_replicas, runtime=stable_runtime)]
-    if decision.canary_replicas is not None:
+    live_canary = world.children.get(("Deployment", deployment_name(world.name, Role.CANARY)))
+    if decision.canary_replicas is not None and decision.canary_template_from_live and live_canary is not None:
+        desired.append(rescaled(live_canary, decision.canary_replicas))
+    elif decision.canary_replicas is not None:
         desired.append(build_deployment(owner, spec, world.table, role=Role.CANARY,
                                         replicas=decision.canary_replicas, runtime=runtime,
                                         revision=revision if runtime is not None else None))
     desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor)
     desired += provider.build_routes(owner, spec, decision.weights)
     return desired
+
+
+def rescaled(live: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """A Deployment as it runs, at another size: its template (a revision the
+    spec no longer names) and our labels and annotations as they are."""
+    meta = live["metadata"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("modeldeploy.io/")}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta.get("labels") or {}),
+                     **({"annotations": annotations} if annotations else {}),
+                     "ownerReferences": list(meta.get("ownerReferences") or [])},
+        "spec": {**live["spec"], "replicas": replicas},
+    }
 
 
 # -- holding ----------------------------------------------------------------------

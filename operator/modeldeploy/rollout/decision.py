@@ -50,6 +50,10 @@ class Decision:
     state: RolloutState
     # Call again within this many seconds (pause end, analysis, deadline, polling); None: on events only.
     requeue_after: float | None
+    # Scale the live canary Deployment as it is instead of rendering it from
+    # the current spec (capacity mode Replace, walking back a canary whose
+    # revision is no longer the spec's: re-templating would replace its pods).
+    canary_template_from_live: bool = False
 
     @property
     def history(self):

@@ -19,8 +19,8 @@ from datetime import timedelta
 
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
-from ..conditions import CRASH_LOOP_WAITING_REASON
-from ..status.health import did_not_load, overdue_loads, within_own_deadline
+from ..conditions import CRASH_LOOP_WAITING_REASON, RESTORING_STABLE
+from ..status.health import converging, did_not_load, overdue_loads, within_own_deadline
 from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
@@ -28,6 +28,7 @@ from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .admission import admit
+from .capacity import Budget, RolePods, backward, canary_pods_for, carriers, forward, most_share, stable_goal
 from .annotations import ABORT, PROMOTE, Requests, read_requests
 from .checks import canary_pods, canary_ready_replicas, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
@@ -59,6 +60,9 @@ class _Context:
     steps: tuple[Step, ...]
     base: int  # replicas a weight is a share of
     requests: Requests  # promote/abort annotations: all consumed, some granted
+    # spec.rollout.capacity.mode Replace: the pod budget both roles share
+    # (rollout/capacity.py); None in mode Surge.
+    budget: Budget | None = None
 
 
 def decide(inputs: Inputs) -> Decision:
@@ -69,6 +73,7 @@ def decide(inputs: Inputs) -> Decision:
         base=base_replicas(inputs.spec, inputs.observed.stable,
                            inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
         requests=read_requests(inputs.annotations, _in_flight(inputs.state), done=_carried_out(inputs.state)),
+        budget=_budget(inputs.spec),
     )
     return (
         _first_revision(ctx)
@@ -164,6 +169,9 @@ def _new_revision(ctx: _Context) -> Decision | None:
     queued = _queued(ctx, state)
     if queued is not None:
         return queued
+    restoring = _restoring_first(ctx, state)
+    if restoring is not None:
+        return restoring
     history, events = _aborted(ctx, state, f"superseded by revision {inputs.revision}")
     spec = inputs.spec
     fresh = RolloutState(
@@ -194,6 +202,30 @@ def _new_revision(ctx: _Context) -> Decision | None:
         # invariant 3, found by the property test).
         decision = _active_decision(ctx, decision.state, canary=0, requeue=POLL_SECONDS)
     return _prepend(decision, (*events, started), history)
+
+
+def _restoring_first(ctx: _Context, state: RolloutState) -> Decision | None:
+    """Mode Replace: a new revision while pods of another canary still serve
+    (a canary in flight, or one being walked back after a rollback or a
+    promotion). That canary is walked back first, its pods kept as they are
+    (never re-templated in place: that would add pods beyond the budget and
+    take its ready ones away at once); the new canary starts once stable has
+    all its pods back."""
+    inputs = ctx.inputs
+    if ctx.budget is None:
+        return None
+    _, canary = _role_pods(ctx)
+    if canary.pods == 0 and canary.replicas == 0:
+        return None
+    history, events = _aborted(ctx, state, f"superseded by revision {inputs.revision}")
+    spec = inputs.spec
+    line = (f"{spec.model.version} (revision {inputs.revision}) waits: stable is taking back its "
+            f"{ctx.budget.replicas} pods from the previous canary first (capacity mode Replace)")
+    held = state if state.stage == Stage.ROLLED_BACK else RolloutState(stable=state.stable, decisions=state.decisions)
+    held = replace(held, message=line) if held.stage == Stage.ROLLED_BACK else held
+    decision = _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
+                         requeue=POLL_SECONDS)
+    return _prepend(decision, events, history)
 
 
 def _queued(ctx: _Context, state: RolloutState) -> Decision | None:
@@ -234,6 +266,8 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     problem = _promotion_problem(ctx, state)
     if problem is not None:
         return _rollback(ctx, state, problem)
+    if ctx.budget is not None:
+        return _promoting_in_place(ctx, state)
     # The canary keeps (at least) the size it serves with until the route is
     # read back at 100/0: promotion never takes serving capacity away.
     current = inputs.observed.canary.replicas if inputs.observed.canary is not None else 0
@@ -244,6 +278,23 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     if ctx.provider.weighted and inputs.weights != ALL_STABLE:
         return _active_decision(ctx, state, stable_spec=inputs.spec, canary=still_serving, requeue=POLL_SECONDS)
     return _promoted(ctx, state)
+
+
+def _promoting_in_place(ctx: _Context, state: RolloutState) -> Decision:
+    """Mode Replace: there is no room for a second full set of pods, so the
+    canary takes all the traffic and all the pods first (stable shrinking as
+    the canary's ready pods cover the floor); then the stable Deployment,
+    empty, takes the new revision, and the steady state hands the pods and
+    the traffic back to it the same careful way (_fit, backward)."""
+    inputs, budget = ctx.inputs, ctx.budget
+    stable, canary = _role_pods(ctx)
+    if ctx.provider.weighted:
+        state = replace(state, weight=max(state.weight, _most_canary_share(ctx, state)))
+    emptied = stable.replicas == 0 and stable.pods == 0
+    carried = _carried(ctx)
+    if emptied and carried == 100 and canary.ready >= carriers(budget.floor, 100):
+        return _promoted(ctx, state)
+    return _active_decision(ctx, state, canary=budget.replicas, requeue=POLL_SECONDS)
 
 
 def _promotion_problem(ctx: _Context, state: RolloutState) -> str | None:
@@ -329,7 +380,17 @@ def _advance_steps(ctx: _Context, state: RolloutState) -> RolloutState:
 
 def _set_weight(ctx: _Context, state: RolloutState, weight: int) -> tuple[RolloutState, bool]:
     """Done once the weight is set and read back. A weight is never raised
-    above what ready canary pods can take: until they are, the step waits."""
+    above what ready canary pods can take: until they are, the step waits.
+    In capacity mode Replace a route climbs toward the step's weight as far
+    as the canary's ready pods carry it: each share it takes lets stable
+    give up a pod, which makes room for the canary's next one."""
+    if weight > state.weight and ctx.budget is not None and ctx.provider.weighted:
+        reachable = min(weight, _most_canary_share(ctx, state))
+        if reachable > state.weight:
+            if state.last_analysis_at is None:
+                state = replace(state, last_analysis_at=ctx.inputs.now)
+            state = replace(state, weight=reachable)
+        return state, state.weight == weight and ctx.inputs.weights == Weights.to_canary(weight)
     if weight > state.weight and not _canary_ready_for(ctx, state, weight):
         return state, False
     if state.last_analysis_at is None and weight > 0:
@@ -485,19 +546,48 @@ def _route_weight(ctx: _Context, state: RolloutState) -> int:
     # built-in checks count strictly by pod: moving forward waits for the cache.
     revision = state.canary.revision if state.canary else None
     ready = ready_canary_pods(ctx.inputs.observed.pods, revision, ctx.inputs.observed.canary)
-    return state.weight if ready >= canary_replicas(ctx.base, state.weight) else carried
+    return state.weight if ready >= _pods_to_carry(ctx, state.weight) else carried
+
+
+def _most_canary_share(ctx: _Context, state: RolloutState) -> int:
+    """Capacity mode Replace: the largest weight the canary's settled ready
+    pods carry (carriers() <= ready)."""
+    settled = sum(1 for pod in canary_pods(ctx.inputs, state)
+                  if pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS))
+    return most_share(ctx.budget.floor, settled)
+
+
+def _pods_to_carry(ctx: _Context, weight: int) -> int:
+    """Ready canary pods a route's weight needs: the weight's share of the
+    replicas, or in capacity mode Replace of the least ready capacity
+    accepted (replicas - maxUnavailable)."""
+    if ctx.budget is not None:
+        return carriers(ctx.budget.floor, weight)
+    return canary_replicas(ctx.base, weight)
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
+    stable_replicas, frozen, moving = ctx.inputs.spec.fixed_replicas, False, False
+    if ctx.budget is not None:
+        stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights)
+        if moving:
+            requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
-                          canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history))
+                          canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history),
+                          stable_pods=stable_replicas, budget=ctx.budget)
+    if moving and report.health is None:
+        # The steady state, but the canary still holds pods: not Ready yet.
+        report = replace(report, health=converging(RESTORING_STABLE, (
+            f"stable is taking back its {ctx.budget.replicas} pods from the canary (capacity mode Replace): "
+            f"stable {stable_replicas}, canary {canary} pods, {weights.canary}% of traffic on the canary")))
     # The current spec renders with the runtime its revision was computed
     # with; the stable snapshot with the runtime stable was rolled out with.
     runtime = ctx.inputs.runtime if stable_spec is ctx.inputs.spec else (state.stable.runtime if state.stable else None)
     return Decision(
         stable_spec=stable_spec,
         stable_runtime=runtime,
-        stable_replicas=ctx.inputs.spec.fixed_replicas,
+        stable_replicas=stable_replicas,
+        canary_template_from_live=frozen,
         autoscaler_floor=state.stable_floor if state.stage in ACTIVE else None,
         canary_replicas=canary,
         weights=weights,
@@ -507,6 +597,61 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         state=state,
         requeue_after=requeue,
     )
+
+
+def _fit(ctx: _Context, canary: int | None, weights: Weights) -> tuple[int, int | None, Weights, bool, bool]:
+    """Mode Replace: what this pass can do toward the wanted canary size and
+    weights within the budget (rollout/capacity.py): (stable replicas,
+    canary replicas or None to remove it, weights, still on the way, the
+    canary Deployment scaled as it is rather than re-templated)."""
+    inputs, budget = ctx.inputs, ctx.budget
+    stable_pods, canary_pods = _role_pods(ctx)
+    carried = _carried(ctx)
+    weighted = ctx.provider.weighted
+    # Without a route the weights are the ready-pod ratio: only the canary's size says which way.
+    growing = canary is not None and canary >= canary_pods.replicas and (not weighted or weights.canary >= carried)
+    if growing:
+        layout = forward(budget, stable_pods, canary_pods, carried=carried, weight=weights.canary,
+                         canary_target=canary, weighted=weighted)
+    else:
+        layout = backward(budget, stable_pods, canary_pods, carried=carried, weighted=weighted,
+                          canary_target=canary or 0, weight=weights.canary)
+    kept = None if canary is None and layout.canary == 0 else layout.canary
+    written = Weights.to_canary(layout.weight) if weighted else weights
+    end_stable = stable_goal(budget, canary or 0) if growing else budget.replicas
+    moving = (layout.stable, layout.canary) != (end_stable, canary or 0) \
+        or (weighted and (layout.weight != weights.canary or carried != layout.weight))
+    observed = inputs.observed.canary
+    frozen = kept is not None and observed is not None and observed.revision != inputs.revision
+    return layout.stable, kept, written, moving, frozen
+
+
+def _budget(spec) -> Budget | None:
+    replicas = spec.fixed_replicas
+    if spec.rollout.capacity.mode != "Replace" or spec.rollout.strategy != "Canary" or not replicas:
+        return None
+    surge, unavailable = spec.rollout.capacity.budget(replicas)
+    return Budget(replicas=replicas, surge=surge, unavailable=unavailable)
+
+
+def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
+    observed = ctx.inputs.observed
+
+    def role(name: str, deployment) -> RolePods:
+        pods = [pod for pod in observed.pods if pod.role == name]
+        return RolePods(replicas=deployment.replicas if deployment is not None else 0, pods=len(pods),
+                        ready=sum(1 for pod in pods if pod.ready))
+    return role("stable", observed.stable), role("canary", observed.canary)
+
+
+def _carried(ctx: _Context) -> int:
+    """The canary's share of the traffic now: the route read back, or with
+    the replicas provider the ready-pod ratio."""
+    if ctx.provider.weighted:
+        return ctx.inputs.weights.canary if ctx.inputs.weights is not None else 0
+    stable, canary = _role_pods(ctx)
+    ratio = Weights.from_ratio(stable.ready, canary.ready)
+    return ratio.canary if ratio is not None else 0
 
 
 def _prepend(decision: Decision, events, history) -> Decision:
@@ -557,6 +702,9 @@ def _target_weight(ctx: _Context, state: RolloutState) -> int:
 
 
 def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
+    if ctx.budget is not None:  # mode Replace: the canary's share of the replicas, stable giving way
+        wanted = canary_pods_for(ctx.budget, _target_weight(ctx, state), weighted=ctx.provider.weighted)
+        return max(1, wanted) if state.step >= len(ctx.steps) else wanted
     wanted = canary_replicas(ctx.base, _target_weight(ctx, state), weighted=ctx.provider.weighted)
     if state.step >= len(ctx.steps) and ctx.provider.weighted:
         return max(1, wanted)  # every step passed: promotion needs a proven canary pod (at 0%: no traffic)
@@ -575,8 +723,10 @@ def _canary_ready_for(ctx: _Context, state: RolloutState, weight: int) -> bool:
         # (Traefik: 503 "no available server", seen on the real node under load).
         pods = canary_pods(ctx.inputs, state)
         settled = sum(1 for pod in pods if pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS))
-        return settled >= canary_replicas(ctx.base, weight)
-    return canary_ready_replicas(ctx.inputs, state) >= canary_replicas(ctx.base, weight, weighted=False)
+        return settled >= _pods_to_carry(ctx, weight)
+    wanted = (canary_pods_for(ctx.budget, weight, weighted=False) if ctx.budget is not None
+              else canary_replicas(ctx.base, weight, weighted=False))
+    return canary_ready_replicas(ctx.inputs, state) >= wanted
 
 
 def _settled(stable: ObservedDeployment | None, revision: str, fixed: int | None) -> bool:

@@ -1,13 +1,14 @@
 """From the machine's state to what status says (status.rollout.RolloutReport)."""
 
 from .. import conditions as c
-from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
+from ..api.status import CapacityStatus, HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
 from ..status.health import Health, converging, lacks_resources, loading_message, stuck, unschedulable_message
 from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
+from .capacity import Budget
 from .checks import canary_pods
 from .inputs import Inputs
 from .sizing import canary_replicas, split_weight
@@ -24,10 +25,14 @@ def build_report(
     base: int = 0,
     canary_pods: int | None = None,
     history: tuple[HistoryEntry, ...] = (),
+    stable_pods: int | None = None,
+    budget: Budget | None = None,
 ) -> RolloutReport:
     """`weights`: what the route is written with this pass; `canary_pods`:
-    the canary Deployment's size after this pass (None: it is removed)."""
-    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods)
+    the canary Deployment's size after this pass (None: it is removed);
+    `stable_pods`: the stable Deployment's (None: the HPA's count);
+    `budget`: capacity mode Replace's pod budget."""
+    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods, stable_pods)
     return RolloutReport(
         stable=_stable(state),
         canary=_canary(state),
@@ -36,7 +41,16 @@ def build_report(
         history=history,
         health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state),
                        _loading(inputs, state)),
+        capacity=_capacity(budget, stable_pods, canary_pods),
     )
+
+
+def _capacity(budget: Budget | None, stable: int | None, canary: int | None) -> CapacityStatus | None:
+    if budget is None:
+        return None
+    stable, canary = stable or 0, canary or 0
+    return CapacityStatus(budget=budget.total, min_ready=budget.floor, stable=stable, canary=canary,
+                          surge=max(0, stable + canary - budget.replicas))
 
 
 def _loading(inputs: Inputs, state: RolloutState) -> str:
@@ -62,13 +76,14 @@ def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProv
     return TrafficStatus(stable=seen.stable, canary=seen.canary, verified=True)
 
 
-def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | None) -> Weights | None:
+def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | None,
+                       stable_pods: int | None = None) -> Weights | None:
     """The ready pods of both roles behind the client Service once this pass
     has scaled or removed the canary (and scaled stable); canary pods by
     revision (status.observed.ready_canary_pods)."""
     observed = inputs.observed
     stable = observed.stable.ready_replicas if observed.stable is not None else 0
-    fixed = inputs.spec.fixed_replicas
+    fixed = stable_pods if stable_pods is not None else inputs.spec.fixed_replicas
     if fixed is not None:
         stable = min(stable, fixed)
     revision = state.canary.revision if state.canary else None

@@ -124,6 +124,7 @@ def _with_rollout(
         stable=_counted(report.stable, observed.stable),
         canary=_counted(report.canary, observed.canary),
         traffic=report.traffic,
+        capacity=report.capacity,
         rollout=report.progress,
         url=cluster_url(name, namespace),
         history=_history(before_history, spec, revision, health, now),

@@ -6,7 +6,7 @@ machine: the machine depends on status, not the other way round.
 
 from dataclasses import dataclass
 
-from ..api.status import HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
+from ..api.status import CapacityStatus, HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
 from .health import Health
 
 
@@ -23,3 +23,5 @@ class RolloutReport:
     # Overrides the usual assessment while a canary runs or after a rollback;
     # None in the steady state, where assess() judges the stable revision.
     health: Health | None = None
+    # Capacity mode Replace: the pod budget in use (None in mode Surge).
+    capacity: CapacityStatus | None = None

@@ -1,0 +1,201 @@
+"""spec.rollout.capacity.mode Replace (issue 11): the arithmetic
+(rollout/capacity.py), then whole rollouts on the fake cluster with room
+for exactly `replicas` pods, sampled after every pass and every controller
+round: pods never above replicas + maxSurge, ready pods never below
+replicas - maxUnavailable once reached, and traffic only on ready pods."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from modeldeploy.builders.labels import NAME as NAME_LABEL, ROLE
+from modeldeploy.rollout.capacity import Budget, RolePods, backward, carriers, forward
+from support.fake_cluster import CRASH_LOOP, FakeCluster, Operator
+
+NAME = "fraud"
+TRAFFIC = {"replicas": {"provider": "replicas"},
+           "gatewayAPI": {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}]}}}
+
+
+# -- the arithmetic ---------------------------------------------------------------------
+
+
+def test_carriers_never_send_traffic_to_no_pod():
+    assert carriers(0, 50) == 1 and carriers(3, 0) == 0 and carriers(3, 50) == 2 and carriers(3, 100) == 3
+    # Complementary shares never need more than floor + 1 pods between them.
+    for floor in range(0, 12):
+        for share in range(101):
+            assert carriers(floor, share) + carriers(floor, 100 - share) <= floor + 1 + (floor == 0)
+
+
+def test_forward_with_no_spare_room_frees_a_stable_pod_first():
+    budget = Budget(replicas=2, surge=0, unavailable=1)
+    first = forward(budget, RolePods(2, 2, 2), RolePods(0, 0, 0), carried=0, weight=0, canary_target=1)
+    assert (first.stable, first.canary) == (1, 0), "no room until the stable pod is gone"
+    second = forward(budget, RolePods(1, 1, 1), RolePods(0, 0, 0), carried=0, weight=0, canary_target=1)
+    assert (second.stable, second.canary) == (1, 1)
+
+
+def test_forward_with_surge_keeps_stable_whole_while_there_is_room():
+    budget = Budget(replicas=4, surge=1, unavailable=1)
+    layout = forward(budget, RolePods(4, 4, 4), RolePods(0, 0, 0), carried=0, weight=0, canary_target=1)
+    assert (layout.stable, layout.canary) == (4, 1)
+    layout = forward(budget, RolePods(4, 4, 4), RolePods(1, 1, 1), carried=25, weight=25, canary_target=2)
+    assert (layout.stable, layout.canary) == (3, 1), "stable gives one pod up before the canary's second"
+
+
+def test_forward_never_drops_ready_pods_below_the_floor():
+    budget = Budget(replicas=4, surge=0, unavailable=1)
+    layout = forward(budget, RolePods(4, 4, 4), RolePods(0, 0, 0), carried=0, weight=0, canary_target=4)
+    assert layout.stable == 3, "one pod below the replicas at most, while the canary has none ready"
+
+
+def test_backward_moves_traffic_only_as_stable_becomes_ready_and_removes_canary_pods_last():
+    budget = Budget(replicas=2, surge=0, unavailable=1)
+    # All traffic and both pods on the canary; stable empty.
+    step = backward(budget, RolePods(0, 0, 0), RolePods(2, 2, 2), carried=100, weighted=True)
+    assert (step.stable, step.canary, step.weight) == (0, 1, 100)
+    step = backward(budget, RolePods(0, 0, 0), RolePods(1, 1, 1), carried=100, weighted=True)
+    assert (step.stable, step.canary, step.weight) == (1, 1, 100), "stable grows into the room"
+    step = backward(budget, RolePods(1, 1, 0), RolePods(1, 1, 1), carried=100, weighted=True)
+    assert step.weight == 100 and step.canary == 1, "stable's pod is not ready: the traffic stays"
+    step = backward(budget, RolePods(1, 1, 1), RolePods(1, 1, 1), carried=100, weighted=True)
+    assert step.weight == 0 and step.canary == 1, "traffic moves; the canary pod waits for the route"
+    step = backward(budget, RolePods(1, 1, 1), RolePods(1, 1, 1), carried=0, weighted=True)
+    assert (step.stable, step.canary) == (1, 0)
+    step = backward(budget, RolePods(1, 1, 1), RolePods(0, 0, 0), carried=0, weighted=True)
+    assert (step.stable, step.canary, step.weight) == (2, 0, 0)
+
+
+def test_backward_drops_a_canary_that_carries_nothing_at_once():
+    budget = Budget(replicas=2, surge=0, unavailable=1)
+    step = backward(budget, RolePods(1, 1, 1), RolePods(1, 1, 0), carried=50, weighted=True)
+    assert (step.canary, step.weight) == (0, 0)
+
+
+# -- whole rollouts on the fake cluster ---------------------------------------------------------
+
+
+def spec(version, provider="replicas", replicas=2, surge=0, unavailable=1, steps=None):
+    capacity = {"mode": "Replace", "maxSurge": surge, "maxUnavailable": unavailable}
+    return {"model": {"uri": f"s3://m/{version}", "version": version, "format": "sklearn"},
+            "replicas": replicas, "traffic": TRAFFIC[provider],
+            "rollout": {"capacity": capacity, "progressDeadlineSeconds": 300,
+                        "steps": steps if steps is not None else [{"setWeight": 50}, {"pause": {"duration": "30s"}}]}}
+
+
+class Watch:
+    """Samples the fake cluster after every pass and every controller round."""
+
+    def __init__(self, cluster: FakeCluster, replicas: int, surge: int, unavailable: int):
+        self.cluster, self.budget = cluster, Budget(replicas, surge, unavailable)
+        self.most_pods = 0
+        self.least_ready = None  # once the first rollout was whole
+        self.samples = 0
+
+    def pods(self):
+        return [p for p in self.cluster.pods.values() if p.labels.get(NAME_LABEL) == NAME]
+
+    def ready(self, role=None):
+        return sum(1 for p in self.pods() if self.cluster.ready(p) and (role is None or p.labels.get(ROLE) == role))
+
+    def check(self, whole: bool):
+        self.samples += 1
+        pods = self.pods()
+        self.most_pods = max(self.most_pods, len(pods))
+        assert len(pods) <= self.budget.total, f"{len(pods)} pods, budget {self.budget.total}"
+        if whole:
+            ready = self.ready()
+            self.least_ready = ready if self.least_ready is None else min(self.least_ready, ready)
+            assert ready >= self.budget.floor, f"{ready} ready pods, floor {self.budget.floor}"
+        weights = self.cluster.route_weights(NAME)
+        if whole and weights is not None:
+            stable_w, canary_w = weights[1]
+            total = stable_w + canary_w
+            if total:
+                share = round(100 * canary_w / total)
+                assert self.ready("canary") >= carriers(self.budget.floor, share), \
+                    f"route sends {share}% to the canary, {self.ready('canary')} ready"
+                assert self.ready("stable") >= carriers(self.budget.floor, 100 - share), \
+                    f"route sends {100 - share}% to stable, {self.ready('stable')} ready"
+
+
+def drive(cluster, operator, watch, until, *, whole=True, seconds=600):
+    for _ in range(seconds // 2):
+        result = operator.reconcile(NAME)
+        assert result.completed, result.error
+        watch.check(whole)
+        cluster.sync()
+        watch.check(whole)
+        status = cluster.models[NAME]["status"]
+        if until(status):
+            return status
+        cluster.later(2)
+        cluster.sync()
+        watch.check(whole)
+    raise AssertionError(f"not reached in {seconds}s: {cluster.models[NAME]['status'].get('rollout')}")
+
+
+def stable_at(version):
+    def reached(status):
+        stable = status.get("stable") or {}
+        return (stable.get("modelVersion") == version and (status.get("rollout") or {}).get("stage") == "Stable"
+                and "canary" not in status and status.get("phase") == "Ready")
+    return reached
+
+
+@pytest.mark.parametrize("provider", ["replicas", "gatewayAPI"])
+@pytest.mark.parametrize("replicas, surge, unavailable", [(2, 0, 1), (4, 0, 1), (4, 1, 1), (3, 0, 2)])
+def test_a_replace_rollout_promotes_within_its_budget(provider, replicas, surge, unavailable):
+    cluster = FakeCluster(capacity=replicas + surge)  # no room for a single pod more
+    operator, watch = Operator(cluster), Watch(cluster, replicas, surge, unavailable)
+    cluster.create_model(NAME, spec("v1", provider, replicas, surge, unavailable))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", provider, replicas, surge, unavailable))
+    status = drive(cluster, operator, watch, stable_at("v2"))
+    assert all(p.version == "v2" for p in watch.pods()) and len(watch.pods()) == replicas
+    assert status["capacity"] == {"mode": "Replace", "budget": replicas + surge,
+                                  "minReady": replicas - unavailable, "stable": replicas, "canary": 0, "surge": 0}
+    assert status["history"][-1]["result"] == "Promoted"
+    assert watch.most_pods <= replicas + surge
+
+
+@pytest.mark.parametrize("provider", ["replicas", "gatewayAPI"])
+def test_a_replace_rollback_gives_stable_its_pods_back_before_its_traffic(provider):
+    cluster = FakeCluster(capacity=2)
+    operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.create_model(NAME, spec("v1", provider, steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", provider, steps=steps))
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    assert (watch.ready("stable"), watch.ready("canary")) == (1, 1)
+    cluster.behave("v2", CRASH_LOOP)
+    status = drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("stage") == "RolledBack"
+                   and watch.ready("stable") == 2 and not [p for p in watch.pods() if p.labels.get(ROLE) == "canary"])
+    assert "crash-looping" in status["rollout"]["message"]
+    assert ("Deployment", f"{NAME}-canary") not in cluster.objects
+    assert status["capacity"]["stable"] == 2 and status["capacity"]["canary"] == 0
+
+
+def test_a_new_revision_waits_until_the_previous_canary_is_walked_back():
+    cluster = FakeCluster(capacity=2)
+    operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.create_model(NAME, spec("v1", steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", steps=steps))
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    cluster.edit_spec(NAME, spec("v3", steps=steps))
+    seen_v3_before_v2_gone = []
+
+    def v3_paused(status):
+        versions = {p.version for p in watch.pods() if p.labels.get(ROLE) == "canary"}
+        if "v3" in versions and "v2" in versions:
+            seen_v3_before_v2_gone.append(True)
+        rollout = status.get("rollout") or {}
+        return rollout.get("modelVersion") == "v3" and rollout.get("paused" + "By") == "approval"
+    drive(cluster, operator, watch, v3_paused)
+    assert not seen_v3_before_v2_gone, "v2's canary pods were re-templated in place"
+    assert math.isclose(watch.ready("canary"), 1)

@@ -92,7 +92,8 @@ from modeldeploy.api import InvalidSpec, parse_spec
 from modeldeploy.builders import compute_revision
 from modeldeploy.builders.labels import MODEL_VERSION, REVISION, ROLE
 from modeldeploy.rollout import ABORT, PROMOTE
-from modeldeploy.rollout.machine import SCALED_TO_ZERO
+from modeldeploy.rollout.capacity import Budget, carriers
+from modeldeploy.rollout.machine import SCALED_TO_ZERO, _budget
 from modeldeploy.builders.pod import load_budget
 from modeldeploy.runtimes import load_runtime_table, resolve_runtime
 from modeldeploy.settings import OperatorSettings
@@ -126,6 +127,10 @@ GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "pub
                                                       "hostnames": ["fraud.example.com"]}}
 ISTIO = {"provider": "istio", "istio": {"hosts": ["fraud.example.com"], "gateways": ["istio-system/public"]}}
 PROVIDERS = {"replicas": None, "gatewayAPI": GATEWAY, "istio": ISTIO}
+# spec.rollout.capacity (issue 11): Replace with no spare pod, and Replace
+# with one spare pod and none unavailable (every swap then needs the surge).
+CAPACITY = {"Surge": None, "Replace": {"mode": "Replace", "maxSurge": 0},
+            "Replace-surge": {"mode": "Replace", "maxSurge": 1, "maxUnavailable": 0}}
 METRIC = {"name": "error-rate", "query": 'sum(rate(errors{revision="{{canary.revision}}"}[1m]))', "max": 0.05}
 SAMPLES_QUERY = 'sum(increase(requests{revision="{{canary.revision}}"}[1m]))'
 ANALYSIS_INTERVAL, FAILURE_LIMIT, ERROR_LIMIT = 10, 1, 2
@@ -147,6 +152,7 @@ class SpecState:
     analysis: str | None = "Pause"  # onInconclusive, or None for no metric analysis
     min_samples: int = 0  # with a samplesQuery counting the requests
     invalid: str | None = None
+    capacity: str = "Surge"  # a key of CAPACITY
 
     def raw(self) -> dict:
         model = {"uri": f"s3://models/fraud/{self.version}", "version": self.version, "format": "sklearn"}
@@ -174,6 +180,8 @@ class SpecState:
                                    "metrics": [METRIC]}
             if self.min_samples:
                 rollout["analysis"].update(minSamples=self.min_samples, samplesQuery=SAMPLES_QUERY)
+        if CAPACITY[self.capacity]:
+            rollout["capacity"] = dict(CAPACITY[self.capacity])
         raw["rollout"] = rollout
         if PROVIDERS[self.provider]:
             raw["traffic"] = copy.deepcopy(PROVIDERS[self.provider])
@@ -298,6 +306,13 @@ class PassView:
     now: object
     stale: bool = False
     answer: str | None = None  # what Prometheus answered, when the pass ran analysis
+    # Capacity mode Replace (the spec at the pass): its budget, and the
+    # model's pods (any role) and ready ones around the pass.
+    budget: Budget | None = None
+    pods_before: int = 0
+    pods_after: int = 0
+    ready_before: int = 0
+    ready_after: int = 0
 
 
 def _promote_ok(view: PassView, oracle: Oracle, revision: str) -> bool:
@@ -396,6 +411,14 @@ def _rollout_target(status: dict, steps) -> int:
     return weight
 
 
+def _handing_back(status: dict) -> bool:
+    """Capacity mode Replace after a promotion, a rollback or an abort: the
+    canary Deployment keeps pods (status.capacity.canary) that serve until
+    stable's own are ready again (README, GPUs and big models)."""
+    return ((status or {}).get("capacity") or {}).get("canary", 0) > 0 and \
+        _rollout(status).get("stage") not in ("Canary", "Promoting")
+
+
 def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: PassView | None, provider: str,
                                                  status: dict, name: str = NAME, steps=None) -> None:
     """Invariant 3. The canary's traffic share never exceeds what the ready pods
@@ -420,6 +443,8 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
             if pod.labels.get(REVISION) != current:
                 raise AssertionError(f"invariant 3: ready pod {pod.name} of superseded canary revision "
                                      f"{pod.labels.get(REVISION)} takes client traffic (the canary is now {current})")
+            if _handing_back(status):
+                continue  # capacity mode Replace: the canary's pods serve until stable has its own back
             if _in_flight(status) != current or _rollout_target(status, steps) == 0:
                 raise AssertionError(f"invariant 3: canary pod {pod.name} takes client traffic while the rollout "
                                      f"is at 0% (stage {rollout.get('stage')}, step {rollout.get('step')}, "
@@ -438,7 +463,9 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
     before = view.share_before or 0 if view.canary_revision_before == revision else 0
     if share <= before:
         return
-    need = math.ceil(view.base * share / 100)
+    # Capacity mode Replace: the share of the least ready capacity accepted
+    # (replicas - maxUnavailable), to the nearest pod (README, GPUs and big models).
+    need = carriers(view.budget.floor, share) if view.budget is not None else math.ceil(view.base * share / 100)
     ready = ready_pods(cluster, name, "canary", revision)
     if ready < need:
         raise AssertionError(f"invariant 3: the route sends {share}% to canary revision {revision} "
@@ -479,10 +506,32 @@ def invariant_capacity_kept(view: PassView) -> None:
     accepts downtime."""
     if view.recreate or view.desired is None:
         return
+    if view.budget is not None:
+        # Capacity mode Replace: stable gives its pods to the canary by
+        # design; the ready pods of both roles keep the floor.
+        floor = min(view.ready_before, view.budget.floor)
+        if view.ready_after < floor:
+            raise AssertionError(f"invariant 5: ready pods fell from {view.ready_before} to {view.ready_after} "
+                                 f"(capacity mode Replace, at least {view.budget.floor} ready) after the "
+                                 f"operator's writes")
+        return
     floor = min(view.stable_ready_before, view.desired - 1)
     if view.stable_ready_after < floor:
         raise AssertionError(f"invariant 5: ready stable pods fell from {view.stable_ready_before} to "
                              f"{view.stable_ready_after} (desired {view.desired}) after the operator's writes")
+
+
+def invariant_pods_within_budget(view: PassView) -> None:
+    """Invariant 10. Capacity mode Replace: the operator's writes never take
+    the model's pods (both roles, every revision, terminating ones too)
+    above replicas + maxSurge, nor further above it when they already were
+    (the mode was just switched on, or the replicas lowered)."""
+    if view.budget is None or view.recreate:
+        return
+    allowed = max(view.pods_before, view.budget.total)
+    if view.pods_after > allowed:
+        raise AssertionError(f"invariant 10: the model runs {view.pods_after} pods after the operator's writes "
+                             f"(budget replicas + maxSurge = {view.budget.total}; {view.pods_before} before)")
 
 
 def invariant_rollout_ends(status: dict, name: str = NAME, silent: bool = False) -> None:
@@ -643,6 +692,10 @@ class RolloutSafety(RuleBasedStateMachine):
     @rule(strategy=st.sampled_from(["Canary", "Recreate"]))
     def set_strategy(self, strategy: str) -> None:
         self._edit(strategy=strategy)
+
+    @rule(capacity=st.sampled_from(sorted(CAPACITY)))
+    def set_capacity(self, capacity: str) -> None:
+        self._edit(capacity=capacity)
 
     @rule(on_inconclusive=st.sampled_from([None, "Pause", "Rollback", "Continue"]))
     def set_analysis(self, on_inconclusive) -> None:
@@ -930,6 +983,11 @@ class RolloutSafety(RuleBasedStateMachine):
         current = live.body["spec"].get("replicas", 1) if live is not None else 0
         return max(spec.autoscaling.min_replicas, current)
 
+    def _model_pods(self) -> tuple[int, int]:
+        """The primary model's pods (any role or revision) and the ready ones."""
+        pods = [p for p in self.cluster.pods.values() if p.labels.get("modeldeploy.io/name") == NAME]
+        return len(pods), sum(1 for p in pods if self.cluster.ready(p))
+
     def _recreate(self, spec) -> bool:
         live = self.cluster.objects.get(("Deployment", f"{NAME}-stable"))
         live_recreate = live is not None and (live.body["spec"].get("strategy") or {}).get("type") == "Recreate"
@@ -951,6 +1009,7 @@ class RolloutSafety(RuleBasedStateMachine):
         before = md.get("status") or {}
         annotations = dict(md["metadata"].get("annotations") or {})
         ready_before = self._stable_ready()
+        pods_before, all_ready_before = self._model_pods()
         desired = self._desired(spec)
         recreate_before = self._recreate(spec)
         share_before = route_share(cluster, NAME)
@@ -979,7 +1038,9 @@ class RolloutSafety(RuleBasedStateMachine):
             share_after=route_share(cluster, NAME), canary_revision_before=canary_before,
             canary_revision_after=canary_deployment_revision(cluster, NAME),
             base=self._base(spec), now=cluster.now, stale=stale,
-            answer=cluster.prometheus.answer if result.world is not None and result.world.analysis else None)
+            answer=cluster.prometheus.answer if result.world is not None and result.world.analysis else None,
+            budget=_budget(spec) if spec is not None else None, pods_before=pods_before,
+            ready_before=all_ready_before)
         self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
         self._check(lambda: invariant_requests_act_only_when_meant(view), 9)
@@ -1009,7 +1070,9 @@ class RolloutSafety(RuleBasedStateMachine):
             # carried once they have landed (a scaled-down canary's pods gone).
             self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
         view.stable_ready_after = self._stable_ready()
+        view.pods_after, view.ready_after = self._model_pods()
         self._check(lambda: invariant_capacity_kept(view), 5)
+        self._check(lambda: invariant_pods_within_budget(view), 10)
         self._learn(view)
         self._between_passes(reacted=react)
         return result

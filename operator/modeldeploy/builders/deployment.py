@@ -63,5 +63,12 @@ def _strategy(spec: ModelDeploymentSpec, role: Role) -> dict[str, Any]:
         # Asked for explicitly, e.g. when two model versions cannot run side by side
         # (one GPU per node): accepts downtime.
         return {"type": "Recreate"}
+    capacity, replicas = spec.rollout.capacity, spec.fixed_replicas
+    if capacity.mode == "Replace" and replicas:
+        # The rollout keeps both roles within replicas + maxSurge pods; a
+        # template change of stable itself (the first revision replaced
+        # before it was recorded) keeps to the same budget.
+        surge, unavailable = capacity.budget(replicas)
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": unavailable, "maxSurge": surge}}
     # Never take a ready pod away before its replacement is ready.
     return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}

@@ -117,7 +117,10 @@ def forward(budget: Budget, stable: RolePods, canary: RolePods, *, carried: int,
     stable_replicas = max(keep, stable_goal(budget, canary_target))
     # Stable grows back (a canary pod stopped being ready) only into free room.
     stable_replicas = min(stable_replicas, max(stable.replicas, budget.total - canary.held))
-    canary_replicas = max(0, min(canary_target, budget.total - max(stable_replicas, stable.pods)))
+    # The canary never gives pods up on the way forward (a pass that finds
+    # more pods than the budget, after a switch of mode, waits instead).
+    canary_replicas = max(min(canary.replicas, canary_target),
+                          min(canary_target, budget.total - max(stable_replicas, stable.pods)))
     return Layout(stable=stable_replicas, canary=canary_replicas, weight=weight)
 
 

@@ -93,6 +93,12 @@ def _schedulable(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutco
     return CheckOutcome(replace(state, decisions=state.with_decisions(record)), why)
 
 
+def last_progress(pods: list[PodSummary], since):
+    """The later of `since` and the moment the last of `pods` turned Ready."""
+    moments = [pod.ready_since for pod in pods if pod.ready and pod.ready_since is not None]
+    return max([since, *moments])
+
+
 def _unschedulable(inputs: Inputs, state: RolloutState) -> list[PodSummary]:
     return sorted((pod for pod in canary_pods(inputs, state) if pod.unschedulable), key=lambda pod: pod.name)
 
@@ -122,6 +128,11 @@ def _readiness(inputs: Inputs, state: RolloutState, wanted: int) -> CheckOutcome
     since = state.not_ready_since or inputs.now
     state = replace(state, not_ready_since=since)
     deadline = inputs.spec.rollout.progress_deadline_seconds
+    if inputs.spec.rollout.capacity.mode == "Replace":
+        # The canary grows a pod at a time, each waiting for room a stable
+        # pod leaves: as a Deployment's own deadline, it counts from the
+        # last progress (a canary pod turning Ready), not from the step's start.
+        since = last_progress(canary_pods(inputs, state), since)
     if inputs.now - since <= timedelta(seconds=deadline):
         return CheckOutcome(state)
     if _within_own_deadline(canary_pods(inputs, state), inputs.now, deadline, since):

@@ -19,8 +19,8 @@ from datetime import timedelta
 
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
-from ..conditions import CRASH_LOOP_WAITING_REASON, RESTORING_STABLE
-from ..status.health import converging, did_not_load, overdue_loads, within_own_deadline
+from ..conditions import CRASH_LOOP_WAITING_REASON, PODS_CRASH_LOOPING, PROGRESS_DEADLINE_EXCEEDED, RESTORING_STABLE
+from ..status.health import converging, did_not_load, stuck, overdue_loads, within_own_deadline
 from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
@@ -30,7 +30,7 @@ from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate,
 from .admission import admit
 from .capacity import Budget, RolePods, backward, canary_pods_for, carriers, forward, most_share, stable_goal
 from .annotations import ABORT, PROMOTE, Requests, read_requests
-from .checks import canary_pods, canary_ready_replicas, run_builtin_checks
+from .checks import canary_pods, canary_ready_replicas, last_progress, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
 from .inputs import Inputs
 from .report import build_report
@@ -288,6 +288,11 @@ def _promoting_in_place(ctx: _Context, state: RolloutState) -> Decision:
     the traffic back to it the same careful way (_fit, backward)."""
     inputs, budget = ctx.inputs, ctx.budget
     stable, canary = _role_pods(ctx)
+    observed = inputs.observed.stable
+    if observed is not None and state.canary is not None and observed.revision == state.canary.revision:
+        # Stable already took the revision (a promotion begun in mode Surge):
+        # what is left is handing the pods back, from the steady state.
+        return _promoted(ctx, state)
     if ctx.provider.weighted:
         state = replace(state, weight=max(state.weight, _most_canary_share(ctx, state)))
     emptied = stable.replicas == 0 and stable.pods == 0
@@ -317,6 +322,12 @@ def _promotion_problem(ctx: _Context, state: RolloutState) -> str | None:
         return f"while promoting, {overdue[0].role} {did_not_load(overdue[0])}"
     deadline = inputs.spec.rollout.progress_deadline_seconds
     started = state.step_started_at or inputs.now
+    if ctx.budget is not None:
+        # Capacity mode Replace moves a pod at a time: the deadline counts
+        # from the last progress, and the canary's pods count as promoted.
+        started = last_progress(promoted, started)
+        if sum(1 for pod in promoted if pod.ready) >= ctx.budget.floor:
+            return None
     # The deadline counts from a pod's scheduling, and a loading pod has its
     # loadTimeout (issue 11): stable's new pods load the model as the canary's did.
     if inputs.now - started > timedelta(seconds=deadline) and not within_own_deadline(promoted, inputs.now, deadline,
@@ -577,9 +588,7 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
                           stable_pods=stable_replicas, budget=ctx.budget)
     if moving and report.health is None:
         # The steady state, but the canary still holds pods: not Ready yet.
-        report = replace(report, health=converging(RESTORING_STABLE, (
-            f"stable is taking back its {ctx.budget.replicas} pods from the canary (capacity mode Replace): "
-            f"stable {stable_replicas}, canary {canary} pods, {weights.canary}% of traffic on the canary")))
+        report = replace(report, health=_restoring_health(ctx, stable_replicas, canary, weights))
     # The current spec renders with the runtime its revision was computed
     # with; the stable snapshot with the runtime stable was rolled out with.
     runtime = ctx.inputs.runtime if stable_spec is ctx.inputs.spec else (state.stable.runtime if state.stable else None)
@@ -597,6 +606,33 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         state=state,
         requeue_after=requeue,
     )
+
+
+def _restoring_health(ctx: _Context, stable_replicas: int, canary: int | None, weights: Weights):
+    """Capacity mode Replace, stable taking its pods back: converging, or
+    Stalled when stable's own pods cannot become ready (crash-looping, or not
+    ready within progressDeadlineSeconds of being scheduled); the canary's
+    ready pods keep serving meanwhile, as the floor needs them."""
+    inputs = ctx.inputs
+    where = (f"stable {stable_replicas}, canary {canary or 0} pods, {weights.canary}% of traffic on the canary "
+             f"(capacity mode Replace)")
+    deadline = timedelta(seconds=inputs.spec.rollout.progress_deadline_seconds)
+    for pod in inputs.observed.pods:
+        if pod.role != "stable" or pod.ready:
+            continue
+        for waiting in pod.waiting:
+            if waiting.reason == CRASH_LOOP_WAITING_REASON:
+                return stuck(PODS_CRASH_LOOPING, f"stable pod {pod.name} container {waiting.container} is "
+                                                 f"crash-looping ({pod.restart_count} restarts): the canary's pods "
+                                                 f"keep serving; {where}")
+        if pod.scheduled_at is not None and inputs.now - pod.scheduled_at > max(
+                deadline, timedelta(seconds=pod.load_timeout_seconds or 0) if pod.loading else deadline):
+            return stuck(PROGRESS_DEADLINE_EXCEEDED, f"stable pod {pod.name} not ready within "
+                                                     f"{deadline.seconds}s of being scheduled "
+                                                     f"(spec.rollout.progressDeadlineSeconds): the canary's pods "
+                                                     f"keep serving; {where}")
+    return converging(RESTORING_STABLE, f"stable is taking back its {ctx.budget.replicas} pods from the canary: "
+                                        f"{where}")
 
 
 def _fit(ctx: _Context, canary: int | None, weights: Weights) -> tuple[int, int | None, Weights, bool, bool]:

@@ -87,6 +87,10 @@ def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | N
     if fixed is not None:
         stable = min(stable, fixed)
     revision = state.canary.revision if state.canary else None
+    if state.stage not in ACTIVE and observed.canary is not None:
+        # Capacity mode Replace handing the pods back: the canary Deployment
+        # runs on as it is, whatever the state records as the last canary.
+        revision = observed.canary.revision
     canary = 0 if canary_pods is None else min(ready_canary_pods(observed.pods, revision, observed.canary),
                                                 canary_pods)
     return Weights.from_ratio(stable, canary)

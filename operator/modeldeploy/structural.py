@@ -68,7 +68,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     for key, value in node.items():
         if key in _DROPPED_KEYS or key == "required" and not value:
             continue
-        if key == "properties":
+        if key == "const":  # a one-value Literal: OpenAPI v3.0 has no const
+            out["enum"] = [value]
+        elif key == "properties":
             out[key] = {name: _convert(child, defs) for name, child in value.items()}
         elif key == "items":
             out[key] = _convert(value, defs)

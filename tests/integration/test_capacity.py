@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from support.canary import model_v, wait_phase
+from support.canary import canary_exists, model_v, route_weights, wait_phase
 from support.cluster import REPO
+from support.sampling import ChangeRecorder
 from support.models import apply_md, condition, get_md, model_deployment, status_view, wait_ready
 from support.waiting import wait_until
 
@@ -153,3 +154,96 @@ def test_the_custom_runtime_example_without_its_claim_says_the_claim_is_missing(
     assert md["status"]["phase"] == "Pending"
     assert condition(md, "Stalled")["status"] == "False"  # creating the claim is enough: it waits for it
     print(f"\nexample 04 without its claim: Unschedulable said {time.monotonic() - started:.1f} s after the apply")
+
+
+# -- capacity mode Replace ------------------------------------------------------------------
+
+GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}]}}
+
+
+class PoolSampler(ChangeRecorder):
+    """The model's pods (role, revision, ready, node; terminating ones too),
+    the GPUs bound on the pool and the route's weights, read every 0.1 s."""
+
+    def __init__(self, cluster, namespace: str, name: str, route: bool = False):
+        def read():
+            pods = cluster.core.list_namespaced_pod(namespace, label_selector=f"modeldeploy.io/name={name}").items
+            mine = tuple(sorted(
+                (p.metadata.labels.get("modeldeploy.io/role"), p.metadata.labels.get("modeldeploy.io/revision"),
+                 any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or ()),
+                 p.spec.node_name or "") for p in pods))
+            gpus = sum(int((c.resources.limits or {}).get("nvidia.com/gpu", 0))
+                       for p in cluster.core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items
+                       if p.spec.node_name in POOL_NODES for c in p.spec.containers)
+            weights = route_weights(cluster, namespace, name) if route else None
+            return mine, gpus, weights
+        super().__init__(read, period=0.1)
+
+    def ready(self, sample, role: str | None = None) -> int:
+        return sum(1 for r, _, ready, _ in sample[0] if ready and (role is None or r == role))
+
+
+def test_replace_with_no_spare_gpu_rolls_out_and_promotes_within_the_pool(cluster, namespace, operator, scarce_pool):
+    # Two replicas of 4 GPUs fill both nodes: mode Surge could not add one
+    # canary pod (the test above); Replace with maxSurge 0 swaps them.
+    rollout = {"progressDeadlineSeconds": 60, "capacity": {"mode": "Replace", "maxSurge": 0},
+               "steps": [{"setWeight": 50}, {"pause": {"duration": "3s"}}]}
+    doc = gpu_model("llm", 2, rollout=rollout)
+    apply_md(cluster, namespace, doc)
+    first = wait_ready(cluster, namespace, "llm")
+    assert first["status"]["capacity"] == {"mode": "Replace", "budget": 2, "minReady": 1, "stable": 2, "canary": 0,
+                                           "surge": 0}
+    started = time.monotonic()
+    with PoolSampler(cluster, namespace, "llm") as sampler:
+        apply_md(cluster, namespace, model_v(doc, "v2"))
+        md = wait_until(lambda: (m := get_md(cluster, namespace, "llm"))["status"].get("phase") == "Ready"
+                        and m["status"]["stable"]["modelVersion"] == "v2" and m["status"]["stable"]["readyReplicas"] == 2
+                        and m, timeout=120, what="v2 promoted and stable whole again",
+                        describe=lambda: status_view(get_md(cluster, namespace, "llm")))
+    took = time.monotonic() - started
+    assert md["status"]["history"][-1]["result"] == "Promoted"
+    samples = sampler.seen
+    assert max(len(pods) for pods, _, _ in samples) <= 2, [s[0] for s in samples if len(s[0]) > 2][:3]
+    assert max(gpus for _, gpus, _ in samples) <= 2 * GPUS_PER_NODE
+    assert min(sampler.ready(s) for s in samples) >= 1, "never below replicas - maxUnavailable ready"
+    canary_served = [s for s in samples if sampler.ready(s, "canary") and sampler.ready(s, "stable")]
+    assert canary_served, "a canary pod served next to a stable one (setWeight 50 with no spare GPU)"
+    print(f"\nReplace, maxSurge 0, 2 x 4 GPUs on 8: promoted in {took:.1f} s; {len(samples)} distinct states "
+          f"sampled every 0.1 s, at most {max(len(p) for p, _, _ in samples)} pods and "
+          f"{max(g for _, g, _ in samples)} GPUs, never fewer than {min(sampler.ready(s) for s in samples)} ready")
+
+
+def test_replace_rollback_gives_stable_its_pods_before_its_traffic(cluster, namespace, operator, scarce_pool):
+    # Four replicas of 2 GPUs on the 8: at 50% the canary holds two of them.
+    rollout = {"progressDeadlineSeconds": 60, "capacity": {"mode": "Replace", "maxSurge": 0},
+               "steps": [{"setWeight": 50}, {"pause": {}}]}
+    doc = gpu_model("llm", 4, gpus=2, rollout=rollout, traffic=GATEWAY)
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "llm")
+    apply_md(cluster, namespace, model_v(doc, "v2"))
+    wait_until(lambda: (get_md(cluster, namespace, "llm")["status"].get("rollout") or {}).get("pausedBy") == "approval",
+               timeout=90, what="the canary at 50%, paused for approval",
+               describe=lambda: status_view(get_md(cluster, namespace, "llm")))
+    with PoolSampler(cluster, namespace, "llm", route=True) as sampler:
+        cluster.kubectl("-n", namespace, "annotate", "modeldeployment", "llm", "modeldeploy.io/abort=true")
+        md = wait_until(lambda: (m := get_md(cluster, namespace, "llm"))["status"].get("phase") == "RolledBack"
+                        and m["status"].get("capacity", {}).get("stable") == 4
+                        and not canary_exists(cluster, namespace, "llm") and m,
+                        timeout=90, what="rolled back, stable at 4 pods, the canary gone",
+                        describe=lambda: status_view(get_md(cluster, namespace, "llm")))
+    samples = [s for s in sampler.seen if s[2] is not None]
+    floor = 3
+    for pods, gpus, (stable_w, canary_w) in samples:
+        share = round(100 * canary_w / (stable_w + canary_w))
+        ready_stable = sum(1 for r, _, ready, _ in pods if ready and r == "stable")
+        ready_canary = sum(1 for r, _, ready, _ in pods if ready and r == "canary")
+        assert len(pods) <= 4, pods
+        # Each role takes no more of the traffic than its ready pods carry
+        # (its share of replicas - maxUnavailable, to the nearest pod).
+        assert ready_stable >= max(1 if share < 100 else 0, (floor * (100 - share) + 50) // 100), (share, pods)
+        assert ready_canary >= max(1 if share > 0 else 0, (floor * share + 50) // 100), (share, pods)
+    shares = [round(100 * c / (s + c)) for _, _, (s, c) in samples]
+    assert shares[0] == 50 and shares[-1] == 0 and sorted(shares, reverse=True) == shares, shares
+    assert "aborted" in md["status"]["rollout"]["message"]
+    print(f"\nReplace rollback, 4 x 2 GPUs on 8: canary share went {' -> '.join(map(str, dict.fromkeys(shares)))} "
+          f"while stable grew back; at most {max(len(p) for p, _, _ in samples)} pods")

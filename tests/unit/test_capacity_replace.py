@@ -199,3 +199,85 @@ def test_a_new_revision_waits_until_the_previous_canary_is_walked_back():
     drive(cluster, operator, watch, v3_paused)
     assert not seen_v3_before_v2_gone, "v2's canary pods were re-templated in place"
     assert math.isclose(watch.ready("canary"), 1)
+
+
+# -- defects the property test found (test_rollout_safety.py, capacity mode Replace) ---------------
+
+
+def test_found_the_stable_deployments_own_rolling_update_keeps_the_budget():
+    # The first revision replaced before its status was recorded (the write
+    # was lost): stable is re-templated in place, and its own rolling update
+    # added 25% pods above the budget.
+    cluster = FakeCluster(capacity=10)
+    operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
+    cluster.create_model(NAME, spec("v1"))
+    cluster.status_failure = 409
+    operator.reconcile(NAME)
+    cluster.status_failure = None
+    cluster.sync()
+    cluster.edit_spec(NAME, spec("v2"))
+    drive(cluster, operator, watch, stable_at("v2"), whole=False)
+    assert watch.most_pods <= 2
+    strategy = cluster.objects[("Deployment", f"{NAME}-stable")].body["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+
+
+def test_found_the_replicas_providers_status_counts_the_canary_pods_handed_back():
+    cluster = FakeCluster(capacity=5)
+    operator, watch = Operator(cluster), Watch(cluster, 4, 1, 0)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.create_model(NAME, spec("v1", replicas=4, surge=1, unavailable=0, steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", replicas=4, surge=1, unavailable=0, steps=steps))
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    cluster.edit_spec(NAME, spec("v3", replicas=4, surge=1, unavailable=0, steps=steps))
+    seen = []
+
+    def traffic_is_real(status):
+        ready = [p for p in watch.pods() if cluster.ready(p)]
+        canary = sum(1 for p in ready if p.labels.get(ROLE) == "canary")
+        actual = int(100 * canary / len(ready) + 0.5)
+        seen.append((status["traffic"]["canary"], actual))
+        assert status["traffic"]["canary"] == actual, f"status says {status['traffic']}, the pods carry {actual}%"
+        rollout = status.get("rollout") or {}
+        return rollout.get("modelVersion") == "v3" and rollout.get("pausedBy") == "approval"
+    drive(cluster, operator, watch, traffic_is_real)
+    assert any(canary > 0 for canary, _ in seen[:3]), "the old canary's pods served while handed back"
+
+
+def test_found_stable_pods_that_cannot_get_ready_while_taking_their_pods_back_stall_the_model():
+    cluster = FakeCluster(capacity=3)
+    operator, watch = Operator(cluster), Watch(cluster, 3, 0, 1)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.create_model(NAME, spec("v1", replicas=3, steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", replicas=3, steps=steps))
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    cluster.behave("v1", CRASH_LOOP)
+    cluster.edit_spec(NAME, spec("v3", replicas=3, steps=steps))
+
+    def stalled(status):
+        return next((c for c in status.get("conditions", []) if c["type"] == "Stalled"
+                     and c["status"] == "True"), None)
+    status = drive(cluster, operator, watch, stalled, whole=False)
+    assert stalled(status)["reason"] == "PodsCrashLooping", status["conditions"]
+    assert "the canary's pods keep serving" in stalled(status)["message"]
+    assert watch.ready("canary") >= 1, "the canary's ready pods were not taken away"
+
+
+def test_found_switching_to_replace_mid_promotion_keeps_the_canarys_ready_pods():
+    cluster = FakeCluster(capacity=10)
+    # Mode Surge runs more pods than Replace's budget; after the switch they
+    # only ever go down, and the floor (1 ready) holds throughout.
+    operator, watch = Operator(cluster), Watch(cluster, 2, 10, 1)
+    surge = {"model": {"uri": "s3://m/v1", "version": "v1", "format": "sklearn"}, "replicas": 2,
+             "rollout": {"steps": [{"setWeight": 50}], "progressDeadlineSeconds": 300}}
+    cluster.create_model(NAME, surge)
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    v2 = {**surge, "model": {**surge["model"], "uri": "s3://m/v2", "version": "v2"}}
+    cluster.edit_spec(NAME, v2)
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("stage") == "Promoting", whole=False)
+    replace = {**v2, "rollout": {**v2["rollout"], "capacity": {"mode": "Replace", "maxSurge": 0}}}
+    cluster.edit_spec(NAME, replace)
+    drive(cluster, operator, watch, stable_at("v2"))
+    assert len(watch.pods()) == 2

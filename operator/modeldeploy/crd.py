@@ -106,7 +106,13 @@ def build_crd(known_formats: Collection[str]) -> dict[str, Any]:
                     "name": meta.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    # scale: under capacity mode Replace the HPA scales the
+                    # ModelDeployment itself, both roles together (issue 11).
+                    "subresources": {"status": {}, "scale": {
+                        "specReplicasPath": ".spec.autoscaling.replicas",
+                        "statusReplicasPath": ".status.capacity.replicas",
+                        "labelSelectorPath": ".status.capacity.selector",
+                    }},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {
                         "openAPIV3Schema": {

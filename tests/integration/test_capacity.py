@@ -192,7 +192,7 @@ def test_replace_with_no_spare_gpu_rolls_out_and_promotes_within_the_pool(cluste
     apply_md(cluster, namespace, doc)
     first = wait_ready(cluster, namespace, "llm")
     assert first["status"]["capacity"] == {"mode": "Replace", "budget": 2, "minReady": 1, "stable": 2, "canary": 0,
-                                           "surge": 0}
+                                           "surge": 0, "replicas": 2, "selector": "modeldeploy.io/name=llm"}
     started = time.monotonic()
     with PoolSampler(cluster, namespace, "llm") as sampler:
         apply_md(cluster, namespace, model_v(doc, "v2"))

@@ -395,6 +395,13 @@ class FakeCluster:
 
     def edit_spec(self, name: str, spec: dict) -> None:
         md = self.models[name]
+        scaled = ((md["spec"].get("autoscaling") or {}).get("replicas"))
+        if scaled is not None and spec.get("autoscaling") and "replicas" not in spec["autoscaling"]:
+            # The HPA's field (written through the scale subresource): a
+            # user's apply that never names it leaves it, as with real
+            # field managers.
+            spec = _clone(spec)
+            spec["autoscaling"]["replicas"] = scaled
         if md["spec"] != spec:
             md["spec"] = _clone(spec)
             md["metadata"]["generation"] += 1
@@ -697,12 +704,30 @@ class FakeCluster:
             if kind != "HorizontalPodAutoscaler":
                 continue
             spec = obj.body["spec"]
+            if spec["scaleTargetRef"]["kind"] == "ModelDeployment":
+                self._scale_model(spec)
+                continue
             target = self.objects.get(("Deployment", spec["scaleTargetRef"]["name"]))
             if target is None or target.body["spec"].get("replicas", 1) == 0:
                 continue  # scaling disabled at 0
             want = min(max(self.hpa_wants, spec.get("minReplicas", 1)), spec["maxReplicas"])
             if target.body["spec"].get("replicas") != want:
                 self.update_scale("Deployment", spec["scaleTargetRef"]["name"], want)
+
+    def _scale_model(self, hpa: dict) -> None:
+        """The HPA on a ModelDeployment (capacity mode Replace): PUT its scale
+        subresource, i.e. spec.autoscaling.replicas, the total of both roles."""
+        md = self.models.get(hpa["scaleTargetRef"]["name"])
+        autoscaling = (md or {}).get("spec", {}).get("autoscaling")
+        if not autoscaling:
+            return
+        want = min(max(self.hpa_wants, hpa.get("minReplicas", 1)), hpa["maxReplicas"])
+        if autoscaling.get("replicas") != want:
+            spec = _clone(md["spec"])
+            spec["autoscaling"]["replicas"] = want
+            md["spec"] = spec
+            md["metadata"]["generation"] += 1
+            md["metadata"]["resourceVersion"] = self._next_rv()
 
     def _pods_of(self, deployment: str, rs_hash: str | None = None) -> list[Pod]:
         return [p for p in self.pods.values() if p.deployment == deployment and (rs_hash is None or p.rs_hash == rs_hash)]

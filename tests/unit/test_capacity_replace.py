@@ -156,7 +156,8 @@ def test_a_replace_rollout_promotes_within_its_budget(provider, replicas, surge,
     status = drive(cluster, operator, watch, stable_at("v2"))
     assert all(p.version == "v2" for p in watch.pods()) and len(watch.pods()) == replicas
     assert status["capacity"] == {"mode": "Replace", "budget": replicas + surge,
-                                  "minReady": replicas - unavailable, "stable": replicas, "canary": 0, "surge": 0}
+                                  "minReady": replicas - unavailable, "stable": replicas, "canary": 0, "surge": 0,
+                                  "replicas": replicas, "selector": f"modeldeploy.io/name={NAME}"}
     assert status["history"][-1]["result"] == "Promoted"
     assert watch.most_pods <= replicas + surge
 
@@ -281,3 +282,72 @@ def test_found_switching_to_replace_mid_promotion_keeps_the_canarys_ready_pods()
     cluster.edit_spec(NAME, replace)
     drive(cluster, operator, watch, stable_at("v2"))
     assert len(watch.pods()) == 2
+
+
+# -- under autoscaling: the HPA scales both roles together ---------------------------------------
+
+
+def autoscaled(version, provider="replicas", surge=1, unavailable=0, steps=None):
+    raw = spec(version, provider, replicas=2, surge=surge, unavailable=unavailable, steps=steps)
+    del raw["replicas"]
+    raw["autoscaling"] = {"minReplicas": 2, "maxReplicas": 8}
+    raw["resources"] = {"requests": {"cpu": "1"}}
+    return raw
+
+
+@pytest.mark.parametrize("provider", ["replicas", "gatewayAPI"])
+def test_under_autoscaling_a_canary_splits_the_hpas_total_and_follows_it_up_and_down(provider):
+    """The HPA scales the ModelDeployment (its scale subresource): the total
+    of both roles. A canary takes its share of that total instead of coming
+    on top (Argo Rollouts #3849: doubled GPUs), and stable is never shrunk
+    under the traffic it carries (Flagger #869)."""
+    cluster = FakeCluster(capacity=40)
+    operator = Operator(cluster)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.hpa_wants = 4
+    cluster.create_model(NAME, autoscaled("v1", provider, steps=steps))
+
+    def total():
+        return cluster.models[NAME]["spec"]["autoscaling"].get("replicas") or 2
+
+    def tick(until, whole=True, seconds=300):
+        def count():
+            return len([p for p in cluster.pods.values() if p.labels.get(NAME_LABEL) == NAME])
+        for _ in range(seconds // 2):
+            cluster.hpa_sync()
+            before = count()
+            assert operator.reconcile(NAME).completed
+            cluster.sync()
+            # The operator's writes never take the pods above the total +
+            # maxSurge (nor further above it, right after the HPA lowered it).
+            after, allowed = count(), total() + 1
+            assert after <= max(before, allowed) or not whole, f"{after} pods for a total of {total()}"
+            status = cluster.models[NAME]["status"]
+            if until(status):
+                return status
+            cluster.later(2)
+            cluster.sync()
+        raise AssertionError(f"not reached: {cluster.models[NAME]['status'].get('rollout')}")
+
+    status = tick(stable_at("v1"), whole=False)
+    hpa_target = cluster.objects[("HorizontalPodAutoscaler", NAME)].body["spec"]["scaleTargetRef"]
+    assert hpa_target == {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "name": NAME}
+    assert status["capacity"]["replicas"] == 4 and status["capacity"]["stable"] == 4
+    tick(lambda s: s["capacity"]["stable"] == 4 and len(cluster.pods) >= 4 and all(
+        cluster.ready(p) for p in cluster.pods.values()))
+    cluster.edit_spec(NAME, autoscaled("v2", provider, steps=steps))
+    status = tick(lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    # 50% of 4: the canary has 2 pods, stable keeps 3 (maxSurge 1 lets it).
+    assert (status["capacity"]["stable"], status["capacity"]["canary"]) == (3, 2), status["capacity"]
+    # The load doubles: the HPA asks for 8 in all; both roles grow by weight.
+    cluster.hpa_wants = 8
+    status = tick(lambda s: (s["capacity"]["stable"], s["capacity"]["canary"]) == (5, 4)
+                  and sum(1 for p in cluster.pods.values() if cluster.ready(p)) >= 9)
+    # ...and falls back: the total shrinks again, the split kept.
+    cluster.hpa_wants = 2
+    status = tick(lambda s: (s["capacity"]["stable"], s["capacity"]["canary"]) == (2, 1))
+    md = cluster.models[NAME]
+    cluster.edit_spec(NAME, {**md["spec"], "rollout": {**md["spec"]["rollout"], "approvedVersion": "v2"}})
+    cluster.hpa_wants = 3
+    status = tick(stable_at("v2"))
+    assert status["capacity"]["replicas"] == 3 and status["capacity"]["canary"] == 0

@@ -163,4 +163,14 @@ def test_names_and_subresources(crd):
     assert crd["metadata"]["name"] == "modeldeployments.modeldeploy.io"
     assert spec["names"]["shortNames"] == ["md"]
     assert spec["scope"] == "Namespaced"
-    assert spec["versions"][0]["subresources"] == {"status": {}}
+    subresources = spec["versions"][0]["subresources"]
+    assert subresources["status"] == {}
+    # The HPA scales a ModelDeployment in capacity mode Replace: each path is in the schema.
+    scale = subresources["scale"]
+    root = spec["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, kind in ((scale["specReplicasPath"], "integer"), (scale["statusReplicasPath"], "integer"),
+                       (scale["labelSelectorPath"], "string")):
+        node = root
+        for part in path.strip(".").split("."):
+            node = node["properties"][part]
+        assert node["type"] == kind, path

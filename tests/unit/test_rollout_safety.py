@@ -82,6 +82,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from datetime import timedelta
 
 from hypothesis import HealthCheck, settings
@@ -983,6 +984,16 @@ class RolloutSafety(RuleBasedStateMachine):
         current = live.body["spec"].get("replicas", 1) if live is not None else 0
         return max(spec.autoscaling.min_replicas, current)
 
+    def _replace_budget(self, spec) -> Budget | None:
+        """Capacity mode Replace's budget as a pass sees it now (under
+        autoscaling: around the total the HPA asked for)."""
+        if spec is None:
+            return None
+        counts = {role: SimpleNamespace(replicas=obj.body["spec"].get("replicas", 1))
+                  for role in ("stable", "canary")
+                  if (obj := self.cluster.objects.get(("Deployment", f"{NAME}-{role}"))) is not None}
+        return _budget(spec, SimpleNamespace(stable=counts.get("stable"), canary=counts.get("canary")))
+
     def _model_pods(self) -> tuple[int, int]:
         """The primary model's pods (any role or revision) and the ready ones."""
         pods = [p for p in self.cluster.pods.values() if p.labels.get("modeldeploy.io/name") == NAME]
@@ -1010,6 +1021,7 @@ class RolloutSafety(RuleBasedStateMachine):
         annotations = dict(md["metadata"].get("annotations") or {})
         ready_before = self._stable_ready()
         pods_before, all_ready_before = self._model_pods()
+        budget_before = self._replace_budget(spec)
         desired = self._desired(spec)
         recreate_before = self._recreate(spec)
         share_before = route_share(cluster, NAME)
@@ -1039,7 +1051,7 @@ class RolloutSafety(RuleBasedStateMachine):
             canary_revision_after=canary_deployment_revision(cluster, NAME),
             base=self._base(spec), now=cluster.now, stale=stale,
             answer=cluster.prometheus.answer if result.world is not None and result.world.analysis else None,
-            budget=_budget(spec) if spec is not None else None, pods_before=pods_before,
+            budget=budget_before, pods_before=pods_before,
             ready_before=all_ready_before)
         self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
@@ -1089,8 +1101,14 @@ class RolloutSafety(RuleBasedStateMachine):
         stable = (view.after.get("stable") or {}).get("revision")
         if stable is not None:
             self.oracle.known_stable = stable
-        rollout = _rollout(view.after)
-        if rollout.get("stage") == "RolledBack" and rollout.get("revision"):
+        rollout, earlier = _rollout(view.after), _rollout(view.before)
+        # Barred when a pass rolls it back, not each time a status still
+        # records that rollback: in capacity mode Replace a new revision waits
+        # under the record while stable takes its pods back, and the user's
+        # move away from the rolled-back revision (which lifts the bar) may
+        # come before those passes.
+        newly = (earlier.get("stage"), earlier.get("revision")) != ("RolledBack", rollout.get("revision"))
+        if rollout.get("stage") == "RolledBack" and rollout.get("revision") and newly:
             self.oracle.barred.setdefault(rollout["revision"], "rolled back")
         if view.completed and PROMOTE not in (self.cluster.models[NAME]["metadata"].get("annotations") or {}):
             self.oracle.promote_target = None

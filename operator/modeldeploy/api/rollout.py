@@ -295,11 +295,13 @@ class CapacitySpec(SpecModel):
         return self
 
     def budget(self, replicas: int) -> tuple[int, int]:
-        """(surge, unavailable) in pods for `replicas` (mode Replace)."""
+        """(surge, unavailable) in pods for `replicas` (mode Replace). Both
+        coming to 0 (percentages of few replicas) makes one pod unavailable,
+        as a Deployment's rolling update does."""
         surge = pods_of(self.max_surge if self.max_surge is not None else "25%", replicas, round_up=True)
         unavailable = pods_of(self.max_unavailable if self.max_unavailable is not None else 1, replicas,
                               round_up=False)
-        return surge, unavailable
+        return surge, max(unavailable, 1 if surge == 0 else 0)
 
 
 class RolloutSpec(SpecModel):

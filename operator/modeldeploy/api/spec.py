@@ -212,6 +212,11 @@ class Autoscaling(SpecModel):
         alias="targetCPUUtilizationPercentage",  # spelled as in HPA autoscaling/v1
         description="Average CPU use, as a percent of requests.cpu, the HPA aims for."
     )
+    replicas: int | None = Field(
+        None, ge=0, le=MAX_REPLICAS,
+        description="Written by the HPA through the scale subresource under rollout.capacity.mode Replace: the "
+        "pods of both roles together. Leave it out of your manifests.",
+    )
 
     @model_validator(mode="after")
     def _min_within_max(self) -> "Autoscaling":
@@ -243,10 +248,6 @@ CUSTOM_READINESS = ("spec.runtime.readinessPath: required for a custom image wit
                     "not that the model is ready)")
 
 
-REPLACE_NEEDS_REPLICAS = ("spec.rollout.capacity.mode: Replace needs a fixed spec.replicas: under spec.autoscaling "
-                          "the HPA owns the count, and a canary comes on top of it (mode Surge)")
-
-
 class ModelDeploymentSpec(SpecModel):
     """What to serve (model), with what (runtime), how many (replicas/autoscaling),
     how to roll out changes (rollout) and how traffic reaches it (traffic).
@@ -266,11 +267,6 @@ class ModelDeploymentSpec(SpecModel):
                     "rule": "!has(self.autoscaling) || (has(self.resources) && "
                     "has(self.resources.requests) && 'cpu' in self.resources.requests)",
                     "message": "spec.autoscaling scales on CPU use, so it needs spec.resources.requests.cpu",
-                },
-                {
-                    "rule": "!has(self.autoscaling) || !has(self.rollout) || !has(self.rollout.capacity) || "
-                    "!has(self.rollout.capacity.mode) || self.rollout.capacity.mode != 'Replace'",
-                    "message": REPLACE_NEEDS_REPLICAS,
                 },
                 {
                     "rule": "has(self.model.format) || !has(self.runtime) || !has(self.runtime.image) || "
@@ -307,6 +303,25 @@ class ModelDeploymentSpec(SpecModel):
         return 1 if self.replicas is None else self.replicas
 
     @property
+    def replace_total(self) -> int | None:
+        """Capacity mode Replace: the pods both roles share, spec.replicas or
+        under autoscaling the HPA's count (its scale subresource), within
+        minReplicas..maxReplicas. None in mode Surge."""
+        if self.rollout.capacity.mode != "Replace":
+            return None
+        if self.autoscaling is None:
+            return self.fixed_replicas
+        wanted = self.autoscaling.replicas if self.autoscaling.replicas is not None else self.autoscaling.min_replicas
+        return min(max(wanted, self.autoscaling.min_replicas), self.autoscaling.max_replicas)
+
+    @property
+    def hpa_governs_total(self) -> bool:
+        """Autoscaling with capacity mode Replace: the HPA scales the
+        ModelDeployment (its scale subresource), i.e. both roles together,
+        and the rollout splits that total between them."""
+        return self.autoscaling is not None and self.rollout.capacity.mode == "Replace"
+
+    @property
     def wants_disruption_budget(self) -> bool:
         """More than one replica asked: a PodDisruptionBudget keeps all but one up."""
         if self.autoscaling is not None:
@@ -322,12 +337,6 @@ class ModelDeploymentSpec(SpecModel):
                 ("resources", "requests", "cpu"),
                 "required with spec.autoscaling: CPU utilization is measured against it",
             )
-        if self.autoscaling is not None and self.rollout.capacity.mode == "Replace":
-            raise FieldProblem(("rollout", "capacity", "mode"), REPLACE_NEEDS_REPLICAS.split(": ", 1)[1])
-        if self.rollout.capacity.mode == "Replace" and self.fixed_replicas \
-                and self.rollout.capacity.budget(self.fixed_replicas) == (0, 0):
-            raise FieldProblem(("rollout", "capacity"), f"maxSurge and maxUnavailable come to 0 pods each for "
-                               f"{self.fixed_replicas} replicas: no pod could ever be replaced")
         self._check_runtime_is_known(info)
         if self.model.format is None and self.runtime is not None and self.runtime.image \
                 and not self.runtime.readiness_path:

@@ -98,6 +98,9 @@ class CapacityStatus(StatusModel):
     stable: int = Field(description="Pods the stable Deployment is given now.")
     canary: int = Field(description="Pods the canary Deployment is given now.")
     surge: int = Field(description="Pods above spec.replicas now (stable + canary - replicas, at least 0).")
+    # The scale subresource's status (autoscaling: the HPA reads them).
+    replicas: int | None = Field(None, description="Pods of both roles now (stable + canary).")
+    selector: str | None = Field(None, description="Selects the pods of both roles (the HPA averages their CPU).")
 
 
 class DecisionRecord(StatusModel):

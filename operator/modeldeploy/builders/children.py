@@ -23,7 +23,8 @@ def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,
     children = [build_service(owner, stable_only=weighted), build_role_service(owner, Role.STABLE),
                 build_role_service(owner, Role.CANARY)]
     if spec.autoscaling is not None:
-        children.append(build_autoscaler(owner, spec.autoscaling, floor=autoscaler_floor))
+        children.append(build_autoscaler(owner, spec.autoscaling, floor=autoscaler_floor,
+                                         whole_model=spec.hpa_governs_total))
     if spec.wants_disruption_budget:
         children.append(build_disruption_budget(owner))
     return children

@@ -63,8 +63,8 @@ def _strategy(spec: ModelDeploymentSpec, role: Role) -> dict[str, Any]:
         # Asked for explicitly, e.g. when two model versions cannot run side by side
         # (one GPU per node): accepts downtime.
         return {"type": "Recreate"}
-    capacity, replicas = spec.rollout.capacity, spec.fixed_replicas
-    if capacity.mode == "Replace" and replicas:
+    capacity, replicas = spec.rollout.capacity, spec.replace_total
+    if replicas:
         # The rollout keeps both roles within replicas + maxSurge pods; a
         # template change of stable itself (the first revision replaced
         # before it was recorded) keeps to the same budget.

@@ -28,7 +28,8 @@ from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .admission import admit
-from .capacity import Budget, RolePods, backward, canary_pods_for, carriers, forward, most_share, stable_goal
+from .capacity import (Budget, RolePods, backward, canary_pods_for, carriers, forward, hpa_total, most_share,
+                       stable_goal)
 from .annotations import ABORT, PROMOTE, Requests, read_requests
 from .checks import canary_pods, canary_ready_replicas, last_progress, run_builtin_checks
 from .decision import NORMAL, WARNING, Decision, Event
@@ -66,14 +67,15 @@ class _Context:
 
 
 def decide(inputs: Inputs) -> Decision:
+    budget = _budget(inputs.spec, inputs.observed)
     ctx = _Context(
         inputs=inputs,
         provider=provider_for(inputs.spec),
         steps=tuple(inputs.spec.rollout.steps),
-        base=base_replicas(inputs.spec, inputs.observed.stable,
-                           inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
+        base=budget.replicas if budget is not None else base_replicas(
+            inputs.spec, inputs.observed.stable, inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
         requests=read_requests(inputs.annotations, _in_flight(inputs.state), done=_carried_out(inputs.state)),
-        budget=_budget(inputs.spec),
+        budget=budget,
     )
     return (
         _first_revision(ctx)
@@ -182,7 +184,8 @@ def _new_revision(ctx: _Context) -> Decision | None:
         step_started_at=inputs.now,
         # Under autoscaling, stable is held at its current count until the
         # canary ends (issue 9, defect 4): see _decision.
-        stable_floor=ctx.base if spec.autoscaling is not None else None,
+        # (Not when the HPA scales both roles together: capacity mode Replace.)
+        stable_floor=ctx.base if spec.autoscaling is not None and ctx.budget is None else None,
     )
     started = Event(
         NORMAL,
@@ -658,13 +661,22 @@ def _fit(ctx: _Context, canary: int | None, weights: Weights) -> tuple[int, int 
     moving = (layout.stable, layout.canary) != (end_stable, canary or 0) \
         or (weighted and (layout.weight != weights.canary or carried != layout.weight))
     observed = inputs.observed.canary
-    frozen = kept is not None and observed is not None and observed.revision != inputs.revision
+    # Walking a canary back, its pods stay as they are; growing one renders
+    # the spec's revision (a leftover canary Deployment at 0 pods included).
+    frozen = not growing and kept is not None and observed is not None and observed.revision != inputs.revision
     return layout.stable, kept, written, moving, frozen
 
 
-def _budget(spec) -> Budget | None:
+def _budget(spec, observed) -> Budget | None:
+    """Capacity mode Replace's budget: around spec.replicas, or under
+    autoscaling around the total the HPA asks for (the scale subresource)."""
+    if spec.rollout.capacity.mode != "Replace" or spec.rollout.strategy != "Canary":
+        return None
     replicas = spec.fixed_replicas
-    if spec.rollout.capacity.mode != "Replace" or spec.rollout.strategy != "Canary" or not replicas:
+    if spec.autoscaling is not None:
+        running = sum(d.replicas for d in (observed.stable, observed.canary) if d is not None)
+        replicas = hpa_total(spec.autoscaling, running)
+    if not replicas:
         return None
     surge, unavailable = spec.rollout.capacity.budget(replicas)
     return Budget(replicas=replicas, surge=surge, unavailable=unavailable)

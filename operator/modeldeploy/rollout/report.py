@@ -8,6 +8,7 @@ from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
+from ..builders.labels import NAME as NAME_LABEL
 from .capacity import Budget
 from .checks import canary_pods
 from .inputs import Inputs
@@ -41,16 +42,19 @@ def build_report(
         history=history,
         health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state),
                        _loading(inputs, state)),
-        capacity=_capacity(budget, stable_pods, canary_pods),
+        capacity=_capacity(inputs, budget, stable_pods, canary_pods),
     )
 
 
-def _capacity(budget: Budget | None, stable: int | None, canary: int | None) -> CapacityStatus | None:
+def _capacity(inputs: Inputs, budget: Budget | None, stable: int | None, canary: int | None) -> CapacityStatus | None:
     if budget is None:
         return None
     stable, canary = stable or 0, canary or 0
+    # replicas and selector: the scale subresource's status, which the HPA
+    # reads (it averages the CPU of the pods the selector picks: both roles).
     return CapacityStatus(budget=budget.total, min_ready=budget.floor, stable=stable, canary=canary,
-                          surge=max(0, stable + canary - budget.replicas))
+                          surge=max(0, stable + canary - budget.replicas), replicas=stable + canary,
+                          selector=f"{NAME_LABEL}={inputs.name}")
 
 
 def _loading(inputs: Inputs, state: RolloutState) -> str:

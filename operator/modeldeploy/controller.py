@@ -268,6 +268,9 @@ class Controller:
                 raise
             self.cache.put_model(written)
             metrics.track_model(meta["namespace"], meta["name"], step.status)
+        if step.scale is not None:
+            # The scale's answer is no ModelDeployment: the watch brings the new spec.
+            await self.kube.scale(meta["namespace"], meta["name"], step.scale)
         for event in step.events:
             await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
         if step.consume:

@@ -89,8 +89,13 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
         autoscaled = model_v(doc, "v2", replicas=None)
         del autoscaled["spec"]["replicas"]
         autoscaled["spec"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70}
+        # Capacity mode Replace: the HPA scales the ModelDeployment, whose
+        # scale the operator sets once (modeldeployments/scale).
+        autoscaled["spec"]["rollout"] = {**autoscaled["spec"]["rollout"], "capacity": {"mode": "Replace"}}
         apply_md(cluster, ns, autoscaled)
         wait_until(lambda: cluster.get_json("-n", ns, "hpa", name), timeout=30, what="the HPA")
+        wait_until(lambda: get_md(cluster, ns, name)["spec"]["autoscaling"].get("replicas") == 2, timeout=30,
+                   what="the model's scale set", describe=lambda: get_md(cluster, ns, name)["spec"])
         single = model_v(doc, "v2", replicas=1)
         apply_md(cluster, ns, single)
         wait_until(lambda: not cluster.kubectl("-n", ns, "get", "hpa,pdb", "-o", "name").stdout.strip(),
@@ -115,6 +120,7 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
              for e in writes}
     assert {("patch", "deployments"), ("delete", "deployments"), ("patch", "httproutes"),
             ("patch", "modeldeployments"), ("patch", "modeldeployments/status"), ("create", "events"),
+            ("patch", "modeldeployments/scale"),
             ("patch", "horizontalpodautoscalers"), ("delete", "horizontalpodautoscalers"),
             ("delete", "poddisruptionbudgets"), ("delete", "httproutes")} <= verbs, sorted(verbs)
 

@@ -224,7 +224,9 @@ def test_replace_rollback_gives_stable_its_pods_before_its_traffic(cluster, name
     wait_until(lambda: (get_md(cluster, namespace, "llm")["status"].get("rollout") or {}).get("pausedBy") == "approval",
                timeout=90, what="the canary at 50%, paused for approval",
                describe=lambda: status_view(get_md(cluster, namespace, "llm")))
+    assert route_weights(cluster, namespace, "llm") == (50, 50)
     with PoolSampler(cluster, namespace, "llm", route=True) as sampler:
+        wait_until(lambda: sampler.seen, timeout=10, what="a first sample")
         cluster.kubectl("-n", namespace, "annotate", "modeldeployment", "llm", "modeldeploy.io/abort=true")
         md = wait_until(lambda: (m := get_md(cluster, namespace, "llm"))["status"].get("phase") == "RolledBack"
                         and m["status"].get("capacity", {}).get("stable") == 4
@@ -247,3 +249,64 @@ def test_replace_rollback_gives_stable_its_pods_before_its_traffic(cluster, name
     assert "aborted" in md["status"]["rollout"]["message"]
     print(f"\nReplace rollback, 4 x 2 GPUs on 8: canary share went {' -> '.join(map(str, dict.fromkeys(shares)))} "
           f"while stable grew back; at most {max(len(p) for p, _, _ in samples)} pods")
+
+
+def test_under_autoscaling_the_hpa_scales_the_model_and_the_canary_takes_its_share(cluster, namespace, operator):
+    """Capacity mode Replace with autoscaling: the HPA's target is the
+    ModelDeployment (its scale subresource), the total of both roles. The
+    local control plane has no metrics server, so the HPA's count is set
+    here the way the HPA sets it (the scale subresource): the canary then
+    takes its share of that total instead of coming on top of it."""
+    rollout = {"progressDeadlineSeconds": 60, "steps": [{"setWeight": 50}, {"pause": {}}],
+               "capacity": {"mode": "Replace", "maxSurge": 1, "maxUnavailable": 0}}
+    doc = model_deployment("auto", replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 8}, rollout=rollout)
+    apply_md(cluster, namespace, doc)
+    wait_ready(cluster, namespace, "auto")
+    hpa = cluster.get_json("-n", namespace, "hpa", "auto")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+                                             "name": "auto"}
+    # The operator gave the model its starting count once (an HPA ignores a
+    # target at 0); the HPA controller reads it through the scale subresource.
+    md = wait_until(lambda: (m := get_md(cluster, namespace, "auto"))["spec"]["autoscaling"].get("replicas") == 2
+                    and m, timeout=30, what="spec.autoscaling.replicas set to 2",
+                    describe=lambda: get_md(cluster, namespace, "auto")["spec"])
+    assert md["status"]["capacity"]["selector"] == "modeldeploy.io/name=auto"
+    scale = cluster.get_json("-n", namespace, "modeldeployments", "auto", "--subresource", "scale")
+    assert (scale["spec"]["replicas"], scale["status"]["replicas"], scale["status"]["selector"]) == (
+        2, 2, "modeldeploy.io/name=auto")
+    wait_until(lambda: any(c["type"] == "AbleToScale" and c["status"] == "True"
+                           for c in cluster.get_json("-n", namespace, "hpa", "auto").get("status", {}).get(
+                               "conditions", [])),
+               timeout=60, what="the HPA controller reading the ModelDeployment's scale",
+               describe=lambda: cluster.get_json("-n", namespace, "hpa", "auto").get("status"))
+
+    def split(stable, canary):
+        return lambda: (m := get_md(cluster, namespace, "auto"))["status"].get("capacity", {}).get("stable") == stable \
+            and m["status"]["capacity"]["canary"] == canary and m["status"]["stable"].get("readyReplicas") == stable \
+            and (m["status"].get("canary") or {}).get("readyReplicas") == canary and m
+
+    def pods():
+        return len(cluster.core.list_namespaced_pod(namespace, label_selector="modeldeploy.io/name=auto").items)
+
+    with ChangeRecorder(pods, period=0.1) as counts:
+        apply_md(cluster, namespace, model_v(doc, "v2"))
+        wait_until(split(2, 1), timeout=60, what="50% of 2: stable 2, canary 1 (maxSurge 1)",
+                   describe=lambda: status_view(get_md(cluster, namespace, "auto")))
+        most_at_two = max(counts.seen)
+        cluster.kubectl("-n", namespace, "scale", "modeldeployment", "auto", "--replicas=4")  # the load doubles
+        md = wait_until(split(3, 2), timeout=60, what="50% of 4: stable 3, canary 2",
+                        describe=lambda: status_view(get_md(cluster, namespace, "auto")))
+        assert md["status"]["rollout"]["pausedBy"] == "approval"
+        cluster.kubectl("-n", namespace, "scale", "modeldeployment", "auto", "--replicas=2")  # and falls back
+        wait_until(split(2, 1), timeout=60, what="back to 50% of 2",
+                   describe=lambda: status_view(get_md(cluster, namespace, "auto")))
+        cluster.kubectl("-n", namespace, "patch", "modeldeployment", "auto", "--type=merge",
+                        "-p", '{"spec": {"rollout": {"approvedVersion": "v2"}}}')
+        md = wait_until(lambda: (m := get_md(cluster, namespace, "auto"))["status"].get("phase") == "Ready"
+                        and m["status"]["stable"]["modelVersion"] == "v2" and m, timeout=90, what="v2 promoted",
+                        describe=lambda: status_view(get_md(cluster, namespace, "auto")))
+    assert most_at_two <= 3, "total 2 + maxSurge 1: the canary never came on top of a full stable twice over"
+    assert max(counts.seen) <= 5, counts.seen
+    assert md["status"]["capacity"]["replicas"] == 2 and md["status"]["capacity"]["canary"] == 0
+    print(f"\nautoscaled Replace: pods went {' -> '.join(map(str, counts.seen))} through a canary while the "
+          f"HPA's count went 2 -> 4 -> 2 (never more than the count + maxSurge)")

@@ -721,6 +721,8 @@ class FakeCluster:
         autoscaling = (md or {}).get("spec", {}).get("autoscaling")
         if not autoscaling:
             return
+        if not autoscaling.get("replicas"):
+            return  # a target at 0: the HPA disables itself (ScalingDisabled)
         want = min(max(self.hpa_wants, hpa.get("minReplicas", 1)), hpa["maxReplicas"])
         if autoscaling.get("replicas") != want:
             spec = _clone(md["spec"])
@@ -1021,6 +1023,14 @@ class _FakeKube:
         self.cluster = cluster
         self.actor = actor  # the uid of the ModelDeployment whose pass writes (invariant 8)
         self.written = written  # Operator.written
+
+    async def scale(self, namespace: str, name: str, replicas: int) -> None:
+        md = self.cluster.models[name]
+        spec = _clone(md["spec"])
+        spec["autoscaling"]["replicas"] = replicas
+        md["spec"] = spec
+        md["metadata"]["generation"] += 1
+        md["metadata"]["resourceVersion"] = self.cluster._next_rv()
 
     async def apply(self, manifest: dict, *, field_manager: str = FIELD_MANAGER, force: bool = True) -> dict:
         # The response only feeds the watch cache: the fake's lagging caches

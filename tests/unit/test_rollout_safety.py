@@ -1164,7 +1164,8 @@ class RolloutSafety(RuleBasedStateMachine):
         result = self._pass(fresh=fresh) if name == NAME else self._neighbour_pass(name, fresh=fresh)
         step = result.plan
         if result.completed and step.queries is None and not (
-                step.handover or step.apply or step.prune or step.status is not None or step.consume or step.events):
+                step.handover or step.apply or step.prune or step.status is not None or step.consume or step.events
+                or step.scale is not None):
             wait = RESYNC_SECONDS if step.requeue_after is None else min(step.requeue_after, RESYNC_SECONDS)
             self.quiet[name] = (inputs, self.cluster.now + timedelta(seconds=wait))
 

@@ -98,6 +98,13 @@ class Kube:
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml")
 
+    async def scale(self, namespace: str, name: str, replicas: int) -> None:
+        """A ModelDeployment's scale subresource (spec.autoscaling.replicas):
+        a merge patch, as `kubectl scale` makes."""
+        self._wrote("patch", "ModelDeployment/scale")
+        await self._call("PATCH", MODEL_DEPLOYMENT.path(namespace, name, "scale"),
+                         body={"spec": {"replicas": replicas}}, content_type="application/merge-patch+json")
+
     async def patch_metadata(self, res: Resource, namespace: str, name: str, patch: dict) -> dict:
         """A JSON merge patch of metadata (e.g. consuming an annotation)."""
         self._wrote("patch", res.kind)

@@ -33,6 +33,7 @@ from ..builders.naming import Role, deployment_name
 from ..builders.ownership import Owner
 from ..builders.revision import revision_of
 from ..rollout import AnalysisPlan, Decision, Event, Inputs, decide, plan_analysis, read_state
+from ..rollout.capacity import hpa_total
 from ..rollout.decision import WARNING
 from ..rollout.snapshot import take_snapshot
 from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runtime_to_wire
@@ -79,6 +80,11 @@ class Plan:
     # before the status write that records them comes back.
     stage: str | None = None
     stage_since: datetime | None = None
+    # Capacity mode Replace under autoscaling: set the ModelDeployment's
+    # scale (spec.autoscaling.replicas) to this once, through its scale
+    # subresource, so the HPA has a count to start from (it disables itself
+    # on a target at 0); from then on the count is the HPA's.
+    scale: int | None = None
 
 
 def plan(world: World) -> Plan:
@@ -144,7 +150,15 @@ def plan(world: World) -> Plan:
         verdicts=_verdicts(decision, analysed=inputs.analysis is not None, now=world.now),
         stage=decision.state.stage.value,
         stage_since=decision.state.step_started_at,
+        scale=_scale_to_start(spec, observed),
     )
+
+
+def _scale_to_start(spec: ModelDeploymentSpec, observed: Observed) -> int | None:
+    if not spec.hpa_governs_total or spec.autoscaling.replicas is not None:
+        return None
+    running = sum(d.replicas for d in (observed.stable, observed.canary) if d is not None)
+    return hpa_total(spec.autoscaling, running)
 
 
 def _runtime(spec: ModelDeploymentSpec, state, world: World) -> ResolvedRuntime:

@@ -59,19 +59,8 @@ estimate() {
     *) echo 30 ;;
   esac
 }
-human() { local s=$1; ((s < 90)) && echo "${s} s" || echo "$(((s + 30) / 60)) min"; }
-# step WHAT SECONDS CMD...: one line before (what, roughly how long), one after;
-# the command's output to the log, its tail on screen if it fails.
-step() {
-  local what=$1 secs=$2 t0=$SECONDS; shift 2
-  say "$what (about $(human "$secs") on 2 cores)..."
-  if ! "$@" >>"$log" 2>&1; then
-    say "FAILED: $what; the go command said (full log: $log):"
-    grep -v '^go: downloading' "$log" | tail -n 40 >&2
-    exit 1
-  fi
-  say "  done in $((SECONDS - t0)) s"
-}
+# shellcheck source=build-steps.sh
+source "$here/build-steps.sh"  # human, step
 fetch() { # the modules the missing binaries of one wrapper module need
   local module=$1; shift
   (cd "$here/$module" && go list -deps "$@" >/dev/null)

@@ -41,17 +41,8 @@ log=$out/build.log
 rm -rf "$work"; mkdir -p "$work" "$out/bin"
 : >"$log"
 
-human() { local s=$1; ((s < 90)) && echo "${s} s" || echo "$(((s + 30) / 60)) min"; }
-step() { # step WHAT SECONDS CMD...
-  local what=$1 secs=$2 t0=$SECONDS; shift 2
-  say "$what (about $(human "$secs") on 2 cores)..."
-  if ! "$@" >>"$log" 2>&1; then
-    say "FAILED: $what; it said (full log: $log):"
-    grep -v '^go: downloading' "$log" | tail -n 40 >&2
-    exit 1
-  fi
-  say "  done in $((SECONDS - t0)) s"
-}
+# shellcheck source=build-steps.sh
+source "$here/build-steps.sh"  # human, step
 copy_module() {
   cp "$src/go.mod" "$src/go.sum" "$work/" && cp -r "$src/ext" "$work/ext"
   # Outside any module, so the download does not read the copy's go.mod

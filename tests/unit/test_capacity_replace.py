@@ -351,3 +351,33 @@ def test_under_autoscaling_a_canary_splits_the_hpas_total_and_follows_it_up_and_
     cluster.hpa_wants = 3
     status = tick(stable_at("v2"))
     assert status["capacity"]["replicas"] == 3 and status["capacity"]["canary"] == 0
+
+
+def test_found_a_lagging_cache_never_counts_ready_pods_a_deployment_is_removing():
+    """Promoting (the canary taking every pod), the user sets the spec back
+    to stable; the pass reads a cache from before stable's last pod went. It
+    counted that pod as ready capacity and removed the canary's: nothing
+    was left ready."""
+    cluster = FakeCluster(capacity=2)
+    operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
+    steps = [{"setWeight": 50}]
+    cluster.create_model(NAME, spec("v1", steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", steps=steps))
+    earlier = None
+    for _ in range(100):
+        snapshot = operator.snapshot(NAME)
+        operator.reconcile(NAME)
+        status = cluster.models[NAME]["status"]
+        if (status.get("rollout") or {}).get("stage") == "Promoting" and status["capacity"]["stable"] == 0:
+            earlier = snapshot
+            break
+        cluster.sync()
+        cluster.later(2)
+        cluster.sync()
+    assert earlier is not None, cluster.models[NAME]["status"].get("rollout")
+    cluster.sync()  # stable's last pod goes
+    cluster.edit_spec(NAME, spec("v1", steps=steps))
+    operator.reconcile(NAME, cache=earlier)
+    cluster.sync()
+    assert watch.ready() >= 1, [(p.name, cluster.ready(p)) for p in watch.pods()]

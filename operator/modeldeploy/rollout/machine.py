@@ -687,8 +687,10 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
 
     def role(name: str, deployment) -> RolePods:
         pods = [pod for pod in observed.pods if pod.role == name]
-        return RolePods(replicas=deployment.replicas if deployment is not None else 0, pods=len(pods),
-                        ready=sum(1 for pod in pods if pod.ready))
+        replicas = deployment.replicas if deployment is not None else 0
+        # Ready pods above the Deployment's size are on their way out (or a
+        # cache that lags says so): they are no capacity to count on.
+        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, sum(1 for pod in pods if pod.ready)))
     return role("stable", observed.stable), role("canary", observed.canary)
 
 

@@ -163,3 +163,12 @@ def test_a_status_from_another_operator_version_still_renders():
     md["spec"]["rollout"]["steps"] = "not a list"  # unreadable steps: the step is shown without its detail
     view = render_status(copy.deepcopy(md), NOW)
     assert "step      2/4  (cannot read spec.rollout.steps" in view
+
+
+def test_capacity_mode_replace_shows_the_pod_budget_in_use():
+    md = {"metadata": {"name": "llm", "namespace": "ml", "generation": 2},
+          "status": {"observedGeneration": 2, "phase": "Canary", "traffic": {"stable": 50, "canary": 50},
+                     "capacity": {"mode": "Replace", "budget": 2, "minReady": 1, "stable": 1, "canary": 1,
+                                  "surge": 0, "replicas": 2, "selector": "modeldeploy.io/name=llm"}}}
+    text = render_status(md, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert "  pods      stable 1, canary 1 of a budget of 2 (capacity mode Replace; at least 1 ready)" in text

@@ -256,6 +256,10 @@ def render_status(md: Mapping[str, Any], now: datetime, style: Style = PLAIN) ->
     if status.canary is not None:
         lines.append(_role("canary", status.canary, style))
     lines.append(_traffic(status))
+    if status.capacity is not None:
+        cap = status.capacity
+        lines.append(f"  pods      stable {cap.stable}, canary {cap.canary} of a budget of {cap.budget} "
+                     f"(capacity mode Replace; at least {cap.min_ready} ready)")
     lines.extend(describe_step(md, status, now))
     if status.url:
         lines.append(f"  url       {status.url}")

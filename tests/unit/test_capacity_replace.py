@@ -110,7 +110,8 @@ class Watch:
             self.least_ready = ready if self.least_ready is None else min(self.least_ready, ready)
             assert ready >= self.budget.floor, f"{ready} ready pods, floor {self.budget.floor}"
         weights = self.cluster.route_weights(NAME)
-        if whole and weights is not None:
+        # (One pod in all: the swap is a gap the budget accepts.)
+        if whole and weights is not None and self.budget.total > 1:
             stable_w, canary_w = weights[1]
             total = stable_w + canary_w
             if total:
@@ -146,7 +147,7 @@ def stable_at(version):
 
 
 @pytest.mark.parametrize("provider", ["replicas", "gatewayAPI"])
-@pytest.mark.parametrize("replicas, surge, unavailable", [(2, 0, 1), (4, 0, 1), (4, 1, 1), (3, 0, 2)])
+@pytest.mark.parametrize("replicas, surge, unavailable", [(2, 0, 1), (4, 0, 1), (4, 1, 1), (3, 0, 2), (1, 0, 1)])
 def test_a_replace_rollout_promotes_within_its_budget(provider, replicas, surge, unavailable):
     cluster = FakeCluster(capacity=replicas + surge)  # no room for a single pod more
     operator, watch = Operator(cluster), Watch(cluster, replicas, surge, unavailable)
@@ -381,3 +382,15 @@ def test_found_a_lagging_cache_never_counts_ready_pods_a_deployment_is_removing(
     operator.reconcile(NAME, cache=earlier)
     cluster.sync()
     assert watch.ready() >= 1, [(p.name, cluster.ready(p)) for p in watch.pods()]
+
+
+def test_found_one_pod_in_all_swaps_with_a_gap_instead_of_waiting_forever():
+    """replicas 1, maxSurge 0 (maxUnavailable 1): the canary could never
+    get its pod, nor stable its pod back, each waiting for the other."""
+    budget = Budget(replicas=1, surge=0, unavailable=1)
+    step = forward(budget, RolePods(1, 1, 1), RolePods(0, 0, 0), carried=0, weight=0, canary_target=1)
+    assert (step.stable, step.canary) == (0, 0), "stable gives its pod up first"
+    step = backward(budget, RolePods(0, 0, 0), RolePods(1, 1, 1), carried=100, weighted=True)
+    assert (step.stable, step.canary, step.weight) == (0, 0, 0)
+    step = backward(budget, RolePods(0, 0, 0), RolePods(0, 0, 0), carried=0, weighted=True)
+    assert step.stable == 1

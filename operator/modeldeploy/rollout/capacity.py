@@ -122,6 +122,8 @@ def forward(budget: Budget, stable: RolePods, canary: RolePods, *, carried: int,
     # the ready pods, and only the floor counts.
     stable_share = 100 - min(carried, weight)
     keep = max(carriers(budget.floor, stable_share) if weighted else 0, budget.floor - canary.ready, 0)
+    if budget.total == 1:
+        keep = 0  # one pod in all: the swap is a gap, which maxUnavailable 1 of 1 accepts
     stable_replicas = max(keep, stable_goal(budget, canary_target))
     # Stable grows back (a canary pod stopped being ready) only into free room.
     stable_replicas = min(stable_replicas, max(stable.replicas, budget.total - canary.held))
@@ -145,5 +147,9 @@ def backward(budget: Budget, stable: RolePods, canary: RolePods, *, carried: int
     on_canary = max(carried, written)
     keep = max(carriers(budget.floor, on_canary) if weighted else 0, budget.floor - stable.ready)
     canary_replicas = min(canary.replicas, max(canary_target, min(canary.ready, keep)))
+    if budget.total == 1 and stable.replicas == 0 and canary_target == 0:
+        # One pod in all (replicas 1, maxSurge 0): stable gets it back only
+        # once the canary's is gone, a gap maxUnavailable 1 of 1 accepts.
+        canary_replicas, written = 0, weight
     stable_replicas = min(budget.replicas, max(stable.replicas, budget.total - max(canary_replicas, canary.pods)))
     return Layout(stable=stable_replicas, canary=canary_replicas, weight=written)

@@ -688,9 +688,14 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
     def role(name: str, deployment) -> RolePods:
         pods = [pod for pod in observed.pods if pod.role == name]
         replicas = deployment.replicas if deployment is not None else 0
-        # Ready pods above the Deployment's size are on their way out (or a
-        # cache that lags says so): they are no capacity to count on.
-        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, sum(1 for pod in pods if pod.ready)))
+        # Ready capacity is what both the pods and their Deployment say:
+        # ready pods above the Deployment's size are on their way out, and a
+        # pod cache that lags behind the Deployment's (or the other way
+        # round) must not make a removed pod count (found by the property
+        # test: the canary's last ready pod went on a stable pod that was gone).
+        said = deployment.ready_replicas if deployment is not None else 0
+        ready = min(replicas, said, sum(1 for pod in pods if pod.ready))
+        return RolePods(replicas=replicas, pods=len(pods), ready=ready)
     return role("stable", observed.stable), role("canary", observed.canary)
 
 

@@ -394,3 +394,23 @@ def test_found_one_pod_in_all_swaps_with_a_gap_instead_of_waiting_forever():
     assert (step.stable, step.canary, step.weight) == (0, 0, 0)
     step = backward(budget, RolePods(0, 0, 0), RolePods(0, 0, 0), carried=0, weighted=True)
     assert step.stable == 1
+
+
+def test_found_a_pod_cache_behind_the_deployments_never_counts_a_gone_pod():
+    """The property test's own actions (its invariant 5 failed): an abort in
+    capacity mode Replace, then passes from a pod cache one pass behind the
+    operator's own Deployment writes. The stale cache still held stable's
+    old ready pod; the canary's last ready pod was removed on its strength."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.set_capacity(capacity="Replace")
+    state.node_capacity(pods=3)
+    state.controllers_progress()
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause",
+                                                      rounds=1)
+    state.annotate_abort(value="true")
+    state.restart_with_stale_cache(passes_ago=1)
+    state.restart_with_stale_cache(passes_ago=1)  # invariant 5 failed here
+    state.teardown()

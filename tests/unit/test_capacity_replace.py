@@ -414,3 +414,21 @@ def test_found_a_pod_cache_behind_the_deployments_never_counts_a_gone_pod():
     state.restart_with_stale_cache(passes_ago=1)
     state.restart_with_stale_cache(passes_ago=1)  # invariant 5 failed here
     state.teardown()
+
+
+def test_found_a_pod_cache_behind_never_makes_a_serving_canary_pod_look_idle():
+    """The property test's own actions (its invariant 5 failed): an abort
+    while promoting in capacity mode Replace, read from a cache four passes
+    old, in which the canary's pod was not ready yet; it was taken away as
+    one that carries nothing while it carried all the traffic."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.set_capacity(capacity="Replace")
+    state.controllers_progress()
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause",
+                                                      rounds=1)
+    state.annotate_abort(value="true")
+    state.restart_with_stale_cache(passes_ago=4)  # invariant 5 failed here
+    state.teardown()

@@ -56,7 +56,14 @@ class RolePods:
 
     replicas: int = 0
     pods: int = 0
-    ready: int = 0
+    ready: int = 0  # ready for sure: what the pods and their Deployment both say
+    # Ready by either account (the pods' or the Deployment's): before taking
+    # a pod away as one that carries nothing, both must say it is not ready.
+    ready_at_most: int | None = None
+
+    @property
+    def maybe_ready(self) -> int:
+        return self.ready if self.ready_at_most is None else max(self.ready, self.ready_at_most)
 
     @property
     def held(self) -> int:
@@ -138,7 +145,7 @@ def backward(budget: Budget, stable: RolePods, canary: RolePods, *, carried: int
              canary_target: int = 0, weight: int = 0) -> Layout:
     """Toward `canary_target` canary pods at `weight` (0 and 0 to finish:
     stable takes everything back)."""
-    if not weighted or canary.ready == 0:
+    if not weighted or canary.maybe_ready == 0:
         written = weight  # the ready-pod ratio moves by itself; or the canary carries nothing to protect
     else:
         written = max(weight, min(carried, 100 - most_share(budget.floor, stable.ready)))
@@ -146,7 +153,7 @@ def backward(budget: Budget, stable: RolePods, canary: RolePods, *, carried: int
     # have moved yet: the larger of the two) and the floor are covered.
     on_canary = max(carried, written)
     keep = max(carriers(budget.floor, on_canary) if weighted else 0, budget.floor - stable.ready)
-    canary_replicas = min(canary.replicas, max(canary_target, min(canary.ready, keep)))
+    canary_replicas = min(canary.replicas, max(canary_target, min(canary.maybe_ready, keep)))
     if budget.total == 1 and stable.replicas == 0 and canary_target == 0:
         # One pod in all (replicas 1, maxSurge 0): stable gets it back only
         # once the canary's is gone, a gap maxUnavailable 1 of 1 accepts.

@@ -688,14 +688,15 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
     def role(name: str, deployment) -> RolePods:
         pods = [pod for pod in observed.pods if pod.role == name]
         replicas = deployment.replicas if deployment is not None else 0
-        # Ready capacity is what both the pods and their Deployment say:
-        # ready pods above the Deployment's size are on their way out, and a
-        # pod cache that lags behind the Deployment's (or the other way
-        # round) must not make a removed pod count (found by the property
-        # test: the canary's last ready pod went on a stable pod that was gone).
-        said = deployment.ready_replicas if deployment is not None else 0
-        ready = min(replicas, said, sum(1 for pod in pods if pod.ready))
-        return RolePods(replicas=replicas, pods=len(pods), ready=ready)
+        # Ready capacity is what both the pods and their Deployment say, and
+        # a pod either calls ready is not taken away as one that carries
+        # nothing: ready pods above the Deployment's size are on their way
+        # out, and a pod cache lagging behind the Deployment's (or the other
+        # way round) must neither make a gone pod count nor a serving one
+        # look idle (both found by the property test).
+        said, seen = (deployment.ready_replicas if deployment is not None else 0), sum(1 for p in pods if p.ready)
+        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, seen),
+                        ready_at_most=min(replicas, max(said, seen)))
     return role("stable", observed.stable), role("canary", observed.canary)
 
 

@@ -432,3 +432,47 @@ def test_found_a_pod_cache_behind_never_makes_a_serving_canary_pod_look_idle():
     state.annotate_abort(value="true")
     state.restart_with_stale_cache(passes_ago=4)  # invariant 5 failed here
     state.teardown()
+
+
+def test_found_pods_a_rolling_update_replaces_are_no_ready_capacity_and_not_in_the_split():
+    """The property test's own actions (its invariants 5, then 4, failed): a promotion
+    begun in mode Surge (stable rolling to the new revision) switched to
+    Replace: stable's old-revision pods counted as capacity that stays."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.set_capacity(capacity="Replace")
+    state.controllers_progress()
+    state.edit_replicas(replicas=3)
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.teardown()
+
+
+def test_found_a_stable_pod_that_cannot_be_scheduled_while_taking_pods_back_stalls_the_model():
+    """The property test's own actions (its invariant 6 failed): a node with room
+    for 3 pods, a budget of 4; stable's last pod never got a node while the
+    canary's pod held one, and the model said Progressing for ever."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.set_capacity(capacity="Replace")
+    state.controllers_progress()
+    state.controllers_progress()
+    state.controllers_progress()
+    state.controllers_progress()
+    state.edit_autoscaling(extra=0, min_replicas=3)
+    state.controllers_progress()
+    state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
+    state.node_capacity(pods=3)
+    state.switch_provider(provider="gatewayAPI")
+    state.controllers_progress()
+    state.supersede_canary_while_its_pods_are_ready(provider=None)
+    state.edit_version(version="v1")
+    state.operator_down_while_time_passes(seconds=5)
+    state.set_capacity(capacity="Replace-surge")
+    state.node_capacity(pods=3)
+    state.load_asks_hpa_for(replicas=1)
+    state.teardown()

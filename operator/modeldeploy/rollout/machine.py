@@ -19,8 +19,9 @@ from datetime import timedelta
 
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
-from ..conditions import CRASH_LOOP_WAITING_REASON, PODS_CRASH_LOOPING, PROGRESS_DEADLINE_EXCEEDED, RESTORING_STABLE
-from ..status.health import converging, did_not_load, stuck, overdue_loads, within_own_deadline
+from ..conditions import (CRASH_LOOP_WAITING_REASON, INSUFFICIENT_CAPACITY, PODS_CRASH_LOOPING,
+                          PROGRESS_DEADLINE_EXCEEDED, RESTORING_STABLE, UNSCHEDULABLE)
+from ..status.health import converging, did_not_load, lacks_resources, stuck, overdue_loads, within_own_deadline
 from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
@@ -588,7 +589,8 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
             requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history),
-                          stable_pods=stable_replicas, budget=ctx.budget)
+                          stable_pods=stable_replicas, budget=ctx.budget,
+                          stable_ready=_role_pods(ctx)[0].ready if ctx.budget is not None else None)
     if moving and report.health is None:
         # The steady state, but the canary still holds pods: not Ready yet.
         report = replace(report, health=_restoring_health(ctx, stable_replicas, canary, weights))
@@ -628,6 +630,11 @@ def _restoring_health(ctx: _Context, stable_replicas: int, canary: int | None, w
                 return stuck(PODS_CRASH_LOOPING, f"stable pod {pod.name} container {waiting.container} is "
                                                  f"crash-looping ({pod.restart_count} restarts): the canary's pods "
                                                  f"keep serving; {where}")
+        if pod.unschedulable and pod.created_at is not None and inputs.now - pod.created_at > deadline:
+            reason = INSUFFICIENT_CAPACITY if lacks_resources(pod.unschedulable) else UNSCHEDULABLE
+            return stuck(reason, f"stable pod {pod.name} cannot be scheduled: {pod.unschedulable}; still "
+                                 f"unschedulable after {deadline.seconds}s (spec.rollout.progressDeadlineSeconds): "
+                                 f"the canary's pods keep serving; {where}")
         if pod.scheduled_at is not None and inputs.now - pod.scheduled_at > max(
                 deadline, timedelta(seconds=pod.load_timeout_seconds or 0) if pod.loading else deadline):
             return stuck(PROGRESS_DEADLINE_EXCEEDED, f"stable pod {pod.name} not ready within "
@@ -695,7 +702,10 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
         # way round) must neither make a gone pod count nor a serving one
         # look idle (both found by the property test).
         said, seen = (deployment.ready_replicas if deployment is not None else 0), sum(1 for p in pods if p.ready)
-        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, seen),
+        # Only pods of the Deployment's own revision stay: a rolling update
+        # is replacing the others.
+        current = sum(1 for p in pods if p.ready and deployment is not None and p.revision == deployment.revision)
+        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, current),
                         ready_at_most=min(replicas, max(said, seen)))
     return role("stable", observed.stable), role("canary", observed.canary)
 

@@ -28,12 +28,15 @@ def build_report(
     history: tuple[HistoryEntry, ...] = (),
     stable_pods: int | None = None,
     budget: Budget | None = None,
+    stable_ready: int | None = None,
 ) -> RolloutReport:
     """`weights`: what the route is written with this pass; `canary_pods`:
     the canary Deployment's size after this pass (None: it is removed);
     `stable_pods`: the stable Deployment's (None: the HPA's count);
-    `budget`: capacity mode Replace's pod budget."""
-    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods, stable_pods)
+    `budget`: capacity mode Replace's pod budget; `stable_ready`: its count
+    of stable's ready pods that stay."""
+    seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods, stable_pods,
+                                                                        stable_ready)
     return RolloutReport(
         stable=_stable(state),
         canary=_canary(state),
@@ -81,12 +84,14 @@ def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProv
 
 
 def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | None,
-                       stable_pods: int | None = None) -> Weights | None:
+                       stable_pods: int | None = None, stable_ready: int | None = None) -> Weights | None:
     """The ready pods of both roles behind the client Service once this pass
     has scaled or removed the canary (and scaled stable); canary pods by
     revision (status.observed.ready_canary_pods)."""
     observed = inputs.observed
     stable = observed.stable.ready_replicas if observed.stable is not None else 0
+    if stable_ready is not None:  # capacity mode Replace: the pods that stay (a rolling update replaces the others)
+        stable = stable_ready
     fixed = stable_pods if stable_pods is not None else inputs.spec.fixed_replicas
     if fixed is not None:
         stable = min(stable, fixed)

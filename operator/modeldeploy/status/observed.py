@@ -95,6 +95,7 @@ class PodSummary:
     # Since when the pod has been Ready (the Ready condition's last
     # transition); None when unknown.
     ready_since: datetime | None = None
+    created_at: datetime | None = None  # metadata.creationTimestamp
 
     def ready_for(self, now: datetime, seconds: float) -> bool:
         """Ready, and for at least `seconds` (or for an unknown time)."""
@@ -197,6 +198,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         started=bool(main) and all(c.get("started") for c in main),
         load_timeout_seconds=_startup_budget(body.get("spec") or {}),
         ready_since=parse_time_or_none(ready_condition.get("lastTransitionTime")) if ready_condition else None,
+        created_at=parse_time_or_none(metadata.get("creationTimestamp")),
     )
 
 

@@ -154,7 +154,7 @@ def test_schema_refuses_a_bad_spec_with_a_clear_message(cluster, namespace, oper
     proc = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(slow), check=False)
     assert proc.returncode != 0 and "spec.model.loadTimeout" in proc.stderr, proc.stderr
 
-    # Capacity mode Replace (issue 11): its own fields, bounds, and never under an HPA.
+    # Capacity mode Replace (issue 11): its own fields and their bounds.
     for name, spec, says in [
         ("surge-knobs", {"rollout": {"capacity": {"maxSurge": 1}}},
          "maxSurge and maxUnavailable apply to mode: Replace"),
@@ -162,13 +162,9 @@ def test_schema_refuses_a_bad_spec_with_a_clear_message(cluster, namespace, oper
          "cannot both be 0"),
         ("too-much", {"rollout": {"capacity": {"mode": "Replace", "maxSurge": "150%"}}},
          "maxSurge must be a pod count from 0 to 10000 or a percentage"),
-        ("under-hpa", {"replicas": None, "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
-                       "resources": {"requests": {"cpu": "100m"}}, "rollout": {"capacity": {"mode": "Replace"}}},
-         "spec.rollout.capacity.mode: Replace needs a fixed spec.replicas"),
     ]:
         doc = model_deployment(name)
-        doc["spec"].update({k: v for k, v in spec.items() if v is not None})
-        doc["spec"] = {k: v for k, v in doc["spec"].items() if spec.get(k, "") is not None}
+        doc["spec"].update(spec)
         proc = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
         assert proc.returncode != 0 and says in proc.stderr, (name, proc.stderr)
     assert not cluster.custom.list_namespaced_custom_object("modeldeploy.io", "v1alpha1", namespace,

@@ -166,6 +166,9 @@ def test_weight_waits_for_slow_canary_pods(cluster, namespace, operator):
     with WeightRecorder(cluster, namespace, "patient") as recorder:
         apply_md(cluster, namespace, slow)
         wait_phase(cluster, namespace, "patient", "Paused")
+        # The recorder reads with kubectl, slow under load: let it see the move.
+        wait_until(lambda: any(w[1] > 0 for w in recorder.seen), timeout=30, what="the recorder to see the weight move",
+                   describe=lambda: recorder.seen)
     moved_at = recorder.first_time(lambda w: w[1] > 0)
     pods = cluster.core.list_namespaced_pod(namespace, label_selector="modeldeploy.io/role=canary").items
     ready_at = max(next(c.last_transition_time for c in p.status.conditions if c.type == "Ready") for p in pods)

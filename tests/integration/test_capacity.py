@@ -167,6 +167,7 @@ class PoolSampler(ChangeRecorder):
 
     def __init__(self, cluster, namespace: str, name: str, route: bool = False):
         def read():
+            weights = route_weights(cluster, namespace, name) if route else None
             pods = cluster.core.list_namespaced_pod(namespace, label_selector=f"modeldeploy.io/name={name}").items
             mine = tuple(sorted(
                 (p.metadata.labels.get("modeldeploy.io/role"), p.metadata.labels.get("modeldeploy.io/revision"),
@@ -175,7 +176,10 @@ class PoolSampler(ChangeRecorder):
             gpus = sum(int((c.resources.limits or {}).get("nvidia.com/gpu", 0))
                        for p in cluster.core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items
                        if p.spec.node_name in POOL_NODES for c in p.spec.containers)
-            weights = route_weights(cluster, namespace, name) if route else None
+            # The reads are not one snapshot: a route that moved while the
+            # pods were read makes no sample (the recorder skips a failed read).
+            if route and route_weights(cluster, namespace, name) != weights:
+                raise RuntimeError("the route moved during the sample")
             return mine, gpus, weights
         super().__init__(read, period=0.1)
 

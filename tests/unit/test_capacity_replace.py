@@ -476,3 +476,66 @@ def test_found_a_stable_pod_that_cannot_be_scheduled_while_taking_pods_back_stal
     state.node_capacity(pods=3)
     state.load_asks_hpa_for(replicas=1)
     state.teardown()
+
+
+def test_found_stable_is_not_re_templated_while_canary_pods_hold_their_places():
+    """The property test's own actions (its invariant 10 failed, in a clean-clone
+    run): stable, still running the revision a promotion begun in mode Surge
+    gave it, was re-templated back while a canary pod held its place; its own
+    rolling update added its surge pod on top of the budget."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-x", neighbour_first=False)
+    state.operator_down_while_time_passes(seconds=5)
+    state.supersede_canary_while_its_pods_are_ready(provider="gatewayAPI")
+    state.pods_behave(behaviour="ready", version="v1")
+    state.edit_autoscaling(extra=0, min_replicas=2)
+    state.annotate_promote(value="false")
+    state.prometheus_answers(answer="pass")
+    state.edit_autoscaling(extra=0, min_replicas=1)
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=100, on_inconclusive="Pause", rounds=1)
+    state.edit_autoscaling(extra=0, min_replicas=1)
+    state.operator_down_while_time_passes(seconds=5)
+    state.node_capacity(pods=3)
+    state.supersede_canary_while_its_pods_are_ready(provider=None)
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.edit_version(version="v1")
+    state.edit_steps(steps="approval")
+    state.edit_version(version="v2")
+    state.set_capacity(capacity="Surge")
+    state.operator_down_while_time_passes(seconds=5)
+    state.restart_with_stale_cache(passes_ago=4)
+    state.set_capacity(capacity="Replace")
+    state.set_capacity(capacity="Replace-surge")
+    state.node_capacity(pods=3)
+    state.annotate_promote(value="true")
+    state.annotate_promote(value="true")
+    state.edit_steps(steps="approval")
+    state.edit_autoscaling(extra=3, min_replicas=2)
+    state.edit_version(version="v1")
+    state.prometheus_answers(answer="pass")
+    state.prometheus_answers(answer="pass")
+    state.teardown()
+
+
+def test_found_only_a_pod_shown_failing_is_taken_away_as_one_that_carries_nothing():
+    """The property test's own actions (its invariant 5 failed, in a clean-clone
+    run): back to stable from a cache three passes old, in which the
+    canary's pod and its Deployment were both not ready yet; the serving
+    pod was removed."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.edit_autoscaling(extra=0, min_replicas=1)
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=False, value="true")
+    state.abort_with_a_lost_status_write(code=409, then_wait=True, value="true")
+    state.supersede_canary_while_its_pods_are_ready(provider=None)
+    state.pods_behave(behaviour="never-ready", version="v3")
+    state.supersede_canary_while_its_pods_are_ready(provider="istio")
+    state.edit_replicas(replicas=4)
+    state.set_capacity(capacity="Replace")
+    state.edit_version(version="v1")
+    state.restart_with_stale_cache(passes_ago=3)
+    state.teardown()

@@ -181,8 +181,12 @@ def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision
     `revision`: revision_of(spec, runtime), when the caller has it (one hash less)."""
     provider = provider_for(spec)
     stable_runtime = runtime_from_wire(decision.stable_runtime) if decision.stable_runtime else None
-    desired = [build_deployment(owner, decision.stable_spec, world.table, role=Role.STABLE,
-                                replicas=decision.stable_replicas, runtime=stable_runtime)]
+    live_stable = world.children.get(("Deployment", deployment_name(world.name, Role.STABLE)))
+    if decision.stable_template_from_live and live_stable is not None and decision.stable_replicas is not None:
+        desired = [rescaled(live_stable, decision.stable_replicas)]
+    else:
+        desired = [build_deployment(owner, decision.stable_spec, world.table, role=Role.STABLE,
+                                    replicas=decision.stable_replicas, runtime=stable_runtime)]
     live_canary = world.children.get(("Deployment", deployment_name(world.name, Role.CANARY)))
     if decision.canary_replicas is not None and decision.canary_template_from_live and live_canary is not None:
         desired.append(rescaled(live_canary, decision.canary_replicas))

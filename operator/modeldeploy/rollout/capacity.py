@@ -22,8 +22,9 @@ accepts. So:
   stable): stable grows first, as far as the budget lets it; traffic moves
   to it as its ready pods can carry it; only then do canary pods go, never
   below what the traffic still on the canary and the floor need. A canary
-  pod that is not ready carries nothing and goes first (Argo Rollouts #3020
-  and #4035: never all traffic onto a shrunken or not-yet-ready stable).
+  pod shown failing carries nothing and goes first (RolePods.ready_at_most;
+  Argo Rollouts #3020 and #4035: never all traffic onto a shrunken or
+  not-yet-ready stable).
 
 Pure: counts in, counts out.
 """

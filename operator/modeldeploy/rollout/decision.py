@@ -54,6 +54,9 @@ class Decision:
     # the current spec (capacity mode Replace, walking back a canary whose
     # revision is no longer the spec's: re-templating would replace its pods).
     canary_template_from_live: bool = False
+    # The same for the stable Deployment (capacity mode Replace: not
+    # re-templated while canary pods hold their places).
+    stable_template_from_live: bool = False
 
     @property
     def history(self):

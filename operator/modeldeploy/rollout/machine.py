@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from ..api.rollout import Step
 from ..api.status import HistoryEntry, PausedBy
-from ..conditions import (CRASH_LOOP_WAITING_REASON, INSUFFICIENT_CAPACITY, PODS_CRASH_LOOPING,
+from ..conditions import (CONFIG_WAITING_REASONS, CRASH_LOOP_WAITING_REASON, IMAGE_PULL_WAITING_REASONS,
+                          INSUFFICIENT_CAPACITY, PODS_CRASH_LOOPING,
                           PROGRESS_DEADLINE_EXCEEDED, RESTORING_STABLE, UNSCHEDULABLE)
 from ..status.health import converging, did_not_load, lacks_resources, stuck, overdue_loads, within_own_deadline
 from ..status.observed import ObservedDeployment, ready_canary_pods
@@ -582,15 +583,29 @@ def _pods_to_carry(ctx: _Context, weight: int) -> int:
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
-    stable_replicas, frozen, moving = ctx.inputs.spec.fixed_replicas, False, False
+    stable_replicas, frozen, moving, stable_frozen = ctx.inputs.spec.fixed_replicas, False, False, False
+    stable_ready = None
     if ctx.budget is not None:
-        stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights)
+        rendered = ctx.inputs.revision if stable_spec is ctx.inputs.spec else (
+            state.stable.revision if state.stable is not None else None)
+        live = ctx.inputs.observed.stable
+        stable_role, canary_role = _role_pods(ctx)
+        stable_ready = stable_role.ready
+        # Stable with pods takes a new template only once no canary pod holds
+        # a place: its own rolling update would take ready pods away (or add
+        # its surge) while the canary's still count toward the budget and the
+        # floor. (An emptied stable, as in a promotion, takes it at once.)
+        stable_frozen = (live is not None and rendered is not None and live.revision != rendered
+                         and (stable_role.replicas > 0 or stable_role.pods > 0)
+                         and ((canary or 0) > 0 or canary_role.pods > 0))
+        stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights,
+                                                                None if stable_frozen else rendered)
         if moving:
             requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history),
                           stable_pods=stable_replicas, budget=ctx.budget,
-                          stable_ready=_role_pods(ctx)[0].ready if ctx.budget is not None else None)
+                          stable_ready=stable_ready)
     if moving and report.health is None:
         # The steady state, but the canary still holds pods: not Ready yet.
         report = replace(report, health=_restoring_health(ctx, stable_replicas, canary, weights))
@@ -602,6 +617,7 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         stable_runtime=runtime,
         stable_replicas=stable_replicas,
         canary_template_from_live=frozen,
+        stable_template_from_live=stable_frozen,
         autoscaler_floor=state.stable_floor if state.stage in ACTIVE else None,
         canary_replicas=canary,
         weights=weights,
@@ -645,7 +661,8 @@ def _restoring_health(ctx: _Context, stable_replicas: int, canary: int | None, w
                                         f"{where}")
 
 
-def _fit(ctx: _Context, canary: int | None, weights: Weights) -> tuple[int, int | None, Weights, bool, bool]:
+def _fit(ctx: _Context, canary: int | None, weights: Weights,
+         stable_revision: str | None = None) -> tuple[int, int | None, Weights, bool, bool]:
     """Mode Replace: what this pass can do toward the wanted canary size and
     weights within the budget (rollout/capacity.py): (stable replicas,
     canary replicas or None to remove it, weights, still on the way, the
@@ -663,6 +680,15 @@ def _fit(ctx: _Context, canary: int | None, weights: Weights) -> tuple[int, int 
         layout = backward(budget, stable_pods, canary_pods, carried=carried, weighted=weighted,
                           canary_target=canary or 0, weight=weights.canary)
     kept = None if canary is None and layout.canary == 0 else layout.canary
+    live = inputs.observed.stable
+    rolling = live is not None and (stable_revision is not None and live.revision != stable_revision or any(
+        pod.role == "stable" and pod.revision != live.revision for pod in inputs.observed.pods))
+    if rolling:
+        # Stable is re-templated (or still rolling to its template), and its
+        # own rolling update adds up to maxSurge pods: it grows only into room
+        # that leaves for them (found by the property test).
+        room = budget.total - budget.surge - max(kept or 0, canary_pods.pods)
+        layout = replace(layout, stable=min(layout.stable, max(stable_pods.replicas, room)))
     written = Weights.to_canary(layout.weight) if weighted else weights
     end_stable = stable_goal(budget, canary or 0) if growing else budget.replicas
     moving = (layout.stable, layout.canary) != (end_stable, canary or 0) \
@@ -690,24 +716,34 @@ def _budget(spec, observed) -> Budget | None:
 
 
 def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
-    observed = ctx.inputs.observed
+    observed, now = ctx.inputs.observed, ctx.inputs.now
 
     def role(name: str, deployment) -> RolePods:
         pods = [pod for pod in observed.pods if pod.role == name]
         replicas = deployment.replicas if deployment is not None else 0
-        # Ready capacity is what both the pods and their Deployment say, and
-        # a pod either calls ready is not taken away as one that carries
-        # nothing: ready pods above the Deployment's size are on their way
-        # out, and a pod cache lagging behind the Deployment's (or the other
-        # way round) must neither make a gone pod count nor a serving one
-        # look idle (both found by the property test).
-        said, seen = (deployment.ready_replicas if deployment is not None else 0), sum(1 for p in pods if p.ready)
-        # Only pods of the Deployment's own revision stay: a rolling update
-        # is replacing the others.
+        # Ready for sure: what both the pods and their Deployment say, pods of
+        # the Deployment's own revision only (ready pods above its size are on
+        # their way out, a rolling update is replacing the others). Ready at
+        # most: every pod not shown to be failing. A cache lagging behind the
+        # cluster (the pods', the Deployment's, or both) then neither makes a
+        # gone pod count as capacity nor a serving one look idle: only a pod
+        # seen crash-looping, unschedulable, unable to start or past its
+        # loadTimeout is taken away as one that carries nothing (all found by
+        # the property test).
+        said = deployment.ready_replicas if deployment is not None else 0
         current = sum(1 for p in pods if p.ready and deployment is not None and p.revision == deployment.revision)
+        failing = sum(1 for p in pods if not p.ready and _failing(p, now))
         return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, current),
-                        ready_at_most=min(replicas, max(said, seen)))
+                        ready_at_most=min(replicas, max(said, len(pods) - failing)))
     return role("stable", observed.stable), role("canary", observed.canary)
+
+
+def _failing(pod, now) -> bool:
+    """Shown not to serve: crash-looping, unschedulable, unable to start, or
+    past its loadTimeout."""
+    stuck_reasons = (CRASH_LOOP_WAITING_REASON, *IMAGE_PULL_WAITING_REASONS, *CONFIG_WAITING_REASONS)
+    return (bool(pod.unschedulable) or pod.loading_past_budget(now)
+            or any(waiting.reason in stuck_reasons for waiting in pod.waiting))
 
 
 def _carried(ctx: _Context) -> int:

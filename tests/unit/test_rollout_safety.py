@@ -509,7 +509,8 @@ def invariant_capacity_kept(view: PassView) -> None:
         return
     if view.budget is not None:
         # Capacity mode Replace: stable gives its pods to the canary by
-        # design; the ready pods of both roles keep the floor.
+        # design; the ready pods of both roles keep the floor (those of each
+        # Deployment's current template: see _model_pods).
         floor = min(view.ready_before, view.budget.floor)
         if view.ready_after < floor:
             raise AssertionError(f"invariant 5: ready pods fell from {view.ready_before} to {view.ready_after} "
@@ -995,9 +996,16 @@ class RolloutSafety(RuleBasedStateMachine):
         return _budget(spec, SimpleNamespace(stable=counts.get("stable"), canary=counts.get("canary")))
 
     def _model_pods(self) -> tuple[int, int]:
-        """The primary model's pods (any role or revision) and the ready ones."""
+        """The primary model's pods (any role or revision), and the ready ones
+        its Deployments keep: of each Deployment's current template. Pods of
+        a template already replaced are on their way out whatever this pass
+        writes (a Deployment's own rollout, set off by an earlier pass)."""
         pods = [p for p in self.cluster.pods.values() if p.labels.get("modeldeploy.io/name") == NAME]
-        return len(pods), sum(1 for p in pods if self.cluster.ready(p))
+        templates = {role: obj.body["spec"]["template"]["metadata"]["labels"].get(REVISION)
+                     for role in ("stable", "canary")
+                     if (obj := self.cluster.objects.get(("Deployment", f"{NAME}-{role}"))) is not None}
+        kept = sum(1 for p in pods if self.cluster.ready(p) and templates.get(p.labels.get(ROLE)) == p.labels.get(REVISION))
+        return len(pods), kept
 
     def _recreate(self, spec) -> bool:
         live = self.cluster.objects.get(("Deployment", f"{NAME}-stable"))

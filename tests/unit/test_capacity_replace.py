@@ -539,3 +539,20 @@ def test_found_only_a_pod_shown_failing_is_taken_away_as_one_that_carries_nothin
     state.edit_version(version="v1")
     state.restart_with_stale_cache(passes_ago=3)
     state.teardown()
+
+
+def test_found_pods_of_the_template_a_pass_replaces_still_count_while_they_serve():
+    """The property test's own actions (its invariant 5 failed, in CI): the
+    first revision's status write lost, the user switches to Replace and a
+    new version; the pass rolls stable straight to it (no status: no canary),
+    and stable's own rolling update keeps one old ready pod (maxUnavailable
+    1 of 2). That pod serves: it is capacity the pass kept, not one it lost."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.status_write_fails(code=409)
+    state.set_capacity(capacity="Replace")
+    state.api_server_refuses_this_version()
+    state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
+    state.teardown()

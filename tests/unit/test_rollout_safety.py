@@ -509,8 +509,8 @@ def invariant_capacity_kept(view: PassView) -> None:
         return
     if view.budget is not None:
         # Capacity mode Replace: stable gives its pods to the canary by
-        # design; the ready pods of both roles keep the floor (those of each
-        # Deployment's current template: see _model_pods).
+        # design; the ready pods of both roles keep the floor (those each
+        # Deployment keeps through the pass: see _model_pods).
         floor = min(view.ready_before, view.budget.floor)
         if view.ready_after < floor:
             raise AssertionError(f"invariant 5: ready pods fell from {view.ready_before} to {view.ready_after} "
@@ -995,16 +995,23 @@ class RolloutSafety(RuleBasedStateMachine):
                   if (obj := self.cluster.objects.get(("Deployment", f"{NAME}-{role}"))) is not None}
         return _budget(spec, SimpleNamespace(stable=counts.get("stable"), canary=counts.get("canary")))
 
-    def _model_pods(self) -> tuple[int, int]:
+    def _templates(self) -> dict[str, str | None]:
+        """The revision each of the primary model's Deployments templates now."""
+        return {role: obj.body["spec"]["template"]["metadata"]["labels"].get(REVISION)
+                for role in ("stable", "canary")
+                if (obj := self.cluster.objects.get(("Deployment", f"{NAME}-{role}"))) is not None}
+
+    def _model_pods(self, before: dict[str, str | None]) -> tuple[int, int]:
         """The primary model's pods (any role or revision), and the ready ones
-        its Deployments keep: of each Deployment's current template. Pods of
-        a template already replaced are on their way out whatever this pass
-        writes (a Deployment's own rollout, set off by an earlier pass)."""
+        its Deployments keep: of each Deployment's template before the pass
+        (`before`) or now. Pods of a template replaced before the pass are on
+        their way out whatever it writes (a Deployment's own rollout, set off
+        by an earlier pass); those of a template the pass replaces serve
+        until their Deployment's rolling update takes them, within its budget."""
         pods = [p for p in self.cluster.pods.values() if p.labels.get("modeldeploy.io/name") == NAME]
-        templates = {role: obj.body["spec"]["template"]["metadata"]["labels"].get(REVISION)
-                     for role in ("stable", "canary")
-                     if (obj := self.cluster.objects.get(("Deployment", f"{NAME}-{role}"))) is not None}
-        kept = sum(1 for p in pods if self.cluster.ready(p) and templates.get(p.labels.get(ROLE)) == p.labels.get(REVISION))
+        now = self._templates()
+        kept = sum(1 for p in pods if self.cluster.ready(p)
+                   and p.labels.get(REVISION) in {before.get(p.labels.get(ROLE)), now.get(p.labels.get(ROLE))})
         return len(pods), kept
 
     def _recreate(self, spec) -> bool:
@@ -1028,7 +1035,8 @@ class RolloutSafety(RuleBasedStateMachine):
         before = md.get("status") or {}
         annotations = dict(md["metadata"].get("annotations") or {})
         ready_before = self._stable_ready()
-        pods_before, all_ready_before = self._model_pods()
+        templates_before = self._templates()
+        pods_before, all_ready_before = self._model_pods(templates_before)
         budget_before = self._replace_budget(spec)
         desired = self._desired(spec)
         recreate_before = self._recreate(spec)
@@ -1090,7 +1098,7 @@ class RolloutSafety(RuleBasedStateMachine):
             # carried once they have landed (a scaled-down canary's pods gone).
             self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
         view.stable_ready_after = self._stable_ready()
-        view.pods_after, view.ready_after = self._model_pods()
+        view.pods_after, view.ready_after = self._model_pods(templates_before)
         self._check(lambda: invariant_capacity_kept(view), 5)
         self._check(lambda: invariant_pods_within_budget(view), 10)
         self._learn(view)

@@ -11,7 +11,7 @@ import pytest
 
 from modeldeploy.builders.labels import NAME as NAME_LABEL, ROLE
 from modeldeploy.rollout.capacity import Budget, RolePods, backward, carriers, forward
-from support.fake_cluster import CRASH_LOOP, FakeCluster, Operator
+from support.fake_cluster import CRASH_LOOP, CRASH_PERIOD, FakeCluster, Operator
 
 NAME = "fraud"
 TRAFFIC = {"replicas": {"provider": "replicas"},
@@ -556,3 +556,46 @@ def test_found_pods_of_the_template_a_pass_replaces_still_count_while_they_serve
     state.api_server_refuses_this_version()
     state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
     state.teardown()
+
+
+def test_a_crash_looping_stable_stays_stalled_and_gets_nothing_back_between_its_crashes():
+    """Stable taking its pods back crash-loops: the model says Stalled, in
+    one unchanging message (no restart count, which grows every few seconds
+    and would rewrite the status each pass), for as long as the loop goes on,
+    also while the container runs (even ready) between two crashes; and no
+    canary pod nor any traffic is handed to it (Argo Rollouts #3020)."""
+    cluster = FakeCluster(capacity=3)
+    operator, watch = Operator(cluster), Watch(cluster, 3, 0, 1)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.create_model(NAME, spec("v1", "gatewayAPI", replicas=3, steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", "gatewayAPI", replicas=3, steps=steps))
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    cluster.behave("v1", CRASH_LOOP)
+    cluster.sync()
+    cluster.later(CRASH_PERIOD)  # two crashes: a loop, not a one-off restart
+    cluster.edit_spec(NAME, spec("v3", "gatewayAPI", replicas=3, steps=steps))
+
+    def stalled(status):
+        return next((c["message"] for c in status.get("conditions", []) if c["type"] == "Stalled"
+                     and c["status"] == "True"), None)
+    drive(cluster, operator, watch, stalled, whole=False)
+
+    def looping(status):  # every stable pod restarted twice: none is a one-off restart
+        restarts = [cluster.pod_body(p)["status"]["containerStatuses"][0]["restartCount"]
+                    for p in watch.pods() if p.labels.get(ROLE) == "stable"]
+        return stalled(status) and restarts and min(restarts) >= 2
+    status = drive(cluster, operator, watch, looping, whole=False)
+    canary_ready, share = watch.ready("canary"), status["traffic"]["canary"]
+    messages, routes = set(), set()
+    for _ in range(60):  # two minutes: three crash cycles
+        cluster.later(2)
+        cluster.sync()
+        assert operator.reconcile(NAME).completed
+        cluster.sync()
+        status = cluster.models[NAME]["status"]
+        messages.add(stalled(status))
+        routes.add(status["traffic"]["canary"])
+        assert watch.ready("canary") >= canary_ready, "a canary pod was handed to a crash-looping stable"
+    assert len(messages) == 1 and None not in messages, f"the stall flickered or changed: {messages}"
+    assert routes == {share}, f"traffic went to the crash-looping stable: canary shares {routes}, {share} before"

@@ -22,7 +22,8 @@ from ..api.status import HistoryEntry, PausedBy
 from ..conditions import (CONFIG_WAITING_REASONS, CRASH_LOOP_WAITING_REASON, IMAGE_PULL_WAITING_REASONS,
                           INSUFFICIENT_CAPACITY, PODS_CRASH_LOOPING,
                           PROGRESS_DEADLINE_EXCEEDED, RESTORING_STABLE, UNSCHEDULABLE)
-from ..status.health import converging, did_not_load, lacks_resources, stuck, overdue_loads, within_own_deadline
+from ..status.health import (converging, crash_looping, did_not_load, lacks_resources, overdue_loads, stuck,
+                             within_own_deadline)
 from ..status.observed import ObservedDeployment, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
@@ -638,14 +639,18 @@ def _restoring_health(ctx: _Context, stable_replicas: int, canary: int | None, w
     where = (f"stable {stable_replicas}, canary {canary or 0} pods, {weights.canary}% of traffic on the canary "
              f"(capacity mode Replace)")
     deadline = timedelta(seconds=inputs.spec.rollout.progress_deadline_seconds)
-    for pod in inputs.observed.pods:
-        if pod.role != "stable" or pod.ready:
+    stable_pods = sorted((pod for pod in inputs.observed.pods if pod.role == "stable"), key=lambda pod: pod.name)
+    for pod in stable_pods:
+        # Between two crashes a looping container runs (even ready): the
+        # stall holds through the kubelet's back-off window, not only while
+        # the pod waits. No restart count in the message: it grows every few
+        # seconds, and would rewrite the status on every pass.
+        if crash_looping(pod, inputs.now):
+            return stuck(PODS_CRASH_LOOPING, f"stable pod {pod.name} is crash-looping: the canary's pods keep "
+                                             f"serving; {where}")
+    for pod in stable_pods:
+        if pod.ready:
             continue
-        for waiting in pod.waiting:
-            if waiting.reason == CRASH_LOOP_WAITING_REASON:
-                return stuck(PODS_CRASH_LOOPING, f"stable pod {pod.name} container {waiting.container} is "
-                                                 f"crash-looping ({pod.restart_count} restarts): the canary's pods "
-                                                 f"keep serving; {where}")
         if pod.unschedulable and pod.created_at is not None and inputs.now - pod.created_at > deadline:
             reason = INSUFFICIENT_CAPACITY if lacks_resources(pod.unschedulable) else UNSCHEDULABLE
             return stuck(reason, f"stable pod {pod.name} cannot be scheduled: {pod.unschedulable}; still "
@@ -730,9 +735,13 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
         # seen crash-looping, unschedulable, unable to start or past its
         # loadTimeout is taken away as one that carries nothing (all found by
         # the property test).
+        # A crash-looping pod is ready between two crashes: it is no capacity
+        # to hand traffic or pods back to (Argo Rollouts #3020).
         said = deployment.ready_replicas if deployment is not None else 0
-        current = sum(1 for p in pods if p.ready and deployment is not None and p.revision == deployment.revision)
-        failing = sum(1 for p in pods if not p.ready and _failing(p, now))
+        said = max(0, said - sum(1 for p in pods if p.ready and crash_looping(p, now)))
+        current = sum(1 for p in pods if p.ready and not crash_looping(p, now)
+                      and deployment is not None and p.revision == deployment.revision)
+        failing = sum(1 for p in pods if _failing(p, now))
         return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, current),
                         ready_at_most=min(replicas, max(said, len(pods) - failing)))
     return role("stable", observed.stable), role("canary", observed.canary)
@@ -741,8 +750,8 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
 def _failing(pod, now) -> bool:
     """Shown not to serve: crash-looping, unschedulable, unable to start, or
     past its loadTimeout."""
-    stuck_reasons = (CRASH_LOOP_WAITING_REASON, *IMAGE_PULL_WAITING_REASONS, *CONFIG_WAITING_REASONS)
-    return (bool(pod.unschedulable) or pod.loading_past_budget(now)
+    stuck_reasons = (*IMAGE_PULL_WAITING_REASONS, *CONFIG_WAITING_REASONS)
+    return (bool(pod.unschedulable) or pod.loading_past_budget(now) or crash_looping(pod, now)
             or any(waiting.reason in stuck_reasons for waiting in pod.waiting))
 
 

@@ -100,7 +100,7 @@ def _pod_problem(pods: list[PodSummary], clock: Clock, deadline: int) -> Health 
         return stuck(c.MODEL_LOAD_TIMEOUT, did_not_load(overdue[0]) + (
             f" ({len(overdue)} pods)" if len(overdue) > 1 else ""))
 
-    crashing = [pod for pod in pods if _crash_looping(pod, clock.now)]
+    crashing = [pod for pod in pods if crash_looping(pod, clock.now)]
     if not crashing:
         return _unschedulable(pods, clock, deadline)
     pod = crashing[0]
@@ -167,7 +167,8 @@ def lacks_resources(scheduler_message: str) -> bool:
     return "Insufficient " in scheduler_message or "Too many pods" in scheduler_message
 
 
-def _crash_looping(pod: PodSummary, now: datetime) -> bool:
+def crash_looping(pod: PodSummary, now: datetime) -> bool:
+    """In CrashLoopBackOff now, or restarted twice within the kubelet's back-off window."""
     if any(w.reason == c.CRASH_LOOP_WAITING_REASON for w in pod.waiting):
         return True
     # Between two crashes the container is running, possibly even ready; a second

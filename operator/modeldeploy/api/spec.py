@@ -226,6 +226,13 @@ class Autoscaling(SpecModel):
             )
         return self
 
+    def total(self, running: int) -> int:
+        """The pods both roles share in capacity mode Replace: what the HPA
+        last asked for through the scale subresource (`replicas`), else
+        `running`, within minReplicas..maxReplicas."""
+        wanted = self.replicas if self.replicas is not None else running
+        return min(max(wanted, self.min_replicas), self.max_replicas)
+
 
 class Resources(SpecModel):
     """Container resources; GPUs go in limits, e.g. nvidia.com/gpu: 1."""
@@ -311,8 +318,7 @@ class ModelDeploymentSpec(SpecModel):
             return None
         if self.autoscaling is None:
             return self.fixed_replicas
-        wanted = self.autoscaling.replicas if self.autoscaling.replicas is not None else self.autoscaling.min_replicas
-        return min(max(wanted, self.autoscaling.min_replicas), self.autoscaling.max_replicas)
+        return self.autoscaling.total(self.autoscaling.min_replicas)
 
     @property
     def hpa_governs_total(self) -> bool:

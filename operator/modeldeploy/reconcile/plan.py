@@ -33,7 +33,6 @@ from ..builders.naming import Role, deployment_name
 from ..builders.ownership import Owner
 from ..builders.revision import revision_of
 from ..rollout import AnalysisPlan, Decision, Event, Inputs, decide, plan_analysis, read_state
-from ..rollout.capacity import hpa_total
 from ..rollout.decision import WARNING
 from ..rollout.snapshot import take_snapshot
 from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runtime_to_wire
@@ -158,7 +157,7 @@ def _scale_to_start(spec: ModelDeploymentSpec, observed: Observed) -> int | None
     if not spec.hpa_governs_total or spec.autoscaling.replicas is not None:
         return None
     running = sum(d.replicas for d in (observed.stable, observed.canary) if d is not None)
-    return hpa_total(spec.autoscaling, running)
+    return spec.autoscaling.total(running)
 
 
 def _runtime(spec: ModelDeploymentSpec, state, world: World) -> ResolvedRuntime:

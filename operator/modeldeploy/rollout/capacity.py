@@ -78,14 +78,6 @@ class Layout:
     weight: int  # the canary's percent of traffic to write
 
 
-def hpa_total(autoscaling, running: int) -> int:
-    """The pods both roles share under autoscaling: what the HPA last asked
-    for through the scale subresource (spec.autoscaling.replicas), else what
-    runs now, within minReplicas..maxReplicas."""
-    wanted = autoscaling.replicas if autoscaling.replicas is not None else running
-    return min(max(wanted, autoscaling.min_replicas), autoscaling.max_replicas)
-
-
 def carriers(floor: int, share: int) -> int:
     """Ready pods a role needs to take `share` percent of the traffic: its
     share of the floor, to the nearest pod (two complementary shares then

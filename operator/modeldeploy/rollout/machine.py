@@ -31,7 +31,7 @@ from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .admission import admit
-from .capacity import (Budget, RolePods, backward, canary_pods_for, carriers, forward, hpa_total, most_share,
+from .capacity import (Budget, RolePods, backward, canary_pods_for, carriers, forward, most_share,
                        stable_goal)
 from .annotations import ABORT, PROMOTE, Requests, read_requests
 from .checks import canary_pods, canary_ready_replicas, last_progress, run_builtin_checks
@@ -713,7 +713,7 @@ def _budget(spec, observed) -> Budget | None:
     replicas = spec.fixed_replicas
     if spec.autoscaling is not None:
         running = sum(d.replicas for d in (observed.stable, observed.canary) if d is not None)
-        replicas = hpa_total(spec.autoscaling, running)
+        replicas = spec.autoscaling.total(running)
     if not replicas:
         return None
     surge, unavailable = spec.rollout.capacity.budget(replicas)

@@ -10,7 +10,7 @@ from ..traffic.provider import TrafficProvider
 from ..traffic.weights import Weights
 from ..builders.labels import NAME as NAME_LABEL
 from .capacity import Budget
-from .checks import canary_pods
+from . import checks  # checks.canary_pods: build_report's canary_pods is a count
 from .inputs import Inputs
 from .sizing import canary_replicas, split_weight
 from .state import ACTIVE, RolloutState, Stage
@@ -61,11 +61,11 @@ def _capacity(inputs: Inputs, budget: Budget | None, stable: int | None, canary:
 
 
 def _loading(inputs: Inputs, state: RolloutState) -> str:
-    return loading_message(canary_pods(inputs, state))
+    return loading_message(checks.canary_pods(inputs, state))
 
 
 def _waiting_for_room(inputs: Inputs, state: RolloutState) -> str:
-    return unschedulable_message(canary_pods(inputs, state))
+    return unschedulable_message(checks.canary_pods(inputs, state))
 
 
 def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProvider) -> TrafficStatus:

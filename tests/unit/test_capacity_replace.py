@@ -599,3 +599,19 @@ def test_a_crash_looping_stable_stays_stalled_and_gets_nothing_back_between_its_
         assert watch.ready("canary") >= canary_ready, "a canary pod was handed to a crash-looping stable"
     assert len(messages) == 1 and None not in messages, f"the stall flickered or changed: {messages}"
     assert routes == {share}, f"traffic went to the crash-looping stable: canary shares {routes}, {share} before"
+
+
+def test_found_the_split_reported_counts_a_crash_looping_pod_the_service_routes_to():
+    """The property test's own actions (its invariant 4 failed): stable's pods
+    crash-loop while a canary is aborted in capacity mode Replace. Such a pod
+    is no capacity to hand traffic back to, yet between its crashes it is
+    ready and the Service routes to it: status.traffic says so."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-x", neighbour_first=False)
+    state.edit_autoscaling(extra=0, min_replicas=3)
+    state.set_capacity(capacity="Replace")
+    state.pods_behave(behaviour="crash-loop", version="v1")
+    state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
+    state.teardown()

@@ -583,42 +583,59 @@ def _pods_to_carry(ctx: _Context, weight: int) -> int:
     return canary_replicas(ctx.base, weight)
 
 
+@dataclass(frozen=True)
+class _Sizes:
+    """What a pass writes for the two roles' sizes and the route: the wanted
+    ones in mode Surge, in mode Replace what fits the budget this pass."""
+
+    stable: int | None  # None: the HPA's count
+    canary: int | None  # None: the canary Deployment is removed
+    weights: Weights
+    moving: bool = False  # mode Replace: still on the way to the wanted sizes
+    canary_from_live: bool = False  # the canary Deployment rescaled as it runs, not re-templated
+    stable_from_live: bool = False  # the same for stable
+    stable_ready: int | None = None  # mode Replace: stable's ready pods that stay, as its Service routes
+
+
+def _sizes(ctx: _Context, state: RolloutState, stable_spec, canary: int | None, weights: Weights) -> _Sizes:
+    if ctx.budget is None:
+        return _Sizes(stable=ctx.inputs.spec.fixed_replicas, canary=canary, weights=weights)
+    rendered = ctx.inputs.revision if stable_spec is ctx.inputs.spec else (
+        state.stable.revision if state.stable is not None else None)
+    live = ctx.inputs.observed.stable
+    stable_role, canary_role = _role_pods(ctx)
+    # Stable with pods takes a new template only once no canary pod holds
+    # a place: its own rolling update would take ready pods away (or add
+    # its surge) while the canary's still count toward the budget and the
+    # floor. (An emptied stable, as in a promotion, takes it at once.)
+    stable_frozen = (live is not None and rendered is not None and live.revision != rendered
+                     and (stable_role.replicas > 0 or stable_role.pods > 0)
+                     and ((canary or 0) > 0 or canary_role.pods > 0))
+    stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights, None if stable_frozen else rendered)
+    return _Sizes(stable=stable_replicas, canary=canary, weights=weights, moving=moving, canary_from_live=frozen,
+                  stable_from_live=stable_frozen, stable_ready=_role_pods(ctx, as_routed=True)[0].ready)
+
+
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
-    stable_replicas, frozen, moving, stable_frozen = ctx.inputs.spec.fixed_replicas, False, False, False
-    stable_ready = None
-    if ctx.budget is not None:
-        rendered = ctx.inputs.revision if stable_spec is ctx.inputs.spec else (
-            state.stable.revision if state.stable is not None else None)
-        live = ctx.inputs.observed.stable
-        stable_role, canary_role = _role_pods(ctx)
-        stable_ready = stable_role.ready
-        # Stable with pods takes a new template only once no canary pod holds
-        # a place: its own rolling update would take ready pods away (or add
-        # its surge) while the canary's still count toward the budget and the
-        # floor. (An emptied stable, as in a promotion, takes it at once.)
-        stable_frozen = (live is not None and rendered is not None and live.revision != rendered
-                         and (stable_role.replicas > 0 or stable_role.pods > 0)
-                         and ((canary or 0) > 0 or canary_role.pods > 0))
-        stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights,
-                                                                None if stable_frozen else rendered)
-        if moving:
-            requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
+    sizes = _sizes(ctx, state, stable_spec, canary, weights)
+    canary, weights = sizes.canary, sizes.weights
+    if sizes.moving:
+        requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history),
-                          stable_pods=stable_replicas, budget=ctx.budget,
-                          stable_ready=stable_ready)
-    if moving and report.health is None:
+                          stable_pods=sizes.stable, budget=ctx.budget, stable_ready=sizes.stable_ready)
+    if sizes.moving and report.health is None:
         # The steady state, but the canary still holds pods: not Ready yet.
-        report = replace(report, health=_restoring_health(ctx, stable_replicas, canary, weights))
+        report = replace(report, health=_restoring_health(ctx, sizes.stable, canary, weights))
     # The current spec renders with the runtime its revision was computed
     # with; the stable snapshot with the runtime stable was rolled out with.
     runtime = ctx.inputs.runtime if stable_spec is ctx.inputs.spec else (state.stable.runtime if state.stable else None)
     return Decision(
         stable_spec=stable_spec,
         stable_runtime=runtime,
-        stable_replicas=stable_replicas,
-        canary_template_from_live=frozen,
-        stable_template_from_live=stable_frozen,
+        stable_replicas=sizes.stable,
+        canary_template_from_live=sizes.canary_from_live,
+        stable_template_from_live=sizes.stable_from_live,
         autoscaler_floor=state.stable_floor if state.stage in ACTIVE else None,
         canary_replicas=canary,
         weights=weights,
@@ -720,8 +737,13 @@ def _budget(spec, observed) -> Budget | None:
     return Budget(replicas=replicas, surge=surge, unavailable=unavailable)
 
 
-def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
+def _role_pods(ctx: _Context, *, as_routed: bool = False) -> tuple[RolePods, RolePods]:
+    """Both roles' pods as capacity to count on; `as_routed`: as a Service
+    routes to them (a crash-looping pod too, while it is ready)."""
     observed, now = ctx.inputs.observed, ctx.inputs.now
+
+    def looping(pod) -> bool:
+        return not as_routed and crash_looping(pod, now)
 
     def role(name: str, deployment) -> RolePods:
         pods = [pod for pod in observed.pods if pod.role == name]
@@ -738,8 +760,8 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
         # A crash-looping pod is ready between two crashes: it is no capacity
         # to hand traffic or pods back to (Argo Rollouts #3020).
         said = deployment.ready_replicas if deployment is not None else 0
-        said = max(0, said - sum(1 for p in pods if p.ready and crash_looping(p, now)))
-        current = sum(1 for p in pods if p.ready and not crash_looping(p, now)
+        said = max(0, said - sum(1 for p in pods if p.ready and looping(p)))
+        current = sum(1 for p in pods if p.ready and not looping(p)
                       and deployment is not None and p.revision == deployment.revision)
         failing = sum(1 for p in pods if _failing(p, now))
         return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, current),

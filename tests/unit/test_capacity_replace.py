@@ -615,3 +615,24 @@ def test_found_the_split_reported_counts_a_crash_looping_pod_the_service_routes_
     state.pods_behave(behaviour="crash-loop", version="v1")
     state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
     state.teardown()
+
+
+def test_found_the_split_reported_counts_old_pods_stables_rolling_update_keeps():
+    """The property test's own actions (its invariant 4 failed): a promotion
+    begun in mode Surge (stable rolling to the new revision, its new pod with
+    no room on the node) switched to Replace. Stable's rolling update keeps an
+    old ready pod while the new one cannot start (maxUnavailable 1 of 2): the
+    Service routes to it, and status.traffic says so."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.supersede_canary_while_its_pods_are_ready(provider=None)
+    for _ in range(3):
+        state.controllers_progress()
+    state.node_capacity(pods=3)
+    state.controllers_progress()
+    state.controllers_progress()
+    state.status_write_fails(code=409)
+    state.set_capacity(capacity="Replace")
+    state.teardown()

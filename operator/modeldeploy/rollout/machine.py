@@ -613,7 +613,25 @@ def _sizes(ctx: _Context, state: RolloutState, stable_spec, canary: int | None, 
                      and ((canary or 0) > 0 or canary_role.pods > 0))
     stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights, None if stable_frozen else rendered)
     return _Sizes(stable=stable_replicas, canary=canary, weights=weights, moving=moving, canary_from_live=frozen,
-                  stable_from_live=stable_frozen, stable_ready=_role_pods(ctx, as_routed=True)[0].ready)
+                  stable_from_live=stable_frozen,
+                  stable_ready=_routed_stable(ctx, stable_replicas, live.revision if stable_frozen else rendered))
+
+
+def _routed_stable(ctx: _Context, replicas: int, template: str | None) -> int:
+    """Stable's ready pods behind the Service once this pass's writes land
+    (crash-looping ones too, while ready: the Service routes to them): those
+    of its template, and while its own rolling update goes on, pods of an
+    older one as far as it keeps them, down to replicas - maxUnavailable
+    ready in all (found by the property test, both ways)."""
+    live = ctx.inputs.observed.stable
+    if live is None:
+        return 0
+    template = template or live.revision
+    ready = [pod for pod in ctx.inputs.observed.pods if pod.role == "stable" and pod.ready]
+    current = sum(1 for pod in ready if pod.revision == template)
+    if current == len(ready):
+        return min(current, replicas)
+    return min(len(ready), max(min(current, replicas), replicas - ctx.budget.unavailable))
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:
@@ -737,13 +755,9 @@ def _budget(spec, observed) -> Budget | None:
     return Budget(replicas=replicas, surge=surge, unavailable=unavailable)
 
 
-def _role_pods(ctx: _Context, *, as_routed: bool = False) -> tuple[RolePods, RolePods]:
-    """Both roles' pods as capacity to count on; `as_routed`: as a Service
-    routes to them (a crash-looping pod too, while it is ready)."""
+def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
+    """Both roles' pods as capacity to count on."""
     observed, now = ctx.inputs.observed, ctx.inputs.now
-
-    def looping(pod) -> bool:
-        return not as_routed and crash_looping(pod, now)
 
     def role(name: str, deployment) -> RolePods:
         pods = [pod for pod in observed.pods if pod.role == name]
@@ -760,8 +774,8 @@ def _role_pods(ctx: _Context, *, as_routed: bool = False) -> tuple[RolePods, Rol
         # A crash-looping pod is ready between two crashes: it is no capacity
         # to hand traffic or pods back to (Argo Rollouts #3020).
         said = deployment.ready_replicas if deployment is not None else 0
-        said = max(0, said - sum(1 for p in pods if p.ready and looping(p)))
-        current = sum(1 for p in pods if p.ready and not looping(p)
+        said = max(0, said - sum(1 for p in pods if p.ready and crash_looping(p, now)))
+        current = sum(1 for p in pods if p.ready and not crash_looping(p, now)
                       and deployment is not None and p.revision == deployment.revision)
         failing = sum(1 for p in pods if _failing(p, now))
         return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, current),

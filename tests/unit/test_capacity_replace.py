@@ -636,3 +636,23 @@ def test_found_the_split_reported_counts_old_pods_stables_rolling_update_keeps()
     state.status_write_fails(code=409)
     state.set_capacity(capacity="Replace")
     state.teardown()
+
+
+def test_found_a_pod_that_stops_being_ready_unseen_is_not_blamed_on_a_pass_from_a_stale_cache():
+    """The property test's own actions (its invariant 5 failed): a rollback in
+    capacity mode Replace (maxSurge 0) from a cache one pass old, in which
+    stable's pod was ready; it had turned not ready since (its model slow to
+    answer), unseen. The pass removed the canary's pod on the strength of
+    what it had seen: no operator can see a change its cache has not brought,
+    and the invariant now credits such a pod, not the pass's writes."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.api_server_refuses_this_version()
+    state.set_capacity(capacity="Replace")
+    state.supersede_canary_while_its_pods_are_ready(provider="gatewayAPI")
+    state.prometheus_stays_unreachable_for(answer="unreachable", rounds=3, then_wait=False)
+    state.pods_behave(behaviour="slow", version="v2")
+    state.restart_with_stale_cache(passes_ago=1)
+    state.teardown()

@@ -1001,16 +1001,20 @@ class RolloutSafety(RuleBasedStateMachine):
                 for role in ("stable", "canary")
                 if (obj := self.cluster.objects.get(("Deployment", f"{NAME}-{role}"))) is not None}
 
-    def _model_pods(self, before: dict[str, str | None]) -> tuple[int, int]:
+    def _model_pods(self, before: dict[str, str | None], believed: frozenset[str] = frozenset()) -> tuple[int, int]:
         """The primary model's pods (any role or revision), and the ready ones
         its Deployments keep: of each Deployment's template before the pass
         (`before`) or now. Pods of a template replaced before the pass are on
         their way out whatever it writes (a Deployment's own rollout, set off
         by an earlier pass); those of a template the pass replaces serve
-        until their Deployment's rolling update takes them, within its budget."""
+        until their Deployment's rolling update takes them, within its budget.
+        `believed`: pods a stale cache showed ready; one that has stopped
+        being ready since, unseen, counts as the pass believed it (no pass
+        can see what its cache has not brought; the operator never makes a
+        pod unready, it only removes pods)."""
         pods = [p for p in self.cluster.pods.values() if p.labels.get("modeldeploy.io/name") == NAME]
         now = self._templates()
-        kept = sum(1 for p in pods if self.cluster.ready(p)
+        kept = sum(1 for p in pods if (self.cluster.ready(p) or p.name in believed)
                    and p.labels.get(REVISION) in {before.get(p.labels.get(ROLE)), now.get(p.labels.get(ROLE))})
         return len(pods), kept
 
@@ -1098,7 +1102,8 @@ class RolloutSafety(RuleBasedStateMachine):
             # carried once they have landed (a scaled-down canary's pods gone).
             self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
         view.stable_ready_after = self._stable_ready()
-        view.pods_after, view.ready_after = self._model_pods(templates_before)
+        believed = frozenset(p.name for p in cache.pods if p.ready) if stale else frozenset()
+        view.pods_after, view.ready_after = self._model_pods(templates_before, believed)
         self._check(lambda: invariant_capacity_kept(view), 5)
         self._check(lambda: invariant_pods_within_budget(view), 10)
         self._learn(view)

@@ -656,3 +656,32 @@ def test_found_a_pod_that_stops_being_ready_unseen_is_not_blamed_on_a_pass_from_
     state.pods_behave(behaviour="slow", version="v2")
     state.restart_with_stale_cache(passes_ago=1)
     state.teardown()
+
+
+def test_found_a_refused_pass_reports_the_split_stables_new_strategy_leaves():
+    """The property test's own actions (its invariant 4 failed): mode Replace
+    set while stable rolls back to its revision under mode Surge, and the API
+    server refuses the canary's revision in the same pass. The writes that
+    landed gave stable maxUnavailable 1, and its rolling update took an old
+    ready pod away; the held status still counted it (50/50, the pods
+    carried 40/60)."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.edit_replicas(replicas=0)
+    state.fix_spec()
+    state.annotate_promote(value="true")
+    state.time_passes(seconds=5)
+    state.annotate_promote(value="true")
+    state.edit_steps(steps="one-step")
+    state.annotate_promote(value="true")
+    state.canary_gets_traffic_then_prometheus_answers(answer="pass", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.edit_replicas(replicas=3)
+    state.time_passes(seconds=5)
+    state.api_server_refuses_this_version()
+    state.annotate_promote(value="true")
+    state.supersede_canary_while_its_pods_are_ready(provider=None)
+    state.set_capacity(capacity="Replace")
+    state.api_server_refuses_this_version()
+    state.teardown()

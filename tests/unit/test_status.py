@@ -519,3 +519,34 @@ def test_a_model_that_did_not_load_stays_stalled_while_its_restarts_come_and_go(
     later = derive(Observed(stable=deployment(ready=1), pods=(between,)), previous=stalled,
                    now=NOW + timedelta(seconds=15))
     assert conditions(later)["Stalled"][0] == "True", conditions(later)
+
+
+@pytest.mark.parametrize("strategy, replicas, expected", [
+    ({"type": "Recreate"}, 3, 3),
+    ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}, 4, 0),
+    ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, 3, 1),
+    ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%", "maxSurge": 0}}, 3, 1),
+    ({}, 4, 1),  # the API server's defaults: 25% and 25%
+    ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": "0%"}}, 2, 1),  # both 0: 1
+])
+def test_a_deployments_max_unavailable_is_resolved_as_its_controller_resolves_it(strategy, replicas, expected):
+    body = {"metadata": {"labels": {}}, "spec": {"replicas": replicas, "strategy": strategy}}
+    assert observe_deployment(body).max_unavailable == expected
+
+
+def test_ready_pods_behind_the_service_count_the_old_ones_a_rolling_update_keeps():
+    from modeldeploy.status.observed import ready_after_rollout
+
+    rolling = replace(deployment(ready=3, replicas=3), max_unavailable=1)
+    old = [pod(i, revision=OLD_REV) for i in range(3)]
+    # Re-templated, no new pod ready yet: it takes one old pod away (3 - 1).
+    assert ready_after_rollout(old, "stable", rolling) == 2
+    # One new pod ready: one old pod stays with it, 3 - 1 ready in all.
+    assert ready_after_rollout([*old[:2], pod(5)], "stable", rolling) == 2
+    # Surge-style (maxUnavailable 0): every old ready pod stays, up to its size.
+    assert ready_after_rollout([*old, pod(5)], "stable", replace(rolling, max_unavailable=0)) == 3
+    # A write that gives it maxUnavailable 1 counts as such.
+    assert ready_after_rollout(old, "stable", replace(rolling, max_unavailable=0), unavailable=1) == 2
+    # Settled: its own pods up to its size; no pod in the cache yet: its readyReplicas.
+    assert ready_after_rollout([pod(i) for i in range(3)], "stable", rolling, replicas=2) == 2
+    assert ready_after_rollout([], "stable", rolling) == 3

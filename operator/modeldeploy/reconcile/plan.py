@@ -37,7 +37,8 @@ from ..rollout.decision import WARNING
 from ..rollout.snapshot import take_snapshot
 from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runtime_to_wire
 from ..status.derive import derive_status, held_status
-from ..status.observed import Observed, ObservedDeployment, observe_deployment, ready_canary_pods
+from ..status.observed import (Observed, ObservedDeployment, observe_deployment, ready_after_rollout,
+                               ready_canary_pods)
 from ..status.transitions import format_time, parse_time
 from ..traffic import Weights, provider_for
 from ..traffic.registry import weighted_providers
@@ -241,9 +242,11 @@ def _held_traffic(world: World) -> TrafficStatus | None:
                 return TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
         return None
     stable, canary = _deployment(world, Role.STABLE), _deployment(world, Role.CANARY)
-    # A Deployment just scaled down (by writes of this pass that landed before
-    # a 422) keeps no more ready pods than its new size.
-    weights = Weights.from_ratio(min(stable.ready_replicas, stable.replicas) if stable else 0,
+    # A Deployment just scaled down or given another strategy (by writes of
+    # this pass that landed before a 422) keeps no more ready pods than its
+    # new size and its rolling update leave.
+    stable_ready = min(stable.ready_replicas, ready_after_rollout(world.pods, "stable", stable)) if stable else 0
+    weights = Weights.from_ratio(stable_ready,
                                  min(ready_canary_pods(world.pods, canary.revision, canary), canary.replicas)
                                  if canary else 0)
     return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)

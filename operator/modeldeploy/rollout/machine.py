@@ -24,7 +24,7 @@ from ..conditions import (CONFIG_WAITING_REASONS, CRASH_LOOP_WAITING_REASON, IMA
                           PROGRESS_DEADLINE_EXCEEDED, RESTORING_STABLE, UNSCHEDULABLE)
 from ..status.health import (converging, crash_looping, did_not_load, lacks_resources, overdue_loads, stuck,
                              within_own_deadline)
-from ..status.observed import ObservedDeployment, ready_canary_pods
+from ..status.observed import ObservedDeployment, ready_after_rollout, ready_canary_pods
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
 from ..traffic.registry import provider_for
@@ -614,24 +614,10 @@ def _sizes(ctx: _Context, state: RolloutState, stable_spec, canary: int | None, 
     stable_replicas, canary, weights, moving, frozen = _fit(ctx, canary, weights, None if stable_frozen else rendered)
     return _Sizes(stable=stable_replicas, canary=canary, weights=weights, moving=moving, canary_from_live=frozen,
                   stable_from_live=stable_frozen,
-                  stable_ready=_routed_stable(ctx, stable_replicas, live.revision if stable_frozen else rendered))
-
-
-def _routed_stable(ctx: _Context, replicas: int, template: str | None) -> int:
-    """Stable's ready pods behind the Service once this pass's writes land
-    (crash-looping ones too, while ready: the Service routes to them): those
-    of its template, and while its own rolling update goes on, pods of an
-    older one as far as it keeps them, down to replicas - maxUnavailable
-    ready in all (found by the property test, both ways)."""
-    live = ctx.inputs.observed.stable
-    if live is None:
-        return 0
-    template = template or live.revision
-    ready = [pod for pod in ctx.inputs.observed.pods if pod.role == "stable" and pod.ready]
-    current = sum(1 for pod in ready if pod.revision == template)
-    if current == len(ready):
-        return min(current, replicas)
-    return min(len(ready), max(min(current, replicas), replicas - ctx.budget.unavailable))
+                  stable_ready=ready_after_rollout(ctx.inputs.observed.pods, "stable", live, replicas=stable_replicas,
+                                                   template=live.revision if stable_frozen else rendered,
+                                                   # the strategy this pass writes (a rescaled one keeps its own)
+                                                   unavailable=None if stable_frozen else ctx.budget.unavailable))
 
 
 def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), history=()) -> Decision:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..api.rollout import pods_of
 from ..api.times import parse_time, parse_time_or_none
 from ..builders.labels import MODEL_VERSION, REVISION, ROLE
 from ..builders.pod import SERVER_CONTAINER
@@ -42,6 +43,9 @@ class ObservedDeployment:
     ready_replicas: int = 0
     available_replicas: int = 0
     conditions: tuple[DeploymentCondition, ...] = ()
+    # Ready pods its rolling update may take below `replicas` (spec.strategy,
+    # resolved against replicas; a Recreate strategy takes them all).
+    max_unavailable: int = 0
 
     def condition(self, type_: str) -> DeploymentCondition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -153,7 +157,47 @@ def observe_deployment(body: Mapping[str, Any] | None) -> ObservedDeployment | N
             DeploymentCondition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
             for c in status.get("conditions") or ()
         ),
+        max_unavailable=_max_unavailable(spec.get("strategy") or {}, spec.get("replicas", 1)),
     )
+
+
+def _max_unavailable(strategy: Mapping[str, Any], replicas: int) -> int:
+    """A Deployment's maxUnavailable in pods, as its controller resolves it
+    (defaults 25% and 25%; a percentage rounds down, maxSurge's up; both 0
+    makes it 1)."""
+    if strategy.get("type") == "Recreate":
+        return replicas
+    rolling = strategy.get("rollingUpdate") or {}
+    unavailable = pods_of(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+    surge = pods_of(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+    return 1 if unavailable == 0 and surge == 0 else unavailable
+
+
+def ready_after_rollout(pods: Iterable[PodSummary], role: str, deployment: ObservedDeployment | None,
+                        *, replicas: int | None = None, template: str | None = None,
+                        unavailable: int | None = None) -> int:
+    """A role's ready pods behind its Service once its Deployment's
+    controller has acted: those of its template (`template`, else the
+    Deployment's revision) up to its size (`replicas`, else the Deployment's),
+    and while its own rolling update goes on, pods of an older template as
+    far as it keeps them: it removes old ready pods down to replicas -
+    maxUnavailable ready in all (`unavailable`: the maxUnavailable a write
+    gives it, else its own). A crash-looping pod counts while it is ready:
+    the Service routes to it. With no pod of the role in the watch cache at
+    all, the Deployment's readyReplicas."""
+    if deployment is None:
+        return 0
+    replicas = deployment.replicas if replicas is None else replicas
+    pods = tuple(pods)
+    if not any(pod.role == role for pod in pods):  # no pod of it in the cache yet: as ready_canary_pods
+        return min(deployment.ready_replicas, replicas)
+    template = template or deployment.revision
+    ready = [pod for pod in pods if pod.role == role and pod.ready]
+    current = sum(1 for pod in ready if pod.revision == template)
+    if current == len(ready):
+        return min(current, replicas)
+    unavailable = deployment.max_unavailable if unavailable is None else unavailable
+    return min(len(ready), max(min(current, replicas), replicas - unavailable))
 
 
 def summarize_pod(body: Mapping[str, Any]) -> PodSummary:

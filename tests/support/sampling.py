@@ -23,17 +23,20 @@ class ChangeRecorder(Generic[T]):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> bool:
+        """One read, kept if it differs from the last value kept; False if it failed."""
+        try:
+            value = self._read()
+        except Exception:
+            return False
+        if not self.seen or self._key(value) != self._key(self.seen[-1]):
+            self.seen.append(value)
+            self.times.append(time.time())
+        return True
+
     def _run(self) -> None:
-        last = object()
         while not self._stop.is_set():
-            try:
-                value = self._read()
-                if self._key(value) != last:
-                    last = self._key(value)
-                    self.seen.append(value)
-                    self.times.append(time.time())
-            except Exception:
-                pass
+            self._sample()
             self._stop.wait(self._period)
 
     def first_time(self, predicate: Callable[[T], bool]) -> float:
@@ -46,6 +49,13 @@ class ChangeRecorder(Generic[T]):
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        # The state the test's last wait ended on: a change that landed after
+        # the thread's last read (a read can take a second under load) is
+        # kept too. A read may fail for a moment (PoolSampler's, while the
+        # route moves): retried for a few seconds.
+        deadline = time.monotonic() + 5
+        while not self._sample() and time.monotonic() < deadline:
+            threading.Event().wait(min(self._period, 0.1))
 
 
 class FirstTimes:

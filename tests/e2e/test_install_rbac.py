@@ -8,7 +8,6 @@ shown by removing one verb at a time; see the README's Permissions.)"""
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 
 import pytest
@@ -17,13 +16,11 @@ from support.cluster import REPO, service_account_kubeconfig
 from support.canary import GATEWAY, canary_exists, model_v, route_weights, wait_phase
 from support.install import (ACCOUNT, SYSTEM_NAMESPACE, apply_docs, audit_entries, compose, delete_docs,
                              relocate)
+from support.logs import denials
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
 from support.operator import install_crd
 from support.process import OperatorProcess
 from support.waiting import wait_until
-
-FORBIDDEN = re.compile(r"\b403\b|Forbidden|Not enough permissions", re.I)
-
 
 def install_as_service_account(cluster, tmp_path, components):
     suffix = f"-{uuid.uuid4().hex[:6]}"
@@ -111,7 +108,7 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
         assert op.proc.poll() is None, log.read_text()[-3000:]
 
     text = log.read_text()
-    assert not FORBIDDEN.search(text), [line for line in text.splitlines() if FORBIDDEN.search(line)]
+    assert not denials(text), denials(text)
     writes = audit_entries(cluster, mark, sa["user"])
     denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
     assert denied == []
@@ -150,6 +147,6 @@ def test_standby_peering_needs_only_the_peering_component(cluster, tmp_path):
     finally:
         uninstall(cluster, installed)
     text = log.read_text()
-    assert not FORBIDDEN.search(text), [line for line in text.splitlines() if FORBIDDEN.search(line)]
+    assert not denials(text), denials(text)
     writes = audit_entries(cluster, mark, installed["user"])
     assert [e["requestURI"] for e in writes if e.get("responseStatus", {}).get("code") == 403] == []

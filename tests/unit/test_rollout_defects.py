@@ -415,3 +415,43 @@ def test_after_a_restart_the_replicas_split_is_not_reported_0_before_the_pods_ar
     world.canary.pods = lambda role: []
     world.reconcile()
     assert world.status["traffic"]["canary"] == serving, world.status["traffic"]
+
+
+def test_found_a_pass_from_a_stale_cache_sets_the_provider_in_effect():
+    """The property test's own actions (its invariant 3 failed, as the test
+    kept its books): the user switches to the replicas provider, a pass from
+    a stale cache writes the client Service for it (the spec is read as it
+    is), and the next pass is refused (422). The test took the provider in
+    effect to be the one before the switch, as it counted only fresh passes."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
+    state.supersede_canary_while_its_pods_are_ready(provider="gatewayAPI")
+    state.switch_provider(provider="replicas")
+    state.restart_with_stale_cache(passes_ago=1)
+    state.edit_image(image="registry.example.com/mlserver:1.7.2")
+    state.api_server_refuses_this_version()
+    state.teardown()
+
+
+def test_found_a_pass_from_a_stale_cache_sets_the_steps_in_effect():
+    """The property test"s own actions (its invariant 3 failed): new steps
+    (an approval pause first) acted on by a pass from a stale cache; the
+    test judged the canary"s pod at 0% against the steps before."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.status_write_fails(code=409)
+    state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
+    state.edit_steps(steps="pause-first")
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.edit_version(version="v2")
+    state.restart_with_stale_cache(passes_ago=1)
+    state.edit_steps(steps="approval")
+    state.controllers_progress()
+    state.restart_with_stale_cache(passes_ago=1)
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.teardown()

@@ -1085,12 +1085,13 @@ class RolloutSafety(RuleBasedStateMachine):
             # when the write was lost (the children were written for it).
             lost = not result.completed and result.plan is not None and result.plan.status is not None
             self.decided = result.plan.status if lost else None
+        # A spec the API server refused (422) holds everything as it was: the
+        # provider and steps in effect stay those of the last pass that acted,
+        # from a stale cache too (it reads the spec as it is, and writes it).
+        if result.completed and spec is not None and result.refused is None:
+            self.provider_at_pass = spec.traffic.provider
+            self.last_steps = spec.rollout.steps
         if result.completed and not stale:
-            # A spec the API server refused (422) holds everything as it was:
-            # the provider and steps in effect stay those of the last pass that acted.
-            if spec is not None and result.refused is None:
-                self.provider_at_pass = spec.traffic.provider
-                self.last_steps = spec.rollout.steps
             self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
             provider = self.provider_at_pass
             if spec is not None and provider != "replicas":

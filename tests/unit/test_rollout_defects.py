@@ -455,3 +455,20 @@ def test_found_a_pass_from_a_stale_cache_sets_the_steps_in_effect():
     state.restart_with_stale_cache(passes_ago=1)
     state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
     state.teardown()
+
+
+def test_found_zero_replicas_then_a_refused_pass_takes_no_ready_stable_pod():
+    """The property test's actions (invariant 5, mode Surge, failed at random
+    in CI): the user scales to 0, a pass writes that, and before the
+    Deployment controller acts the user turns on autoscaling (min 2); the next
+    pass is refused (422)."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.abort_with_a_lost_status_write(code=409, then_wait=False, value="true")
+    state.edit_replicas(replicas=0)
+    state.reconcile_before_controllers_react()
+    state.edit_autoscaling(extra=0, min_replicas=2)
+    state.api_server_refuses_this_version()
+    state.teardown()

@@ -314,6 +314,11 @@ class PassView:
     pods_after: int = 0
     ready_before: int = 0
     ready_after: int = 0
+    # Whether the Deployment controllers acted on the pass's writes before
+    # the checks (else the next pass comes first), and the replicas the pass
+    # left stable's Deployment asking for.
+    reacted: bool = True
+    stable_replicas_after: int | None = None
 
 
 def _promote_ok(view: PassView, oracle: Oracle, revision: str) -> bool:
@@ -518,6 +523,14 @@ def invariant_capacity_kept(view: PassView) -> None:
                                  f"operator's writes")
         return
     floor = min(view.stable_ready_before, view.desired - 1)
+    if not view.reacted:
+        # Its writes take effect at the next pass's reaction (where pods
+        # beyond what it asked for count as on their way out already):
+        # judge what it wrote.
+        if view.stable_replicas_after is not None and view.stable_replicas_after < floor:
+            raise AssertionError(f"invariant 5: a pass left stable asking for {view.stable_replicas_after} "
+                                 f"pods with {view.stable_ready_before} ready (desired {view.desired})")
+        return
     if view.stable_ready_after < floor:
         raise AssertionError(f"invariant 5: ready stable pods fell from {view.stable_ready_before} to "
                              f"{view.stable_ready_after} (desired {view.desired}) after the operator's writes")
@@ -976,6 +989,10 @@ class RolloutSafety(RuleBasedStateMachine):
     def _stable_ready(self) -> int:
         return ready_pods(self.cluster, NAME, "stable")
 
+    def _stable_replicas(self) -> int | None:
+        live = self.cluster.objects.get(("Deployment", f"{NAME}-stable"))
+        return live.body["spec"].get("replicas", 1) if live is not None else None
+
     def _desired(self, spec) -> int | None:
         if spec is None:
             return None
@@ -1038,7 +1055,13 @@ class RolloutSafety(RuleBasedStateMachine):
         spec = self._parsed[1]
         before = md.get("status") or {}
         annotations = dict(md["metadata"].get("annotations") or {})
+        # Ready stable pods the Deployment keeps whatever this pass writes:
+        # beyond the replicas an earlier pass asked for, when the controllers
+        # have not acted on that yet, pods are on their way out already (that
+        # pass was judged on what it wrote).
         ready_before = self._stable_ready()
+        if (asked := self._stable_replicas()) is not None:
+            ready_before = min(ready_before, asked)
         templates_before = self._templates()
         pods_before, all_ready_before = self._model_pods(templates_before)
         budget_before = self._replace_budget(spec)
@@ -1103,6 +1126,7 @@ class RolloutSafety(RuleBasedStateMachine):
             # carried once they have landed (a scaled-down canary's pods gone).
             self._check(lambda: invariant_status_traffic_is_real(cluster, after), 4)
         view.stable_ready_after = self._stable_ready()
+        view.reacted, view.stable_replicas_after = react, self._stable_replicas()
         believed = frozenset(p.name for p in cache.pods if p.ready) if stale else frozenset()
         view.pods_after, view.ready_after = self._model_pods(templates_before, believed)
         self._check(lambda: invariant_capacity_kept(view), 5)

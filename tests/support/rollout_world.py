@@ -71,6 +71,11 @@ class World:
     stable: Role | None = None
     canary: Role | None = None
     route: Weights | None = None  # what the route holds (weighted providers)
+    mirror: int = 0  # percent of requests the route copies to the canary
+    # False: a Gateway API without RequestMirror.percent (the API server
+    # drops the field, so a mirror written with it copies everything).
+    keeps_mirror_percent: bool = True
+    headers_to_canary: bool = False  # where the route sends requests with the canary headers
     annotations: dict = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     analysis_answer: object = None  # callable(plan) -> AnalysisResults
@@ -99,7 +104,7 @@ class World:
         return Inputs(
             name="fraud", namespace="ml", spec=self.spec, revision=self.revision, state=read_state(self.status),
             observed=self.observed(), weights=self.seen_weights(), now=self.now, annotations=dict(self.annotations),
-            slots=self.slots,
+            slots=self.slots, mirror=self.mirror if self.spec.traffic.provider != "replicas" else None,
         )
 
     def reconcile(self) -> Decision:
@@ -139,6 +144,9 @@ class World:
             self.canary.ready = min(self.canary.ready, decision.canary_replicas)
         if self.spec.traffic.provider != "replicas":
             self.route = decision.weights
+            kept = self.keeps_mirror_percent or decision.mirror in (0, 100)
+            self.mirror = decision.mirror if kept else 100
+            self.headers_to_canary = decision.headers_to_canary
 
     # -- what a test makes happen ---------------------------------------------
     def pods_ready(self) -> None:
@@ -163,6 +171,9 @@ class World:
     def condition(self, type_: str) -> tuple[str, str]:
         cond = next(c for c in self.status["conditions"] if c["type"] == type_)
         return cond["status"], cond["reason"]
+
+    def condition_message(self, type_: str) -> str:
+        return next(c for c in self.status["conditions"] if c["type"] == type_).get("message", "")
 
     def results(self) -> list[str]:
         return [h["result"] for h in self.status.get("history", [])]

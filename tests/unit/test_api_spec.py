@@ -169,8 +169,8 @@ def test_pvc_uri_needs_a_claim_name(minimal_spec, known_formats):
 def test_each_step_has_exactly_one_action(minimal_spec, known_formats):
     minimal_spec["rollout"] = {"steps": [{"setWeight": 10, "pause": {}}, {}, {"setWeight": 101}]}
     assert problems_of(minimal_spec, known_formats) == [
-        "spec.rollout.steps[0]: each rollout step sets exactly one of setWeight or pause",
-        "spec.rollout.steps[1]: each rollout step sets exactly one of setWeight or pause",
+        "spec.rollout.steps[0]: each rollout step sets exactly one of setWeight, setMirror or pause",
+        "spec.rollout.steps[1]: each rollout step sets exactly one of setWeight, setMirror or pause",
         "spec.rollout.steps[2].setWeight: must be less than or equal to 100 (got 101)",
     ]
 

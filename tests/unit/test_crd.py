@@ -98,7 +98,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
     messages = [r["message"] for rs in rules.values() for r in rs]
     assert "set either spec.replicas or spec.autoscaling, not both" in messages
     assert "autoscaling.minReplicas must be <= autoscaling.maxReplicas" in messages
-    assert "each rollout step sets exactly one of setWeight or pause" in messages
+    assert "each rollout step sets exactly one of setWeight, setMirror or pause" in messages
     assert "spec.model.credentials: a pvc:// model is mounted, not downloaded, so it takes no credentials" in messages
     format_rule = next(r for r in rules["$.spec"] if "self.model.format in" in r["rule"])
     for fmt in known_formats:

@@ -63,15 +63,31 @@ class PauseStep(SpecModel):
         return None if self.duration is None else parse_duration(self.duration)
 
 
+class MirrorStep(SpecModel):
+    """Copy a share of the client requests to the canary, whose answers are
+    discarded: the canary sees real traffic before any user depends on it."""
+
+    percent: int = Field(
+        ge=0, le=100,
+        description="Percent of requests copied to the canary (0 stops mirroring). In effect until a later "
+        "setMirror changes it or the rollout ends.",
+    )
+
+
+ONE_ACTION = "each rollout step sets exactly one of setWeight, setMirror or pause"
+
+
 class Step(SpecModel):
-    """One rollout step: shift traffic (setWeight) or wait (pause), never both."""
+    """One rollout step: shift traffic (setWeight), mirror it (setMirror) or
+    wait (pause); exactly one."""
 
     model_config = {
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.setWeight) != has(self.pause)",
-                    "message": "each rollout step sets exactly one of setWeight or pause",
+                    "rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + "
+                            "(has(self.setMirror) ? 1 : 0) == 1",
+                    "message": ONE_ACTION,
                 }
             ]
         }
@@ -80,12 +96,15 @@ class Step(SpecModel):
     set_weight: int | None = Field(
         None, ge=0, le=100, description="Percent of traffic sent to the canary (0-100)."
     )
+    set_mirror: MirrorStep | None = Field(
+        None, description="Mirror a share of the requests to the canary (shadow traffic; gatewayAPI and istio only)."
+    )
     pause: PauseStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> "Step":
-        if (self.set_weight is None) == (self.pause is None):
-            raise FieldProblem((), "each rollout step sets exactly one of setWeight or pause")
+        if sum(action is not None for action in (self.set_weight, self.set_mirror, self.pause)) != 1:
+            raise FieldProblem((), ONE_ACTION)
         return self
 
 

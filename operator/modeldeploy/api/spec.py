@@ -255,6 +255,10 @@ CUSTOM_READINESS = ("spec.runtime.readinessPath: required for a custom image wit
                     "not that the model is ready)")
 
 
+NO_MIRROR = ("rollout.steps setMirror needs traffic.provider gatewayAPI or istio: a Service sends each request "
+             "to one pod and cannot copy it to another")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What to serve (model), with what (runtime), how many (replicas/autoscaling),
     how to roll out changes (rollout) and how traffic reaches it (traffic).
@@ -274,6 +278,12 @@ class ModelDeploymentSpec(SpecModel):
                     "rule": "!has(self.autoscaling) || (has(self.resources) && "
                     "has(self.resources.requests) && 'cpu' in self.resources.requests)",
                     "message": "spec.autoscaling scales on CPU use, so it needs spec.resources.requests.cpu",
+                },
+                {
+                    "rule": "!has(self.rollout) || !has(self.rollout.steps) || "
+                    "!self.rollout.steps.exists(s, has(s.setMirror)) || "
+                    "(has(self.traffic) && has(self.traffic.provider) && self.traffic.provider != 'replicas')",
+                    "message": NO_MIRROR,
                 },
                 {
                     "rule": "has(self.model.format) || !has(self.runtime) || !has(self.runtime.image) || "
@@ -343,6 +353,11 @@ class ModelDeploymentSpec(SpecModel):
                 ("resources", "requests", "cpu"),
                 "required with spec.autoscaling: CPU utilization is measured against it",
             )
+        if self.traffic.provider == "replicas":
+            for index, step in enumerate(self.rollout.steps):
+                if step.set_mirror is not None:
+                    raise FieldProblem(("rollout", "steps", index, "setMirror"),
+                                       NO_MIRROR.removeprefix("rollout.steps setMirror "))
         self._check_runtime_is_known(info)
         if self.model.format is None and self.runtime is not None and self.runtime.image \
                 and not self.runtime.readiness_path:

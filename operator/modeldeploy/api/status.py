@@ -86,6 +86,13 @@ class TrafficStatus(StatusModel):
     stable: int = Field(100, ge=0, le=100, description="Percent of requests served by stable.")
     canary: int = Field(0, ge=0, le=100, description="Percent of requests served by the canary.")
     verified: bool = Field(False, description="The weights were read back from the provider and match.")
+    mirror: int | None = Field(
+        None, ge=0, le=100, description="Percent of requests copied to the canary, its answers discarded (shadow)."
+    )
+    headers_to_canary: bool | None = Field(
+        None, description="Requests with traffic.canaryHeaders go to the canary (false: to stable, as no canary pod "
+        "is ready)."
+    )
 
 
 class CapacityStatus(StatusModel):
@@ -134,6 +141,8 @@ class RolloutProgress(StatusModel):
     total_steps: int = 0
     step_started_at: str | None = None
     weight: int = Field(0, ge=0, le=100, description="Percent of traffic the rollout has set for the canary.")
+    mirror: int | None = Field(None, ge=0, le=100, description="Percent of requests the last setMirror step "
+                               "copies to the canary.")
     paused_reason: str | None = None
     paused_by: PausedBy | None = Field(None, description="Who holds the pause: approval or analysis.")
     failed_checks: int = 0

@@ -107,7 +107,7 @@ def plan(world: World) -> Plan:
         name=world.name, namespace=world.namespace, spec=spec, revision=revision_of(spec, runtime),
         state=state, observed=observed, weights=provider.read_weights(owner, world.children, observed),
         now=world.now, annotations=meta.get("annotations") or {}, runtime=runtime_to_wire(runtime),
-        slots=world.canary_slots,
+        slots=world.canary_slots, mirror=provider.read_mirror(owner, world.children),
     )
     if world.analysis is None:
         queries = plan_analysis(inputs)
@@ -195,7 +195,8 @@ def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision
                                         replicas=decision.canary_replicas, runtime=runtime,
                                         revision=revision if runtime is not None else None))
     desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor)
-    desired += provider.build_routes(owner, spec, decision.weights)
+    desired += provider.build_routes(owner, spec, decision.weights, mirror=decision.mirror,
+                                     headers_to_canary=decision.headers_to_canary)
     return desired
 
 
@@ -239,7 +240,9 @@ def _held_traffic(world: World) -> TrafficStatus | None:
         for provider in weighted_providers():
             weights = provider.read_weights(owner, world.children, observed)
             if weights is not None:
-                return TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
+                mirror = provider.read_mirror(owner, world.children)
+                return TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True,
+                                     mirror=mirror or None)
         return None
     stable, canary = _deployment(world, Role.STABLE), _deployment(world, Role.CANARY)
     # A Deployment just scaled down or given another strategy (by writes of

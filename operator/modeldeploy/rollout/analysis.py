@@ -74,9 +74,10 @@ def interval_seconds(inputs: Inputs) -> int:
 
 
 def analysis_due(inputs: Inputs, state: RolloutState) -> bool:
-    """Metrics are checked every interval once the canary takes traffic."""
+    """Metrics are checked every interval once the canary takes traffic (or copies of it)."""
     spec = inputs.spec.rollout.analysis
-    if spec is None or not spec.metrics or state.stage != Stage.CANARY or state.weight == 0:
+    # Shadow requests count: a canary that only sees copies is judged on them.
+    if spec is None or not spec.metrics or state.stage != Stage.CANARY or (state.weight == 0 and state.mirror == 0):
         return False
     if state.last_analysis_at is None:
         return False  # the clock starts when traffic first reaches the canary

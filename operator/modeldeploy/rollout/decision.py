@@ -50,6 +50,10 @@ class Decision:
     state: RolloutState
     # Call again within this many seconds (pause end, analysis, deadline, polling); None: on events only.
     requeue_after: float | None
+    # ...and this share of the requests copied to the canary (a shadow step).
+    mirror: int = 0
+    # Requests with spec.traffic.canaryHeaders go to the canary (else to stable).
+    headers_to_canary: bool = False
     # Scale the live canary Deployment as it is instead of rendering it from
     # the current spec (capacity mode Replace, walking back a canary whose
     # revision is no longer the spec's: re-templating would replace its pods).

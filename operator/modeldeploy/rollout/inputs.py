@@ -49,3 +49,6 @@ class Inputs:
     runtime: Mapping[str, Any] | None = None
     # --max-concurrent-canaries: who holds a slot and who waits (None: no limit).
     slots: CanarySlots | None = None
+    # provider.read_mirror(...): percent of requests the route copies to the
+    # canary now (None: no route to read).
+    mirror: int | None = None

@@ -155,7 +155,7 @@ def _scaled_to_zero(ctx: _Context) -> Decision | None:
     if state.stage in ACTIVE and state.canary is not None and state.canary.revision == inputs.revision:
         if ABORT in ctx.requests:
             return _rollback(ctx, state, f"aborted by the {ABORT} annotation")
-        held = replace(state, stage=Stage.CANARY, step=0, weight=0, step_started_at=inputs.now,
+        held = replace(state, stage=Stage.CANARY, step=0, weight=0, mirror=0, step_started_at=inputs.now,
                        paused_reason=SCALED_TO_ZERO, paused_by=None, not_ready_since=None, last_analysis_at=None)
         return _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
                          requeue=None)
@@ -386,6 +386,8 @@ def _advance_steps(ctx: _Context, state: RolloutState) -> RolloutState:
         step = ctx.steps[state.step]
         if step.set_weight is not None:
             state, done = _set_weight(ctx, state, step.set_weight)
+        elif step.set_mirror is not None:
+            state, done = _set_mirror(ctx, state, step.set_mirror.percent)
         else:
             state, done = _pause(ctx, state, step)
         if not done:
@@ -416,6 +418,51 @@ def _set_weight(ctx: _Context, state: RolloutState, weight: int) -> tuple[Rollou
     if not ctx.provider.weighted:
         return state, True  # the split is the ready-pod ratio: nothing to read back
     return state, ctx.inputs.weights == Weights.to_canary(weight)
+
+
+def _set_mirror(ctx: _Context, state: RolloutState, percent: int) -> tuple[RolloutState, bool]:
+    """Done once the route copies the requests (read back). Copies start
+    only once ready canary pods can take them (in capacity mode Replace, one:
+    stable keeps every pod it serves with); the analysis clock starts with
+    them, so a canary is judged on shadow requests before any user sees it."""
+    if percent > state.mirror and not _canary_ready_for_mirror(ctx, state, percent):
+        return state, False
+    if state.last_analysis_at is None and percent > 0:
+        state = replace(state, last_analysis_at=ctx.inputs.now)
+    state = replace(state, mirror=percent)
+    return state, ctx.inputs.mirror == _mirror_written(ctx, state)
+
+
+def _canary_ready_for_mirror(ctx: _Context, state: RolloutState, percent: int) -> bool:
+    if ctx.budget is not None:
+        pods = canary_pods(ctx.inputs, state)
+        return any(pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in pods)
+    return _canary_ready_for(ctx, state, percent)
+
+
+def _mirror_written(ctx: _Context, state: RolloutState) -> int:
+    """The share of requests the route copies to the canary: the last
+    setMirror's while a canary is in flight. A route read back mirroring
+    everything after this percent was written (recorded in the status)
+    cannot hold a percentage (a Gateway API before RequestMirror.percent:
+    the API server drops the field): then the whole stream, written so, and
+    the status says so."""
+    if state.stage != Stage.CANARY or state.mirror == 0 or not ctx.provider.weighted:
+        return 0
+    if ctx.inputs.mirror == 100 and ctx.inputs.state.mirror == state.mirror:
+        return 100
+    return state.mirror
+
+
+def _headers_to_canary(ctx: _Context, state: RolloutState, canary: int | None) -> bool | None:
+    """Requests with spec.traffic.canaryHeaders go to the canary while it is
+    in flight and has a pod ready long enough for the gateway to know it
+    (never to a backend without one); else to stable. None: no headers."""
+    if not ctx.inputs.spec.traffic.canary_headers or not ctx.provider.weighted:
+        return None
+    if state.stage != Stage.CANARY or not canary:
+        return False
+    return any(pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in canary_pods(ctx.inputs, state))
 
 
 def _pause(ctx: _Context, state: RolloutState, step: Step) -> tuple[RolloutState, bool]:
@@ -485,7 +532,7 @@ def _paused_by_analysis(state: RolloutState) -> bool:
 
 
 def _start_promotion(ctx: _Context, state: RolloutState) -> Decision:
-    promoting = replace(state, stage=Stage.PROMOTING, step=len(ctx.steps), paused_reason=None, paused_by=None,
+    promoting = replace(state, stage=Stage.PROMOTING, step=len(ctx.steps), mirror=0, paused_reason=None, paused_by=None,
                         step_started_at=ctx.inputs.now, not_ready_since=None)
     event = Event(NORMAL, "Promoting", f"promoting {_describe(state.canary)}: the stable Deployment takes its pods")
     return _prepend(_promoting(ctx, promoting), (event,), ())
@@ -500,7 +547,8 @@ def _promoted(ctx: _Context, state: RolloutState) -> Decision:
 
 def _rollback(ctx: _Context, state: RolloutState, why: str) -> Decision:
     """Traffic to stable at once, the canary removed, stable untouched."""
-    rolled = replace(state, stage=Stage.ROLLED_BACK, weight=0, paused_reason=None, paused_by=None, not_ready_since=None,
+    rolled = replace(state, stage=Stage.ROLLED_BACK, weight=0, mirror=0, paused_reason=None, paused_by=None,
+                     not_ready_since=None,
                      message=why)
     event = Event(
         WARNING,
@@ -625,9 +673,12 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
     canary, weights = sizes.canary, sizes.weights
     if sizes.moving:
         requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
+    mirror = _mirror_written(ctx, state) if canary else 0
+    headers = _headers_to_canary(ctx, state, canary)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history),
-                          stable_pods=sizes.stable, budget=ctx.budget, stable_ready=sizes.stable_ready)
+                          stable_pods=sizes.stable, budget=ctx.budget, stable_ready=sizes.stable_ready,
+                          mirror=mirror, headers_to_canary=headers)
     if sizes.moving and report.health is None:
         # The steady state, but the canary still holds pods: not Ready yet.
         report = replace(report, health=_restoring_health(ctx, sizes.stable, canary, weights))
@@ -643,6 +694,8 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         autoscaler_floor=state.stable_floor if state.stage in ACTIVE else None,
         canary_replicas=canary,
         weights=weights,
+        mirror=mirror,
+        headers_to_canary=bool(headers),
         remove_annotations=ctx.requests.present,
         events=(*events, *_refusals(ctx.requests)),
         report=report,
@@ -826,12 +879,17 @@ def _stable_spec(ctx: _Context, state: RolloutState):
 
 
 def _target_weight(ctx: _Context, state: RolloutState) -> int:
-    """The weight the canary is being sized for: the current step's, if it sets one."""
+    """The weight the canary is being sized for: the current step's, if it
+    sets one. Copies of requests need pods as much as requests do (mode
+    Surge; in mode Replace stable keeps the pods all requests still need)."""
+    mirror = state.mirror if ctx.budget is None else 0
     if state.stage == Stage.CANARY and state.step < len(ctx.steps):
         step = ctx.steps[state.step]
         if step.set_weight is not None:
-            return max(state.weight, step.set_weight)
-    return state.weight
+            return max(state.weight, mirror, step.set_weight)
+        if step.set_mirror is not None and ctx.budget is None:
+            return max(state.weight, mirror, step.set_mirror.percent)
+    return max(state.weight, mirror)
 
 
 def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
@@ -880,12 +938,13 @@ def _canary_requeue(ctx: _Context, state: RolloutState, awaiting_analysis: bool)
         waits.append(POLL_SECONDS)
     if state.step < len(ctx.steps):
         step = ctx.steps[state.step]
-        if step.set_weight is not None:
-            waits.append(POLL_SECONDS)  # waiting for pods or for the weight to read back
+        if step.set_weight is not None or step.set_mirror is not None:
+            waits.append(POLL_SECONDS)  # waiting for pods or for the route to read back
         elif step.pause.duration is not None and state.step_started_at is not None:
             end = state.step_started_at + timedelta(seconds=step.pause.seconds)
             waits.append((end - now).total_seconds())
-    if inputs.spec.rollout.analysis is not None and state.last_analysis_at is not None and state.weight > 0:
+    if inputs.spec.rollout.analysis is not None and state.last_analysis_at is not None and \
+            (state.weight > 0 or state.mirror > 0):
         due = state.last_analysis_at + timedelta(seconds=interval_seconds(inputs))
         waits.append((due - now).total_seconds())
     return max(1.0, min(waits)) if waits else POLL_SECONDS

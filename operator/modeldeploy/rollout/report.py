@@ -29,22 +29,27 @@ def build_report(
     stable_pods: int | None = None,
     budget: Budget | None = None,
     stable_ready: int | None = None,
+    mirror: int = 0,
+    headers_to_canary: bool | None = None,
 ) -> RolloutReport:
     """`weights`: what the route is written with this pass; `canary_pods`:
     the canary Deployment's size after this pass (None: it is removed);
     `stable_pods`: the stable Deployment's (None: the HPA's count);
     `budget`: capacity mode Replace's pod budget; `stable_ready`: its count
-    of stable's ready pods that stay."""
+    of stable's ready pods that stay; `mirror`: the share of requests the
+    route copies to the canary; `headers_to_canary`: where requests with the
+    canary headers go (None: the spec names none)."""
     seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods, stable_pods,
                                                                         stable_ready)
     return RolloutReport(
         stable=_stable(state),
         canary=_canary(state),
-        traffic=traffic_status(seen, weights, provider),
+        traffic=traffic_status(seen, weights, provider).model_copy(
+            update={"mirror": mirror or None, "headers_to_canary": headers_to_canary}),
         progress=_progress(state, total_steps),
         history=history,
         health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state),
-                       _loading(inputs, state)),
+                       _loading(inputs, state), _shadow(state, mirror)),
         capacity=_capacity(inputs, budget, stable_pods, canary_pods),
     )
 
@@ -131,6 +136,7 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         total_steps=total_steps,
         step_started_at=_time(state.step_started_at),
         weight=state.weight,
+        mirror=state.mirror or None,
         paused_reason=state.paused_reason,
         paused_by=state.paused_by,
         failed_checks=state.failed_checks,
@@ -156,8 +162,18 @@ def _rounding(state: RolloutState, provider: TrafficProvider, base: int) -> str:
             f"{pods} canary next to {base} stable)")
 
 
+def _shadow(state: RolloutState, mirror: int) -> str:
+    """What the canary sees besides its weight: copies of requests."""
+    if mirror == 0:
+        return ""
+    if mirror != state.mirror:
+        return (f", and a copy of every request (shadow: setMirror asks {state.mirror}%, but the installed Gateway "
+                f"API keeps no mirror percentage, so the whole stream is copied)")
+    return f", and a copy of {mirror}% of the requests (shadow: its answers are discarded)"
+
+
 def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedulable: str = "",
-            loading: str = "") -> Health | None:
+            loading: str = "", shadow: str = "") -> Health | None:
     canary, stable = state.canary, state.stable
     if canary is None or stable is None or state.stage == Stage.STABLE:
         return None  # the steady state: assess() judges the stable revision
@@ -186,7 +202,7 @@ def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedul
                                            f"traffic ({where}){paused}; stable serves {serving}")
     return converging(
         c.CANARY_IN_PROGRESS,
-        f"canary {tried} takes {state.weight}% of traffic{rounding} ({where}){paused}; stable serves {serving}"
+        f"canary {tried} takes {state.weight}% of traffic{rounding}{shadow} ({where}){paused}; stable serves {serving}"
     )
 
 

@@ -51,6 +51,7 @@ class RolloutState:
     step: int = 0  # index of the step in progress; len(steps) once all passed
     step_started_at: datetime | None = None
     weight: int = 0  # canary percent the rollout has set
+    mirror: int = 0  # percent of requests the last setMirror step copies to the canary (stage Canary only)
     failed_checks: int = 0
     consecutive_errors: int = 0  # analysis rounds in a row with a failed query
     stable_floor: int | None = None  # autoscaling: stable's count at the canary's start, held until it ends
@@ -97,6 +98,7 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         step=progress.step,
         step_started_at=_time(progress.step_started_at),
         weight=progress.weight if stage in ACTIVE else 0,
+        mirror=(progress.mirror or 0) if stage == Stage.CANARY else 0,
         failed_checks=progress.failed_checks,
         consecutive_errors=progress.consecutive_errors,
         stable_floor=progress.stable_floor if stage in ACTIVE else None,

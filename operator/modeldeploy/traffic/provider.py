@@ -27,8 +27,19 @@ class TrafficProvider(Protocol):
     # The kinds build_routes returns: to watch, read, prune and grant (reconcile.kinds).
     route_kinds: tuple[Kind, ...]
 
-    def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
-        """Route manifests: shape from `spec`, weights from `weights` (never from the live route)."""
+    def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights, *, mirror: int = 0,
+                     headers_to_canary: bool = False) -> list[dict[str, Any]]:
+        """Route manifests: shape from `spec`, weights from `weights` (never
+        from the live route); `mirror`: percent of the weighted requests
+        copied to the canary (0: none); `headers_to_canary`: requests with
+        spec.traffic.canaryHeaders go to the canary (else to stable)."""
+        ...
+
+    def read_mirror(self, owner: Owner, live: LiveObjects) -> int | None:
+        """The percent of requests the live route copies to the canary: 0
+        without a mirror, 100 for a mirror without a percentage (the API
+        server dropped a field its Gateway API version lacks); None when
+        there is no route to read."""
         ...
 
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:

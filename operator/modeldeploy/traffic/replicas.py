@@ -22,8 +22,12 @@ class ReplicasProvider:
     weighted = False
     route_kinds: tuple[Kind, ...] = ()
 
-    def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights) -> list[dict[str, Any]]:
-        return []  # the rollout sizes the canary Deployment instead
+    def build_routes(self, owner: Owner, spec: ModelDeploymentSpec, weights: Weights, *, mirror: int = 0,
+                     headers_to_canary: bool = False) -> list[dict[str, Any]]:
+        return []  # the rollout sizes the canary Deployment instead (the CRD refuses mirrors and headers)
+
+    def read_mirror(self, owner: Owner, live: LiveObjects) -> int | None:
+        return None
 
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
         stable_ready = observed.stable.ready_replicas if observed.stable is not None else 0

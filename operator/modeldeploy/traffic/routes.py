@@ -31,6 +31,15 @@ def backends(owner: Owner, weights: Weights) -> list[tuple[str, int]]:
     return [(stable, weights.stable), (canary, weights.canary)]
 
 
+def header_backends(owner: Owner, to_canary: bool) -> list[tuple[str, int]]:
+    """(role Service name, weight) for the requests that carry the canary
+    headers: all to the canary while it has a ready pod, else all to stable.
+    Both backends are always listed, so the switch changes numbers, not the
+    route's shape (and a header request never meets a backend with no pod)."""
+    stable, canary = backend_services(owner)
+    return [(stable, 0 if to_canary else 100), (canary, 100 if to_canary else 0)]
+
+
 def weights_by_backend(found: Mapping[str, float], stable: str, canary: str) -> Weights | None:
     """Percentages from the weights read per backend; a missing backend has none."""
     return Weights.from_ratio(found.get(stable, 0), found.get(canary, 0))

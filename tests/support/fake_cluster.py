@@ -868,22 +868,62 @@ class FakeCluster:
         self.now += timedelta(seconds=seconds)
 
     # -- reading back (for invariants) --------------------------------------------------
-    def route_weights(self, name: str) -> tuple[str, tuple[float, float]] | None:
-        """(kind, (stable weight, canary weight)) of the route `name`, as it is stored."""
+    def _route_rules(self, name: str) -> tuple[str, list[dict], list[dict]] | None:
+        """(kind, rules that match on headers, the others) of the route
+        `name`, each rule as {backends: {service: weight}, mirror: percent},
+        read as a gateway would (a rule's header matches, not its order)."""
         route = self.objects.get(("HTTPRoute", name))
         if route is not None:
-            rules = route.body["spec"].get("rules") or [{}]
-            found = {ref.get("name"): ref.get("weight", 1) for ref in rules[0].get("backendRefs") or ()}
-            return "HTTPRoute", (found.get(f"{name}-stable", 0), found.get(f"{name}-canary", 0))
+            header, plain = [], []
+            for rule in route.body["spec"].get("rules") or [{}]:
+                mirror = next((f["requestMirror"] for f in rule.get("filters") or ()
+                               if f.get("type") == "RequestMirror"), None)
+                read = {"backends": {ref.get("name"): ref.get("weight", 1) for ref in rule.get("backendRefs") or ()},
+                        "mirror": 0 if mirror is None else mirror.get("percent", 100),
+                        "mirror_to": None if mirror is None else mirror["backendRef"]["name"]}
+                (header if any(m.get("headers") for m in rule.get("matches") or ()) else plain).append(read)
+            return "HTTPRoute", header, plain
         route = self.objects.get(("VirtualService", name))
         if route is not None:
-            http = route.body["spec"].get("http") or [{}]
-            found: dict[str, float] = {}
-            for dest in http[0].get("route") or ():
-                host = dest["destination"]["host"].split(".")[0]
-                found[host] = found.get(host, 0) + dest.get("weight", 100)
-            return "VirtualService", (found.get(f"{name}-stable", 0), found.get(f"{name}-canary", 0))
+            header, plain = [], []
+            for http in route.body["spec"].get("http") or [{}]:
+                found: dict[str, float] = {}
+                for dest in http.get("route") or ():
+                    host = dest["destination"]["host"].split(".")[0]
+                    found[host] = found.get(host, 0) + dest.get("weight", 100)
+                mirror = http.get("mirror")
+                read = {"backends": found,
+                        "mirror": 0 if mirror is None else (http.get("mirrorPercentage") or {}).get("value", 100),
+                        "mirror_to": None if mirror is None else mirror["host"].split(".")[0]}
+                (header if http.get("match") else plain).append(read)
+            return "VirtualService", header, plain
         return None
+
+    def route_weights(self, name: str) -> tuple[str, tuple[float, float]] | None:
+        """(kind, (stable weight, canary weight)) of the route `name`, as it
+        is stored: its rule for requests without the canary headers."""
+        found = self._route_rules(name)
+        if found is None:
+            return None
+        kind, _, plain = found
+        backends = plain[0]["backends"] if plain else {}
+        return kind, (backends.get(f"{name}-stable", 0), backends.get(f"{name}-canary", 0))
+
+    def route_mirror(self, name: str) -> tuple[int, str | None]:
+        """(percent of requests the route copies, to which Service)."""
+        found = self._route_rules(name)
+        if found is None or not found[2]:
+            return 0, None
+        return found[2][0]["mirror"], found[2][0]["mirror_to"]
+
+    def route_header_backend(self, name: str) -> str | None:
+        """Where the route sends requests with the canary headers: the
+        Service with weight in its header rule (None: no header rule)."""
+        found = self._route_rules(name)
+        if found is None or not found[1]:
+            return None
+        weighted = [service for service, weight in found[1][0]["backends"].items() if weight]
+        return weighted[0] if len(weighted) == 1 else ",".join(sorted(weighted))
 
     def selected_pods(self, service: str) -> list[Pod]:
         """Pods a Service's selector picks (every pod the Service would send to if ready)."""

@@ -123,7 +123,10 @@ STEP_PLANS = {
     "no-steps": [],
     "pause-first": [{"pause": {"duration": "10s"}}, {"setWeight": 50}],
     "fine": [{"setWeight": 1}, {"setWeight": 10}, {"pause": {"duration": "20s"}}],
+    # Issue 12: copies first (refused with the replicas provider: held as invalid).
+    "shadow": [{"setMirror": {"percent": 50}}, {"pause": {"duration": "10s"}}, {"setWeight": 50}],
 }
+CANARY_HEADERS = [{"name": "x-model-canary", "value": "true"}]
 GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
                                                       "hostnames": ["fraud.example.com"]}}
 ISTIO = {"provider": "istio", "istio": {"hosts": ["fraud.example.com"], "gateways": ["istio-system/public"]}}
@@ -154,6 +157,7 @@ class SpecState:
     min_samples: int = 0  # with a samplesQuery counting the requests
     invalid: str | None = None
     capacity: str = "Surge"  # a key of CAPACITY
+    headers: bool = False  # traffic.canaryHeaders (with a weighted provider)
 
     def raw(self) -> dict:
         model = {"uri": f"s3://models/fraud/{self.version}", "version": self.version, "format": "sklearn"}
@@ -186,6 +190,8 @@ class SpecState:
         raw["rollout"] = rollout
         if PROVIDERS[self.provider]:
             raw["traffic"] = copy.deepcopy(PROVIDERS[self.provider])
+            if self.headers:
+                raw["traffic"]["canaryHeaders"] = copy.deepcopy(CANARY_HEADERS)
         return raw
 
 
@@ -319,6 +325,7 @@ class PassView:
     # left stable's Deployment asking for.
     reacted: bool = True
     stable_replicas_after: int | None = None
+    mirror_before: int = 0  # percent of requests the route copied to the canary before the pass
 
 
 def _promote_ok(view: PassView, oracle: Oracle, revision: str) -> bool:
@@ -462,6 +469,7 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
         if pod.labels.get(ROLE) == "canary" and cluster.ready(pod):
             raise AssertionError(f"invariant 3: the client Service {name} ({provider}) selects ready canary pod "
                                  f"{pod.name}: in-cluster callers bypass the route's weights")
+    _headers_and_mirror_within_ready_capacity(cluster, view, status, name)
     share = view.share_after
     revision = view.canary_revision_after
     if not share or revision is None or view.base is None:
@@ -476,6 +484,34 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
     if ready < need:
         raise AssertionError(f"invariant 3: the route sends {share}% to canary revision {revision} "
                              f"(was {before}%), which needs {need} ready pods of it (base {view.base}); {ready} ready")
+
+
+def _headers_and_mirror_within_ready_capacity(cluster: FakeCluster, view: PassView, status: dict, name: str) -> None:
+    """Invariant 3 for the header rule and shadow copies (issue 12): requests
+    with the canary headers go to the canary only while a canary is in flight
+    with a ready pod of its revision; a route copies requests only to the
+    canary in flight, and a pass that raises the copies for revision R has
+    the ready pods of R they need (as a weight would, at least one)."""
+    revision = view.canary_revision_after
+    stage = _rollout(status).get("stage")
+    ready = ready_pods(cluster, name, "canary", revision) if revision else 0
+    if cluster.route_header_backend(name) not in (None, f"{name}-stable"):
+        if stage != "Canary" or ready == 0:
+            raise AssertionError(f"invariant 3: requests with the canary headers go to "
+                                 f"{cluster.route_header_backend(name)} (stage {stage}, {ready} ready pods of "
+                                 f"canary revision {revision})")
+    mirror, target = cluster.route_mirror(name)
+    if not mirror:
+        return
+    if stage != "Canary" or target != f"{name}-canary":
+        raise AssertionError(f"invariant 3: the route copies {mirror}% of the requests to {target} at stage {stage}")
+    before = view.mirror_before if view.canary_revision_before == revision else 0
+    if mirror <= before or view.base is None:
+        return
+    need = 1 if view.budget is not None else max(1, math.ceil(view.base * mirror / 100))
+    if ready < need:
+        raise AssertionError(f"invariant 3: the route copies {mirror}% of the requests to canary revision {revision} "
+                             f"(was {before}%), which needs {need} ready pods of it; {ready} ready")
 
 
 def invariant_status_traffic_is_real(cluster: FakeCluster, status: dict, name: str = NAME) -> None:
@@ -500,6 +536,14 @@ def invariant_status_traffic_is_real(cluster: FakeCluster, status: dict, name: s
     if (traffic.get("stable"), traffic.get("canary")) != (100 - actual, actual):
         raise AssertionError(f"invariant 4: status.traffic says {traffic.get('stable')}/{traffic.get('canary')}, "
                              f"{what} carries {100 - actual}/{actual}")
+    mirror, _ = cluster.route_mirror(name)
+    if (traffic.get("mirror") or 0) != mirror:
+        raise AssertionError(f"invariant 4: status.traffic.mirror says {traffic.get('mirror')}, the route copies "
+                             f"{mirror}%")
+    header_backend = cluster.route_header_backend(name)
+    if header_backend is not None and traffic.get("headersToCanary") != (header_backend == f"{name}-canary"):
+        raise AssertionError(f"invariant 4: status.traffic.headersToCanary says {traffic.get('headersToCanary')}, "
+                             f"the route sends requests with the canary headers to {header_backend}")
 
 
 def invariant_capacity_kept(view: PassView) -> None:
@@ -703,6 +747,10 @@ class RolloutSafety(RuleBasedStateMachine):
     @rule(steps=st.sampled_from(sorted(STEP_PLANS)))
     def edit_steps(self, steps: str) -> None:
         self._edit(steps=steps)
+
+    @rule(on=st.booleans())
+    def set_canary_headers(self, on: bool) -> None:
+        self._edit(headers=on)
 
     @rule(strategy=st.sampled_from(["Canary", "Recreate"]))
     def set_strategy(self, strategy: str) -> None:
@@ -1068,6 +1116,7 @@ class RolloutSafety(RuleBasedStateMachine):
         desired = self._desired(spec)
         recreate_before = self._recreate(spec)
         share_before = route_share(cluster, NAME)
+        mirror_before = cluster.route_mirror(NAME)[0]
         canary_before = canary_deployment_revision(cluster, NAME)
         if cache is None:
             cache = fresh if fresh is not None else self.operator.snapshot(NAME)
@@ -1095,7 +1144,7 @@ class RolloutSafety(RuleBasedStateMachine):
             base=self._base(spec), now=cluster.now, stale=stale,
             answer=cluster.prometheus.answer if result.world is not None and result.world.analysis else None,
             budget=budget_before, pods_before=pods_before,
-            ready_before=all_ready_before)
+            ready_before=all_ready_before, mirror_before=mirror_before)
         self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
         self._check(lambda: invariant_requests_act_only_when_meant(view), 9)

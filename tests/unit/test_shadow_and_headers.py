@@ -242,3 +242,59 @@ def test_header_requests_go_to_stable_by_the_same_rule_when_no_canary_is_ready()
         ("fraud-stable", 100), ("fraud-canary", 0)]
     assert to_canary["spec"]["rules"][0]["backendRefs"][1]["weight"] == 100
     assert to_canary["spec"]["rules"][0]["matches"] == header_rule["matches"]
+
+
+# -- found by the property test ---------------------------------------------------
+
+
+@pytest.mark.parametrize("traffic", [GATEWAY, ISTIO])
+def test_found_a_mirror_taken_off_the_route_is_written(traffic):
+    """Invariant 3 (issue 12's stages in the stateful property test): a route
+    is a list of rules the API server replaces whole, but the write check
+    compared its items by containment, so the rule with the mirror filter
+    still 'held' the rule without it and the copies ran on into the
+    promotion. Any edit inside such a list must be written."""
+    from modeldeploy.reconcile.drift import needs_apply
+
+    provider = provider_named(traffic["provider"])
+    spec = v("v8", traffic=traffic)
+    [mirrored] = provider.build_routes(OWNER, spec, ALL_STABLE, mirror=50)
+    [plain] = provider.build_routes(OWNER, spec, ALL_STABLE)
+    assert needs_apply(plain, mirrored)
+    assert not needs_apply(plain, plain)
+
+
+def test_found_a_parent_ref_s_section_taken_off_the_route_is_written():
+    """The same for a field the user removes inside a parentRef."""
+    from modeldeploy.reconcile.drift import needs_apply
+
+    provider = provider_named("gatewayAPI")
+    with_section = {**GATEWAY, "gatewayAPI": {"parentRefs": [{"name": "public", "sectionName": "https"}]}}
+    [before] = provider.build_routes(OWNER, v("v8", traffic=with_section), ALL_STABLE)
+    [after] = provider.build_routes(OWNER, v("v8", traffic=GATEWAY), ALL_STABLE)
+    assert needs_apply(after, before)
+
+
+@pytest.mark.parametrize("traffic", [GATEWAY, ISTIO])
+@pytest.mark.parametrize("to_canary", [False, True])
+def test_where_header_requests_go_reads_back_as_written(traffic, to_canary):
+    provider = provider_named(traffic["provider"])
+    routes = provider.build_routes(OWNER, route_spec(traffic), Weights.to_canary(30), headers_to_canary=to_canary)
+    assert provider.read_headers_to_canary(OWNER, as_live(routes)) is to_canary
+    plain = provider.build_routes(OWNER, v("v8", traffic=traffic), Weights.to_canary(30))
+    assert provider.read_headers_to_canary(OWNER, as_live(plain)) is None
+
+
+def test_found_a_held_pass_says_where_header_requests_go():
+    """Invariant 4, found by the property test: a pass refused by the API
+    server (422) holds everything and reads the split back from the route;
+    it left out where requests with the canary headers go."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.set_canary_headers(on=True)
+    state.supersede_canary_while_its_pods_are_ready(provider="gatewayAPI")
+    state.annotate_promote(value="true")
+    state.api_server_refuses_this_version()
+    state.teardown()

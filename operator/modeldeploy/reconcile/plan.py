@@ -242,7 +242,8 @@ def _held_traffic(world: World) -> TrafficStatus | None:
             if weights is not None:
                 mirror = provider.read_mirror(owner, world.children)
                 return TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True,
-                                     mirror=mirror or None)
+                                     mirror=mirror or None,
+                                     headers_to_canary=provider.read_headers_to_canary(owner, world.children))
         return None
     stable, canary = _deployment(world, Role.STABLE), _deployment(world, Role.CANARY)
     # A Deployment just scaled down or given another strategy (by writes of

@@ -10,7 +10,7 @@ from ..builders.ownership import Owner
 from ..builders.service import SERVICE_PORT
 from ..status.observed import Observed
 from .provider import LiveObjects
-from .routes import (backend_services, backends, header_backends, number, route_metadata, route_name,
+from .routes import (backend_services, backends, header_backends, number, route_manifest, route_name,
                      weights_by_backend)
 from .weights import Weights
 
@@ -61,7 +61,7 @@ class GatewayAPIProvider:
             weighted["filters"] = [{"type": MIRROR, "requestMirror": copy}]
         rules.append(weighted)
         route_spec["rules"] = rules
-        return [{"apiVersion": API_VERSION, "kind": KIND, "metadata": route_metadata(owner), "spec": route_spec}]
+        return [route_manifest(owner, API_VERSION, KIND, route_spec)]
 
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
         rule = _weighted_rule(live.get((KIND, route_name(owner.name))))
@@ -84,6 +84,17 @@ class GatewayAPIProvider:
             if found.get("type") == MIRROR and (mirror.get("backendRef") or {}).get("name") == canary:
                 return _mirrored_percent(mirror)
         return 0
+
+
+    def read_headers_to_canary(self, owner: Owner, live: LiveObjects) -> bool | None:
+        route = live.get((KIND, route_name(owner.name)))
+        for rule in ((route or {}).get("spec") or {}).get("rules") or []:
+            if any(match.get("headers") for match in rule.get("matches") or []):
+                found = {ref.get("name", ""): number(ref.get("weight"), DEFAULT_BACKEND_WEIGHT)
+                         for ref in rule.get("backendRefs") or []}
+                weights = weights_by_backend(found, *backend_services(owner))
+                return weights is not None and weights.canary == 100
+        return None
 
 
 def _weighted_rule(route: Any) -> dict[str, Any] | None:

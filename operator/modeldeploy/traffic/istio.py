@@ -10,7 +10,7 @@ from ..builders.ownership import Owner
 from ..builders.service import SERVICE_PORT
 from ..status.observed import Observed
 from .provider import LiveObjects
-from .routes import (backend_services, backends, header_backends, number, route_metadata, route_name,
+from .routes import (backend_services, backends, header_backends, number, route_manifest, route_name,
                      weights_by_backend)
 from .weights import Weights
 
@@ -65,7 +65,7 @@ class IstioProvider:
             weighted["mirrorPercentage"] = {"value": mirror}
         http.append(weighted)
         route_spec["http"] = http
-        return [{"apiVersion": API_VERSION, "kind": KIND, "metadata": route_metadata(owner), "spec": route_spec}]
+        return [route_manifest(owner, API_VERSION, KIND, route_spec)]
 
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
         weighted = _weighted_route(live.get((KIND, route_name(owner.name))))
@@ -87,6 +87,17 @@ class IstioProvider:
             return 0
         value = number((weighted.get("mirrorPercentage") or {}).get("value"), DEFAULT_MIRROR_PERCENT)
         return max(0, min(100, round(value)))
+
+
+    def read_headers_to_canary(self, owner: Owner, live: LiveObjects) -> bool | None:
+        route = live.get((KIND, route_name(owner.name)))
+        _, canary = backend_services(owner)
+        for http in ((route or {}).get("spec") or {}).get("http") or []:
+            if http.get("match"):
+                weighted = [(d.get("destination") or {}).get("host") for d in http.get("route") or []
+                            if number(d.get("weight"), DEFAULT_DESTINATION_WEIGHT)]
+                return weighted == [service_host(canary, owner.namespace)]
+        return None
 
 
 def _weighted_route(route: Any) -> dict[str, Any] | None:

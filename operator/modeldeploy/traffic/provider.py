@@ -35,6 +35,11 @@ class TrafficProvider(Protocol):
         spec.traffic.canaryHeaders go to the canary (else to stable)."""
         ...
 
+    def read_headers_to_canary(self, owner: Owner, live: LiveObjects) -> bool | None:
+        """Whether the live route sends requests with the canary headers to
+        the canary; None when it has no header rule."""
+        ...
+
     def read_mirror(self, owner: Owner, live: LiveObjects) -> int | None:
         """The percent of requests the live route copies to the canary: 0
         without a mirror, 100 for a mirror without a percentage (the API

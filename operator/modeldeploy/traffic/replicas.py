@@ -29,6 +29,9 @@ class ReplicasProvider:
     def read_mirror(self, owner: Owner, live: LiveObjects) -> int | None:
         return None
 
+    def read_headers_to_canary(self, owner: Owner, live: LiveObjects) -> bool | None:
+        return None
+
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
         stable_ready = observed.stable.ready_replicas if observed.stable is not None else 0
         canary_ready = observed.canary.ready_replicas if observed.canary is not None else 0

@@ -1,5 +1,7 @@
 """What the weighted providers share: the route's name, metadata and backends."""
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +16,19 @@ def route_name(name: str) -> str:
     return name
 
 
-def route_metadata(owner: Owner) -> dict[str, Any]:
-    return child_metadata(owner, route_name(owner.name), common_labels(owner.name))
+# The hash of the route's spec as last applied. A route's lists (rules,
+# backendRefs, filters, parentRefs) have no merge keys: the API server
+# replaces each whole and then fills in its defaults, so comparing items by
+# containment cannot tell a field we dropped (a mirror filter, a
+# sectionName) from one the server added. The hash can: any change to what
+# we send is a change to it.
+SPEC_HASH = "modeldeploy.io/route-spec-hash"
+
+
+def route_manifest(owner: Owner, api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    metadata = child_metadata(owner, route_name(owner.name), common_labels(owner.name), {SPEC_HASH: digest})
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
 
 
 def backend_services(owner: Owner) -> tuple[str, str]:

@@ -3,6 +3,7 @@ every ModelDeployment makes no write request at all (counted from the API
 server's audit log by user agent, not from the operator's own account)."""
 from __future__ import annotations
 
+from support.canary import GATEWAY
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
 from support.operator import AuditLog, describe_writes
 from support.waiting import wait_until
@@ -14,12 +15,21 @@ def test_steady_state_resync_writes_nothing(cluster, namespace, operator):
     apply_md(cluster, namespace, model_deployment("quiet-a", replicas=2))
     apply_md(cluster, namespace, model_deployment(
         "quiet-b", replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 4}))
+    # Routes whose lists the API server fills with defaults (issue 12's
+    # header rule, backendRefs' group and kind, a rule's path match).
+    apply_md(cluster, namespace, model_deployment("quiet-routed", replicas=1, traffic={**GATEWAY, "canaryHeaders": [
+        {"name": "x-model-canary", "value": "true"}, {"name": "x-team", "value": "ml-.*", "type": "RegularExpression"}]}))
+    apply_md(cluster, namespace, model_deployment("quiet-mesh", replicas=1, traffic={
+        "provider": "istio", "istio": {"hosts": ["fraud.example.com"]},
+        "canaryHeaders": [{"name": "x-model-canary", "value": "true"}]}))
     # A broken one is a steady state too: once Stalled, its restarting pods
     # must not make the status churn.
     apply_md(cluster, namespace, model_deployment("quiet-broken", replicas=1, behavior="crashloop",
                                                   rollout={"progressDeadlineSeconds": 10}))
     wait_ready(cluster, namespace, "quiet-a")
     wait_ready(cluster, namespace, "quiet-b")
+    wait_ready(cluster, namespace, "quiet-routed")
+    wait_ready(cluster, namespace, "quiet-mesh")
     wait_until(lambda: is_true(get_md(cluster, namespace, "quiet-broken"), "Stalled"), timeout=60,
                what="the crash-looping one to stall",
                describe=lambda: status_view(get_md(cluster, namespace, "quiet-broken")))

@@ -19,11 +19,14 @@ def model_v(doc: dict, version: str, **spec) -> dict:
 
 
 def route_weights(cluster, namespace, name, kind="httproute"):
+    """(stable, canary) weights of the route's rule for requests without the
+    canary headers (a header rule, when there is one, matches on headers)."""
     obj = cluster.get_json("-n", namespace, kind, name)
     if kind == "httproute":
-        refs = obj["spec"]["rules"][0]["backendRefs"]
-        return tuple(r.get("weight", 1) for r in refs)
-    return tuple(r.get("weight", 0) for r in obj["spec"]["http"][0]["route"])
+        [rule] = [r for r in obj["spec"]["rules"] if not any(m.get("headers") for m in r.get("matches") or ())]
+        return tuple(r.get("weight", 1) for r in rule["backendRefs"])
+    [http] = [h for h in obj["spec"]["http"] if not h.get("match")]
+    return tuple(r.get("weight", 0) for r in http["route"])
 
 
 class WeightRecorder(ChangeRecorder):

@@ -26,12 +26,14 @@ from .api.status import Stage
 from .api.times import parse_time_or_none
 from .kube.cache import Cache, Key
 from .kube.clients import make_api_client
+from .kube.notifier import Notifier
 from .kube.peering import PeeringGate
 from .kube.prometheus import run_plan
 from .kube.queue import ReconcileQueue
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
 from .kube.warmup import warm
 from .kube.writing import Kube
+from .notify import notification, read_subscription, transitions
 from .reconcile.drift import HANDOVER_MANAGER
 from .reconcile.plan import Plan, plan
 from .reconcile.world import World
@@ -48,7 +50,7 @@ TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
 
 class Controller:
     def __init__(self, settings: OperatorSettings, kube: Kube | None = None,
-                 peering: PeeringGate | None = None) -> None:
+                 peering: PeeringGate | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         # With kopf peering: asked before every pass, so a paused replica's
         # own timers and resync do not act on its frozen cache.
@@ -57,6 +59,8 @@ class Controller:
         self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers),
                                  workers=settings.api_workers)
         self.cache = Cache()
+        # Rollout notifications (None: no endpoints configured).
+        self.notifier = notifier if notifier is not None else Notifier.from_settings(settings)
         self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
         self.started = False
         self.resyncs = 0
@@ -78,6 +82,8 @@ class Controller:
         found = await warm(self.kube, self.cache, self.settings.namespaces)
         log.info("cache filled before the first pass in %.2fs: %s", time.perf_counter() - began,
                  ", ".join(f"{n} {kind}" for kind, n in found.items()) or "nothing yet")
+        if self.notifier is not None:
+            await self.notifier.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._resync_forever()), loop.create_task(metrics.watch_loop_lag())]
         self.started = True
@@ -86,6 +92,8 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         await self.queue.close()
+        if self.notifier is not None:
+            await self.notifier.stop()
         self.kube.close()
 
     async def _resync_forever(self) -> None:
@@ -273,6 +281,7 @@ class Controller:
             await self.kube.scale(meta["namespace"], meta["name"], step.scale)
         for event in step.events:
             await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
+        self._notify(md, step)
         if step.consume:
             updated = await self.kube.patch_metadata(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
                                                      {"annotations": {n: None for n in step.consume}})
@@ -281,6 +290,30 @@ class Controller:
             metrics.ROLLOUTS.labels(result).inc()
         for verdict in step.verdicts:
             metrics.VERDICTS.labels(verdict).inc()
+
+
+    def _notify(self, md: dict, step: Plan) -> None:
+        """Queue a notification for each transition this pass recorded (its
+        status is written by now) that the ModelDeployment subscribed to.
+        Never waits for a delivery."""
+        if self.notifier is None:
+            return
+        meta = md["metadata"]
+        subscription = read_subscription(meta.get("annotations"))
+        if subscription is None:
+            return
+        status = step.status if step.status is not None else (md.get("status") or {})
+        for transition in transitions(md.get("status"), step.status, step.events):
+            if not subscription.wants(transition.event):
+                continue
+            body = notification(transition, namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid"),
+                                status=status)
+            for endpoint in subscription.endpoints:
+                if endpoint not in self.notifier.endpoints:
+                    log.warning("%s/%s: notification endpoint %r is not in the operator's config (%s)",
+                                meta["namespace"], meta["name"], endpoint, ", ".join(self.notifier.endpoints))
+                    continue
+                self.notifier.submit(endpoint, body)
 
 
 IN_FLIGHT = (Stage.CANARY.value, Stage.PROMOTING.value)

@@ -117,6 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     if args.namespace:
         os.environ["MODELDEPLOY_NAMESPACES"] = ";".join(args.namespace)
+    if args.notify_config:
+        os.environ["MODELDEPLOY_NOTIFY_CONFIG"] = args.notify_config
     if args.max_concurrent_canaries is not None:
         os.environ["MODELDEPLOY_MAX_CONCURRENT_CANARIES"] = str(args.max_concurrent_canaries)
     if args.install_crd:
@@ -234,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent-canaries", type=_positive, metavar="N",
                      help="at most N canaries in flight at once; the other new revisions wait in line, stable "
                           "serving, their place in the status (default: no limit)")
+    run.add_argument("--notify-config", metavar="FILE",
+                     help="rollout notification endpoints, YAML or JSON (default: $MODELDEPLOY_NOTIFY_CONFIG; "
+                          "see the README's Notifications)")
     run.add_argument("--liveness", help="serve kopf's liveness/progress probe at this URL, "
                                         "e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("MODELDEPLOY_METRICS_PORT", 0)),

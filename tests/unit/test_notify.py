@@ -394,3 +394,17 @@ def test_the_controller_notifies_each_transition_once_after_its_status_write_and
         finally:
             h.kube.close()
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("text", [None, "endpoints: {a: {url: ftp://x}}"], ids=["missing", "invalid"])
+def test_run_refuses_a_notification_config_it_cannot_read_before_starting(text, tmp_path, monkeypatch, capsys):
+    """kopf retries a failing startup handler for ever: `run` checks first."""
+    from modeldeploy.cli.main import main
+
+    path = tmp_path / "notify.yaml"
+    if text is not None:
+        path.write_text(text)
+    monkeypatch.setenv("MODELDEPLOY_NOTIFY_CONFIG", "")  # restored afterwards: `run` sets it
+    assert main(["run", "--notify-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("modeldeploy: notifications: ") and ("ftp://x" in err or "No such file" in err), err

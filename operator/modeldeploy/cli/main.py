@@ -106,6 +106,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _check_notify_config() -> None:
+    """A notification config that cannot be read stops `run` here, with the
+    reason; in kopf's startup handler it would be retried for ever."""
+    from ..kube.notifier import read_config
+    from ..notify import ConfigError
+    from ..settings import OperatorSettings
+
+    try:
+        read_config(OperatorSettings())
+    except (OSError, ConfigError) as exc:
+        raise CliError(EXIT_USAGE, *f"notifications: {exc}".splitlines()) from exc
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -121,6 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["MODELDEPLOY_NOTIFY_CONFIG"] = args.notify_config
     if args.max_concurrent_canaries is not None:
         os.environ["MODELDEPLOY_MAX_CONCURRENT_CANARIES"] = str(args.max_concurrent_canaries)
+    _check_notify_config()
     if args.install_crd:
         _install_crd(args.kubeconfig, args.runtimes)
         print("modeldeploy: CRD modeldeployments.modeldeploy.io installed (Established and served)",

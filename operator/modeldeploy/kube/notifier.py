@@ -52,18 +52,9 @@ class Notifier:
 
     @classmethod
     def from_settings(cls, settings: OperatorSettings) -> Notifier | None:
-        """None without a config; a config that does not parse stops the
-        operator at start, with the reason (as a bad runtime table does)."""
-        if settings.notify_config:
-            text, source = Path(settings.notify_config).read_text(), settings.notify_config
-        elif settings.notify_endpoints:
-            text, source = settings.notify_endpoints, "MODELDEPLOY_NOTIFY_ENDPOINTS"
-        else:
-            return None
-        config = load_config(text, source=source)
-        log.info("notifications: %d endpoint(s) from %s: %s", len(config.endpoints), source,
-                 ", ".join(f"{name} ({ep.format})" for name, ep in config.endpoints.items()) or "none")
-        return cls(config)
+        """None without a config (`modeldeploy run` has checked it parses)."""
+        config = read_config(settings)
+        return None if config is None else cls(config)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -162,3 +153,19 @@ class Notifier:
                                       timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             await resp.read()
             return resp.status
+
+
+def read_config(settings: OperatorSettings) -> NotifyConfig | None:
+    """The endpoints the settings name; None when they name none. Raises
+    OSError or ConfigError, which `modeldeploy run` reports before starting
+    (kopf would retry a failing startup handler for ever)."""
+    if settings.notify_config:
+        text, source = Path(settings.notify_config).read_text(), settings.notify_config
+    elif settings.notify_endpoints:
+        text, source = settings.notify_endpoints, "MODELDEPLOY_NOTIFY_ENDPOINTS"
+    else:
+        return None
+    config = load_config(text, source=source)
+    log.info("notifications: %d endpoint(s) from %s: %s", len(config.endpoints), source,
+             ", ".join(f"{name} ({ep.format})" for name, ep in config.endpoints.items()) or "none")
+    return config

@@ -49,6 +49,10 @@ TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
 
 
 class Controller:
+    # Rollout notifications; None: no endpoints configured. (A class default
+    # too: the fake cluster's controller is built without __init__.)
+    notifier: Notifier | None = None
+
     def __init__(self, settings: OperatorSettings, kube: Kube | None = None,
                  peering: PeeringGate | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
@@ -59,7 +63,6 @@ class Controller:
         self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers),
                                  workers=settings.api_workers)
         self.cache = Cache()
-        # Rollout notifications (None: no endpoints configured).
         self.notifier = notifier if notifier is not None else Notifier.from_settings(settings)
         self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
         self.started = False

@@ -279,12 +279,18 @@ class Controller:
                 raise
             self.cache.put_model(written)
             metrics.track_model(meta["namespace"], meta["name"], step.status)
+        # Queued once the status that records the transitions is written, and
+        # before anything else this pass does can fail (the scale call). A
+        # notification never fails a reconcile.
+        try:
+            self._notify(md, step)
+        except Exception:
+            log.exception("%s/%s: notifications of this pass not queued", meta["namespace"], meta["name"])
         if step.scale is not None:
             # The scale's answer is no ModelDeployment: the watch brings the new spec.
             await self.kube.scale(meta["namespace"], meta["name"], step.scale)
         for event in step.events:
             await self.kube.event(md, type=event.type, reason=event.reason, message=event.message)
-        self._notify(md, step)
         if step.consume:
             updated = await self.kube.patch_metadata(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
                                                      {"annotations": {n: None for n in step.consume}})

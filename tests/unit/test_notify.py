@@ -408,3 +408,28 @@ def test_run_refuses_a_notification_config_it_cannot_read_before_starting(text, 
     assert main(["run", "--notify-config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("modeldeploy: notifications: ") and ("ftp://x" in err or "No such file" in err), err
+
+
+def test_a_notifier_that_raises_never_fails_the_pass():
+    from test_controller import PROMOTE, Harness
+
+    class Broken(RecordingNotifier):
+        def submit(self, endpoint, body):
+            raise RuntimeError("boom")
+
+    async def main():
+        h = Harness()
+        try:
+            h.controller.notifier = Broken()
+            h.annotate(NOTIFY, "hook")
+            await h.settle()
+            h.edit(version="v8")
+            await h.settle()
+            h.annotate(PROMOTE, "true")
+            await h.settle()  # raises if a pass fails
+            assert h.status["stable"]["modelVersion"] == "v8"
+            assert PROMOTE not in h.kube.model["metadata"]["annotations"]
+            assert [c[1] for c in h.kube.calls if c[0] == "event"].count("Promoted") == 1
+        finally:
+            h.kube.close()
+    asyncio.run(main())

@@ -300,7 +300,6 @@ class Controller:
         for verdict in step.verdicts:
             metrics.VERDICTS.labels(verdict).inc()
 
-
     def _notify(self, md: dict, step: Plan) -> None:
         """Queue a notification for each transition this pass recorded (its
         status is written by now) that the ModelDeployment subscribed to.
@@ -311,18 +310,21 @@ class Controller:
         subscription = read_subscription(meta.get("annotations"))
         if subscription is None:
             return
+        found = [t for t in transitions(md.get("status"), step.status, step.events) if subscription.wants(t.event)]
+        if not found:
+            return
+        unknown = [e for e in subscription.endpoints if e not in self.notifier.endpoints]
+        if unknown or subscription.unknown_events:
+            log.warning("%s/%s: notification endpoints not in the operator's config (it has %s): %s; "
+                        "not events: %s", meta["namespace"], meta["name"], ", ".join(self.notifier.endpoints) or "none",
+                        ", ".join(unknown) or "none", ", ".join(subscription.unknown_events) or "none")
         status = step.status if step.status is not None else (md.get("status") or {})
-        for transition in transitions(md.get("status"), step.status, step.events):
-            if not subscription.wants(transition.event):
-                continue
+        for transition in found:
             body = notification(transition, namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid"),
                                 status=status)
             for endpoint in subscription.endpoints:
-                if endpoint not in self.notifier.endpoints:
-                    log.warning("%s/%s: notification endpoint %r is not in the operator's config (%s)",
-                                meta["namespace"], meta["name"], endpoint, ", ".join(self.notifier.endpoints))
-                    continue
-                self.notifier.submit(endpoint, body)
+                if endpoint not in unknown:
+                    self.notifier.submit(endpoint, body)
 
 
 IN_FLIGHT = (Stage.CANARY.value, Stage.PROMOTING.value)

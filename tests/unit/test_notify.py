@@ -354,7 +354,7 @@ class RecordingNotifier:
         return True
 
 
-def test_the_controller_notifies_each_transition_once_after_its_status_write_and_not_again_after_a_restart():
+def test_the_controller_notifies_each_transition_once_after_its_status_write_and_not_again_after_a_restart(caplog):
     from test_controller import KEY, PROMOTE, FakeQueue, Harness, api_error
 
     from modeldeploy.controller import Controller
@@ -371,6 +371,7 @@ def test_the_controller_notifies_each_transition_once_after_its_status_write_and
             await h.settle()
             assert [b["event"] for _, b in recorder.sent] == ["CanaryStarted", "Paused"]
             assert {e for e, _ in recorder.sent} == {"hook"}  # the unknown endpoint is only logged
+            assert "not in the operator's config (it has hook, slack): unknown-endpoint" in caplog.text
 
             # A restart: a new controller reads the written status; nothing is sent again.
             restarted = Controller(OperatorSettings(), kube=h.kube, notifier=RecordingNotifier())

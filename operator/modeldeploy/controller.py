@@ -26,12 +26,14 @@ from .api.status import Stage
 from .api.times import parse_time_or_none
 from .kube.cache import Cache, Key
 from .kube.clients import make_api_client
+from .kube.notifier import Notifier
 from .kube.peering import PeeringGate
 from .kube.prometheus import run_plan
 from .kube.queue import ReconcileQueue
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
 from .kube.warmup import warm
 from .kube.writing import Kube
+from .notify import notification, read_subscription, transitions
 from .reconcile.drift import HANDOVER_MANAGER
 from .reconcile.plan import Plan, plan
 from .reconcile.world import World
@@ -47,8 +49,12 @@ TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
 
 
 class Controller:
+    # Rollout notifications; None: no endpoints configured. (A class default
+    # too: the fake cluster's controller is built without __init__.)
+    notifier: Notifier | None = None
+
     def __init__(self, settings: OperatorSettings, kube: Kube | None = None,
-                 peering: PeeringGate | None = None) -> None:
+                 peering: PeeringGate | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         # With kopf peering: asked before every pass, so a paused replica's
         # own timers and resync do not act on its frozen cache.
@@ -57,6 +63,7 @@ class Controller:
         self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers),
                                  workers=settings.api_workers)
         self.cache = Cache()
+        self.notifier = notifier if notifier is not None else Notifier.from_settings(settings)
         self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
         self.started = False
         self.resyncs = 0
@@ -78,6 +85,8 @@ class Controller:
         found = await warm(self.kube, self.cache, self.settings.namespaces)
         log.info("cache filled before the first pass in %.2fs: %s", time.perf_counter() - began,
                  ", ".join(f"{n} {kind}" for kind, n in found.items()) or "nothing yet")
+        if self.notifier is not None:
+            await self.notifier.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._resync_forever()), loop.create_task(metrics.watch_loop_lag())]
         self.started = True
@@ -86,6 +95,8 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         await self.queue.close()
+        if self.notifier is not None:
+            await self.notifier.stop()
         self.kube.close()
 
     async def _resync_forever(self) -> None:
@@ -268,6 +279,13 @@ class Controller:
                 raise
             self.cache.put_model(written)
             metrics.track_model(meta["namespace"], meta["name"], step.status)
+        # Queued once the status that records the transitions is written, and
+        # before anything else this pass does can fail (the scale call). A
+        # notification never fails a reconcile.
+        try:
+            self._notify(md, step)
+        except Exception:
+            log.exception("%s/%s: notifications of this pass not queued", meta["namespace"], meta["name"])
         if step.scale is not None:
             # The scale's answer is no ModelDeployment: the watch brings the new spec.
             await self.kube.scale(meta["namespace"], meta["name"], step.scale)
@@ -281,6 +299,32 @@ class Controller:
             metrics.ROLLOUTS.labels(result).inc()
         for verdict in step.verdicts:
             metrics.VERDICTS.labels(verdict).inc()
+
+    def _notify(self, md: dict, step: Plan) -> None:
+        """Queue a notification for each transition this pass recorded (its
+        status is written by now) that the ModelDeployment subscribed to.
+        Never waits for a delivery."""
+        if self.notifier is None:
+            return
+        meta = md["metadata"]
+        subscription = read_subscription(meta.get("annotations"))
+        if subscription is None:
+            return
+        found = [t for t in transitions(md.get("status"), step.status, step.events) if subscription.wants(t.event)]
+        if not found:
+            return
+        unknown = [e for e in subscription.endpoints if e not in self.notifier.endpoints]
+        if unknown or subscription.unknown_events:
+            log.warning("%s/%s: notification endpoints not in the operator's config (it has %s): %s; "
+                        "not events: %s", meta["namespace"], meta["name"], ", ".join(self.notifier.endpoints) or "none",
+                        ", ".join(unknown) or "none", ", ".join(subscription.unknown_events) or "none")
+        status = step.status if step.status is not None else (md.get("status") or {})
+        for transition in found:
+            body = notification(transition, namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid"),
+                                status=status)
+            for endpoint in subscription.endpoints:
+                if endpoint not in unknown:
+                    self.notifier.submit(endpoint, body)
 
 
 IN_FLIGHT = (Stage.CANARY.value, Stage.PROMOTING.value)

@@ -25,6 +25,14 @@ ROLLOUT_STEP = Gauge("modeldeploy_rollout_step", "Index of the current rollout s
 LOOP_LAG = Gauge("modeldeploy_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer, last sample.")
 LOOP_LAG_MAX = Gauge("modeldeploy_event_loop_lag_max_seconds", "The worst event-loop lag seen since start.")
 QUEUE_DEPTH = Gauge("modeldeploy_reconcile_in_flight", "ModelDeployments being reconciled right now.")
+NOTIFICATIONS = Counter("modeldeploy_notifications_total",
+                        "Rollout notifications, by endpoint, event and result (delivered, failed after every "
+                        "attempt, dropped with the endpoint's queue full or at shutdown).",
+                        ["endpoint", "event", "result"])
+NOTIFICATION_ATTEMPT_FAILURES = Counter("modeldeploy_notification_attempt_failures_total",
+                                        "Notification POSTs that failed (retried while attempts are left), by "
+                                        "endpoint and reason (http-<status>, timeout, or the error's type).",
+                                        ["endpoint", "reason"])
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -39,3 +39,10 @@ class OperatorSettings:
     # At most this many canaries in flight at once, across every watched
     # namespace; the others wait in line, stable serving (0: no limit).
     max_concurrent_canaries: int = field(default_factory=lambda: _env_int("MODELDEPLOY_MAX_CONCURRENT_CANARIES", 0))
+    # Rollout notifications (README "Notifications"): a YAML/JSON file of
+    # named endpoints, usually mounted from a Secret the cluster admin
+    # creates; or the same document inline in the environment (a Secret's
+    # key through valueFrom.secretKeyRef). Neither: no notifications.
+    notify_config: str | None = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NOTIFY_CONFIG") or None)
+    notify_endpoints: str | None = field(
+        default_factory=lambda: os.environ.get("MODELDEPLOY_NOTIFY_ENDPOINTS") or None)

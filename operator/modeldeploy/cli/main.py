@@ -106,6 +106,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _check_notify_config() -> None:
+    """A notification config that cannot be read stops `run` here, with the
+    reason; in kopf's startup handler it would be retried for ever."""
+    from ..kube.notifier import read_config
+    from ..notify import ConfigError
+    from ..settings import OperatorSettings
+
+    try:
+        read_config(OperatorSettings())
+    except (OSError, ConfigError) as exc:
+        raise CliError(EXIT_USAGE, *f"notifications: {exc}".splitlines()) from exc
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -117,8 +130,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     if args.namespace:
         os.environ["MODELDEPLOY_NAMESPACES"] = ";".join(args.namespace)
+    if args.notify_config:
+        os.environ["MODELDEPLOY_NOTIFY_CONFIG"] = args.notify_config
     if args.max_concurrent_canaries is not None:
         os.environ["MODELDEPLOY_MAX_CONCURRENT_CANARIES"] = str(args.max_concurrent_canaries)
+    _check_notify_config()
     if args.install_crd:
         _install_crd(args.kubeconfig, args.runtimes)
         print("modeldeploy: CRD modeldeployments.modeldeploy.io installed (Established and served)",
@@ -234,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent-canaries", type=_positive, metavar="N",
                      help="at most N canaries in flight at once; the other new revisions wait in line, stable "
                           "serving, their place in the status (default: no limit)")
+    run.add_argument("--notify-config", metavar="FILE",
+                     help="rollout notification endpoints, YAML or JSON (default: $MODELDEPLOY_NOTIFY_CONFIG; "
+                          "see the README's Notifications)")
     run.add_argument("--liveness", help="serve kopf's liveness/progress probe at this URL, "
                                         "e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("MODELDEPLOY_METRICS_PORT", 0)),

@@ -76,6 +76,7 @@ class World:
     # drops the field, so a mirror written with it copies everything).
     keeps_mirror_percent: bool = True
     headers_to_canary: bool = False  # where the route sends requests with the canary headers
+    client_role: str | None = None  # the one role the client Service selects (BlueGreen, replicas provider)
     annotations: dict = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     analysis_answer: object = None  # callable(plan) -> AnalysisResults
@@ -97,7 +98,8 @@ class World:
 
     def seen_weights(self) -> Weights | None:
         if self.spec.traffic.provider == "replicas":
-            return achieved_weights(self.stable.ready if self.stable else 0, self.canary.ready if self.canary else 0)
+            stable = self.stable.ready if self.stable and self.client_role != "canary" else 0
+            return achieved_weights(stable, self.canary.ready if self.canary and self.client_role != "stable" else 0)
         return self.route
 
     def inputs(self) -> Inputs:
@@ -142,6 +144,7 @@ class World:
         else:
             self.canary.replicas = decision.canary_replicas
             self.canary.ready = min(self.canary.ready, decision.canary_replicas)
+        self.client_role = decision.client_role
         if self.spec.traffic.provider != "replicas":
             self.route = decision.weights
             kept = self.keeps_mirror_percent or decision.mirror in (0, 100)

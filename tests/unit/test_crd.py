@@ -89,6 +89,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
         "$.spec.autoscaling",
         "$.spec.model",
         "$.spec.model.credentials",
+        "$.spec.rollout",
         "$.spec.rollout.steps[]",
         "$.spec.rollout.analysis",
         "$.spec.rollout.analysis.metrics[]",

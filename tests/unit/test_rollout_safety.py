@@ -94,6 +94,7 @@ from modeldeploy.builders import compute_revision
 from modeldeploy.builders.labels import MODEL_VERSION, REVISION, ROLE
 from modeldeploy.rollout import ABORT, PROMOTE
 from modeldeploy.rollout.capacity import Budget, carriers
+from modeldeploy.rollout.blue_green import effective_steps
 from modeldeploy.rollout.machine import SCALED_TO_ZERO, _budget
 from modeldeploy.builders.pod import load_budget
 from modeldeploy.runtimes import load_runtime_table, resolve_runtime
@@ -158,6 +159,7 @@ class SpecState:
     invalid: str | None = None
     capacity: str = "Surge"  # a key of CAPACITY
     headers: bool = False  # traffic.canaryHeaders (with a weighted provider)
+    auto_promote: bool = False  # rollout.blueGreen.autoPromote (strategy BlueGreen)
 
     def raw(self) -> dict:
         model = {"uri": f"s3://models/fraud/{self.version}", "version": self.version, "format": "sklearn"}
@@ -174,7 +176,9 @@ class SpecState:
         else:
             raw["replicas"] = self.replicas
         rollout: dict = {"strategy": self.strategy, "progressDeadlineSeconds": DEADLINE}
-        if STEP_PLANS[self.steps] is not None:
+        if self.strategy == "BlueGreen":  # its steps are its own (a user leaves them out)
+            rollout["blueGreen"] = {"autoPromote": self.auto_promote, "scaleDownDelay": "10s"}
+        elif STEP_PLANS[self.steps] is not None:
             rollout["steps"] = copy.deepcopy(STEP_PLANS[self.steps])
         if self.approved:
             rollout["approvedVersion"] = self.approved
@@ -326,6 +330,7 @@ class PassView:
     reacted: bool = True
     stable_replicas_after: int | None = None
     mirror_before: int = 0  # percent of requests the route copied to the canary before the pass
+    headers_before: str | None = None  # where the route sent requests with the canary headers before the pass
 
 
 def _promote_ok(view: PassView, oracle: Oracle, revision: str) -> bool:
@@ -338,7 +343,7 @@ def _steps_ok(view: PassView, revision: str) -> tuple[bool, str]:
     rollout = _rollout(view.before)
     if view.spec is None:
         return False, "the spec is invalid"
-    steps = view.spec.rollout.steps
+    steps = effective_steps(view.spec)
     start = rollout.get("step", 0) if rollout.get("revision") == revision and rollout.get("stage") == "Canary" else 0
     started = rollout.get("stepStartedAt")
     for index in range(start, len(steps)):
@@ -389,7 +394,7 @@ def invariant_stable_only_by_a_legitimate_way(view: PassView, oracle: Oracle) ->
     # With `steps: []` the full step list is empty: promotion may start in the
     # pass that first sees the revision (the replicas provider runs no canary
     # pod at 0%; promotion's own checks judge it).
-    no_steps = view.spec is not None and not view.spec.rollout.steps and revision_of(view.raw) == entering
+    no_steps = view.spec is not None and not effective_steps(view.spec) and revision_of(view.raw) == entering
     if not no_steps and _rollout(view.before).get("revision") != entering and _in_flight(view.before) != entering:
         raise AssertionError(
             f"invariant 1: revision {entering} became {'promoting' if rollout.get('stage') == 'Promoting' else 'stable'}"
@@ -489,13 +494,18 @@ def invariant_canary_share_within_ready_capacity(cluster: FakeCluster, view: Pas
 def _headers_and_mirror_within_ready_capacity(cluster: FakeCluster, view: PassView, status: dict, name: str) -> None:
     """Invariant 3 for the header rule and shadow copies (issue 12): requests
     with the canary headers go to the canary only while a canary is in flight
-    with a ready pod of its revision; a route copies requests only to the
-    canary in flight, and a pass that raises the copies for revision R has
-    the ready pods of R they need (as a weight would, at least one)."""
+    with a ready pod of its revision, when a pass sends them there (as a
+    weight, they stay where they are while a pass holds everything); a route
+    copies requests only to the canary in flight, and a pass that raises the
+    copies for revision R has the ready pods of R they need (as a weight
+    would, at least one)."""
     revision = view.canary_revision_after
     stage = _rollout(status).get("stage")
     ready = ready_pods(cluster, name, "canary", revision) if revision else 0
-    if cluster.route_header_backend(name) not in (None, f"{name}-stable"):
+    canary_service = f"{name}-canary"
+    sent = cluster.route_header_backend(name) == canary_service and (
+        view.headers_before != canary_service or view.canary_revision_before != revision)
+    if sent:
         if stage != "Canary" or ready == 0:
             raise AssertionError(f"invariant 3: requests with the canary headers go to "
                                  f"{cluster.route_header_backend(name)} (stage {stage}, {ready} ready pods of "
@@ -752,9 +762,9 @@ class RolloutSafety(RuleBasedStateMachine):
     def set_canary_headers(self, on: bool) -> None:
         self._edit(headers=on)
 
-    @rule(strategy=st.sampled_from(["Canary", "Recreate"]))
-    def set_strategy(self, strategy: str) -> None:
-        self._edit(strategy=strategy)
+    @rule(strategy=st.sampled_from(["Canary", "Recreate", "BlueGreen"]), auto_promote=st.booleans())
+    def set_strategy(self, strategy: str, auto_promote: bool = False) -> None:
+        self._edit(strategy=strategy, auto_promote=auto_promote)
 
     @rule(capacity=st.sampled_from(sorted(CAPACITY)))
     def set_capacity(self, capacity: str) -> None:
@@ -982,6 +992,52 @@ class RolloutSafety(RuleBasedStateMachine):
         if then_wait:
             self._nobody_acts_for_the_bound()
 
+    @rule(provider=st.sampled_from(sorted(PROVIDERS)), auto_promote=st.booleans(),
+          then=st.sampled_from(["approve", "promote", "abort", "crash", "wait"]))
+    def blue_green_rollout(self, provider: str, auto_promote: bool, then: str) -> None:
+        """Issue 12: a blue-green rollout lined up by what a user and the
+        cluster do (strategy BlueGreen with mode Surge, a new version, its
+        pods ready: the preview waits for approval, or with autoPromote
+        switches); then the user approves, promotes by annotation or aborts
+        (within scaleDownDelay once switched), or the new pods crash-loop, or
+        nobody acts."""
+        changes: dict = {"strategy": "BlueGreen", "auto_promote": auto_promote, "provider": provider}
+        if self.spec.invalid:
+            changes["invalid"] = None
+        if self.spec.autoscaling is None and not self.spec.replicas:
+            changes["replicas"] = 2
+        if self.spec.capacity != "Surge":
+            changes["capacity"] = "Surge"
+        self._edit(**changes)
+        if not self._status():
+            self._pass()
+        version = self._new_version()
+        if version is None:
+            return
+        self._edit(version=version)
+        if self.cluster.capacity < 8:
+            self.cluster.capacity = 40
+        self.cluster.behave(version, READY)
+        self.cluster.prometheus.answer = PASS
+        self.cluster.sync()
+        switched = lambda: (_rollout(self._status()).get("weight") or 0) == 100  # noqa: E731
+        paused = lambda: bool(_rollout(self._status()).get("pausedReason")) or switched()  # noqa: E731
+        if not self._ticks(60, until=paused):
+            return
+        if then == "approve":
+            self.approve(version)
+        elif then == "promote":
+            self.annotate_promote("true")
+        elif then == "abort":
+            self._ticks(15, until=switched)
+            self.annotate_abort("true")
+        elif then == "crash":
+            self.cluster.behave(version, CRASH_LOOP)
+            self.cluster.sync()
+        self._ticks(30)
+        if then == "wait":
+            self._nobody_acts_for_the_bound()
+
     @rule(provider=st.sampled_from([None, "gatewayAPI", "istio"]))
     def supersede_canary_while_its_pods_are_ready(self, provider) -> None:
         """Defect 6: while a canary's pods are ready and take traffic, the user
@@ -1117,6 +1173,7 @@ class RolloutSafety(RuleBasedStateMachine):
         recreate_before = self._recreate(spec)
         share_before = route_share(cluster, NAME)
         mirror_before = cluster.route_mirror(NAME)[0]
+        headers_before = cluster.route_header_backend(NAME)
         canary_before = canary_deployment_revision(cluster, NAME)
         if cache is None:
             cache = fresh if fresh is not None else self.operator.snapshot(NAME)
@@ -1144,7 +1201,7 @@ class RolloutSafety(RuleBasedStateMachine):
             base=self._base(spec), now=cluster.now, stale=stale,
             answer=cluster.prometheus.answer if result.world is not None and result.world.analysis else None,
             budget=budget_before, pods_before=pods_before,
-            ready_before=all_ready_before, mirror_before=mirror_before)
+            ready_before=all_ready_before, mirror_before=mirror_before, headers_before=headers_before)
         self._check(lambda: invariant_stable_only_by_a_legitimate_way(view, self.oracle), 1)
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
         self._check(lambda: invariant_requests_act_only_when_meant(view), 9)
@@ -1162,7 +1219,7 @@ class RolloutSafety(RuleBasedStateMachine):
         # from a stale cache too (it reads the spec as it is, and writes it).
         if result.completed and spec is not None and result.refused is None:
             self.provider_at_pass = spec.traffic.provider
-            self.last_steps = spec.rollout.steps
+            self.last_steps = effective_steps(spec)
         if result.completed and not stale:
             self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
             provider = self.provider_at_pass
@@ -1280,7 +1337,7 @@ class RolloutSafety(RuleBasedStateMachine):
         spec = parsed(self.cluster.models[NAME]["spec"])
         pauses = 120 if spec is None else sum(
             60 if s.pause is not None and s.pause.duration is None else
-            (int(s.pause.duration.rstrip("s")) if s.pause is not None else 0) for s in spec.rollout.steps)
+            (int(s.pause.duration.rstrip("s")) if s.pause is not None else 0) for s in effective_steps(spec))
         analysis = ANALYSIS_INTERVAL * (FAILURE_LIMIT + ERROR_LIMIT + 3)
         # A pod still loading has max(deadline, loadTimeout) from its
         # scheduling (README, GPUs and big models): the canary's pods, then

@@ -323,10 +323,66 @@ class CapacitySpec(SpecModel):
         return surge, max(unavailable, 1 if surge == 0 else 0)
 
 
-class RolloutSpec(SpecModel):
-    strategy: Literal["Canary", "Recreate"] = Field(
-        "Canary", description="Canary shifts traffic step by step; Recreate replaces the serving pods at once."
+ScaleDownDelay = bounded_duration(0, 24 * 3600)
+
+
+class BlueGreenSpec(SpecModel):
+    """strategy BlueGreen: the new revision comes up at full size behind
+    `<name>-preview`, then takes all the traffic at once."""
+
+    auto_promote: bool = Field(
+        False,
+        description="false: wait for approval (rollout.approvedVersion or the promote annotation) before the "
+        "switch, as an open pause does. true: switch once the preview is ready and, with analysis, judged once.",
     )
+    scale_down_delay: ScaleDownDelay = Field(
+        "30s",
+        description="How long the old revision keeps its pods after the switch: an abort or a failed analysis "
+        "meanwhile switches back at once, with no cold start.",
+    )
+
+    @property
+    def scale_down_delay_seconds(self) -> int:
+        return parse_duration(self.scale_down_delay)
+
+
+# The steps' schema default, as CEL spells it: with BlueGreen the steps must
+# be left out (the API server fills in this default).
+_DEFAULT_STEPS_CEL = ("[" + ", ".join(
+    f"{{'setWeight': {s.set_weight}}}" if s.set_weight is not None else f"{{'pause': {{'duration': '{s.pause.duration}'}}}}"
+    for s in DEFAULT_STEPS) + "]")
+NO_BLUE_GREEN_STEPS = ("rollout.steps apply to strategy Canary; BlueGreen switches all traffic at once "
+                       "(rollout.blueGreen): leave the steps out")
+
+
+class RolloutSpec(SpecModel):
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.blueGreen) || (has(self.strategy) && self.strategy == 'BlueGreen')",
+                    "message": "rollout.blueGreen is set, but strategy is not BlueGreen: remove it or set "
+                               "strategy: BlueGreen",
+                },
+                {
+                    "rule": "!has(self.strategy) || self.strategy != 'BlueGreen' || !has(self.capacity) || "
+                            "!has(self.capacity.mode) || self.capacity.mode == 'Surge'",
+                    "message": "strategy BlueGreen runs both revisions at full size: it needs capacity mode Surge",
+                },
+                {
+                    "rule": f"!has(self.strategy) || self.strategy != 'BlueGreen' || !has(self.steps) || "
+                            f"self.steps == {_DEFAULT_STEPS_CEL}",
+                    "message": NO_BLUE_GREEN_STEPS,
+                },
+            ]
+        }
+    }
+
+    strategy: Literal["Canary", "BlueGreen", "Recreate"] = Field(
+        "Canary", description="Canary shifts traffic step by step; BlueGreen brings the new revision up at full "
+        "size behind <name>-preview and switches all traffic at once; Recreate replaces the serving pods at once."
+    )
+    blue_green: BlueGreenSpec | None = Field(None, description="Settings of strategy BlueGreen.")
     steps: list[Step] = Field(
         default_factory=lambda: list(DEFAULT_STEPS),
         max_length=MAX_STEPS,
@@ -346,3 +402,19 @@ class RolloutSpec(SpecModel):
     )
     analysis: AnalysisSpec | None = None
     capacity: CapacitySpec = Field(default_factory=CapacitySpec)
+
+    @model_validator(mode="after")
+    def _blue_green(self) -> "RolloutSpec":
+        if self.blue_green is not None and self.strategy != "BlueGreen":
+            raise FieldProblem("blueGreen", "set, but strategy is not BlueGreen: remove it or set strategy: BlueGreen")
+        if self.strategy == "BlueGreen":
+            if self.capacity.mode != "Surge":
+                raise FieldProblem(("capacity", "mode"), "strategy BlueGreen runs both revisions at full size: it "
+                                   "needs capacity mode Surge")
+            if tuple(self.steps) != DEFAULT_STEPS:
+                raise FieldProblem("steps", NO_BLUE_GREEN_STEPS.removeprefix("rollout.steps "))
+        return self
+
+    @property
+    def blue_green_settings(self) -> BlueGreenSpec:
+        return self.blue_green if self.blue_green is not None else BlueGreenSpec()

@@ -8,20 +8,23 @@ from .kinds import DEPLOYMENT, HPA, PDB, SERVICE
 from .disruption import build_disruption_budget
 from .naming import Role
 from .ownership import Owner
-from .service import build_role_service, build_service
+from .service import build_preview_service, build_role_service, build_service
 
 # What the builders write (reconcile.kinds adds the traffic providers' routes).
 BUILT_KINDS = (DEPLOYMENT, SERVICE, HPA, PDB)
 
 
 def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,
-                    autoscaler_floor: int | None = None) -> list[dict[str, Any]]:
+                    autoscaler_floor: int | None = None, client_role: str | None = None) -> list[dict[str, Any]]:
     """Children that do not depend on which revision is stable. `weighted`:
     the traffic provider splits by route weights, so the client Service
     selects stable pods only (see build_service). `autoscaler_floor`: the
-    HPA's minReplicas while a canary runs (build_autoscaler)."""
-    children = [build_service(owner, stable_only=weighted), build_role_service(owner, Role.STABLE),
+    HPA's minReplicas while a canary runs (build_autoscaler). `client_role`:
+    the one role the client Service selects (BlueGreen, replicas provider)."""
+    children = [build_service(owner, stable_only=weighted, role=client_role), build_role_service(owner, Role.STABLE),
                 build_role_service(owner, Role.CANARY)]
+    if spec.rollout.strategy == "BlueGreen":
+        children.append(build_preview_service(owner))
     if spec.autoscaling is not None:
         children.append(build_autoscaler(owner, spec.autoscaling, floor=autoscaler_floor,
                                          whole_model=spec.hpa_governs_total))

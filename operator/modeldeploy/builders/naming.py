@@ -38,6 +38,11 @@ def role_service_name(name: str, role: Role) -> str:
     return f"{name}-{Role(role).value}"
 
 
+def preview_service_name(name: str) -> str:
+    """strategy BlueGreen: the new revision's pods before the switch."""
+    return f"{name}-preview"
+
+
 def autoscaler_name(name: str) -> str:
     return name
 

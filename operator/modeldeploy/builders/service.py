@@ -3,7 +3,7 @@
 from typing import Any
 
 from .labels import ROLE, common_labels, owned_by, selector_labels
-from .naming import Role, role_service_name, service_name
+from .naming import Role, preview_service_name, role_service_name, service_name
 from .ownership import Owner, child_metadata
 from .pod import PORT_NAME
 
@@ -24,7 +24,7 @@ def _service(owner: Owner, name: str, labels: dict[str, str], selector: dict[str
     }
 
 
-def build_service(owner: Owner, *, stable_only: bool = False) -> dict[str, Any]:
+def build_service(owner: Owner, *, stable_only: bool = False, role: str | None = None) -> dict[str, Any]:
     """`<name>`, what clients call (status.url).
 
     With the `replicas` provider it selects both roles' pods, so the split
@@ -32,9 +32,23 @@ def build_service(owner: Owner, *, stable_only: bool = False) -> dict[str, Any]:
     Istio) it selects stable pods only, like Flagger's apex Service and Argo
     Rollouts' stableService: the split happens only where the route says, and
     in-cluster callers of `<name>` never reach an unproven canary.
+
+    `role`: strategy BlueGreen with the `replicas` provider, the one role it
+    selects: stable until the switch, then the canary, all at once.
     """
-    selector = selector_labels(owner.name, Role.STABLE) if stable_only else owned_by(owner.name)
+    if role is not None:
+        selector = selector_labels(owner.name, Role(role))
+    else:
+        selector = selector_labels(owner.name, Role.STABLE) if stable_only else owned_by(owner.name)
     return _service(owner, service_name(owner.name), common_labels(owner.name), selector)
+
+
+def build_preview_service(owner: Owner) -> dict[str, Any]:
+    """`<name>-preview` (strategy BlueGreen): the new revision's pods, for
+    smoke tests and people to try before the switch (the canary's pods: it
+    selects none while no new revision is in flight)."""
+    labels = {**common_labels(owner.name), ROLE: Role.CANARY.value}
+    return _service(owner, preview_service_name(owner.name), labels, selector_labels(owner.name, Role.CANARY))
 
 
 def build_role_service(owner: Owner, role: Role) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from ..status.observed import (Observed, ObservedDeployment, observe_deployment,
 from ..status.transitions import format_time, parse_time
 from ..traffic import Weights, provider_for
 from ..traffic.registry import weighted_providers
+from ..traffic.replicas import selected_role
 from .drift import holds, needs_apply, replicas_handover
 from .kinds import PRUNABLE, ROUTE_KINDS
 from .world import World
@@ -194,7 +195,8 @@ def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision
         desired.append(build_deployment(owner, spec, world.table, role=Role.CANARY,
                                         replicas=decision.canary_replicas, runtime=runtime,
                                         revision=revision if runtime is not None else None))
-    desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor)
+    desired += shared_children(owner, spec, weighted=provider.weighted, autoscaler_floor=decision.autoscaler_floor,
+                               client_role=decision.client_role)
     desired += provider.build_routes(owner, spec, decision.weights, mirror=decision.mirror,
                                      headers_to_canary=decision.headers_to_canary)
     return desired
@@ -250,9 +252,10 @@ def _held_traffic(world: World) -> TrafficStatus | None:
     # this pass that landed before a 422) keeps no more ready pods than its
     # new size and its rolling update leave.
     stable_ready = min(stable.ready_replicas, ready_after_rollout(world.pods, "stable", stable)) if stable else 0
-    weights = Weights.from_ratio(stable_ready,
-                                 min(ready_canary_pods(world.pods, canary.revision, canary), canary.replicas)
-                                 if canary else 0)
+    canary_ready = min(ready_canary_pods(world.pods, canary.revision, canary), canary.replicas) if canary else 0
+    # BlueGreen: the client Service may select one role only.
+    role = selected_role(Owner.from_metadata(world.model["metadata"]), world.children)
+    weights = Weights.from_ratio(0 if role == "canary" else stable_ready, 0 if role == "stable" else canary_ready)
     return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
 
 

@@ -77,7 +77,9 @@ def analysis_due(inputs: Inputs, state: RolloutState) -> bool:
     """Metrics are checked every interval once the canary takes traffic (or copies of it)."""
     spec = inputs.spec.rollout.analysis
     # Shadow requests count: a canary that only sees copies is judged on them.
-    if spec is None or not spec.metrics or state.stage != Stage.CANARY or (state.weight == 0 and state.mirror == 0):
+    # BlueGreen's preview is judged before it takes any (its clock starts when it is ready).
+    if spec is None or not spec.metrics or state.stage != Stage.CANARY or (
+            state.weight == 0 and state.mirror == 0 and inputs.spec.rollout.strategy != "BlueGreen"):
         return False
     if state.last_analysis_at is None:
         return False  # the clock starts when traffic first reaches the canary

@@ -54,6 +54,9 @@ class Decision:
     mirror: int = 0
     # Requests with spec.traffic.canaryHeaders go to the canary (else to stable).
     headers_to_canary: bool = False
+    # The role the client Service selects ("stable"/"canary"); None: both
+    # (BlueGreen with the replicas provider switches it all at once).
+    client_role: str | None = None
     # Scale the live canary Deployment as it is instead of rendering it from
     # the current spec (capacity mode Replace, walking back a canary whose
     # revision is no longer the spec's: re-templating would replace its pods).

@@ -31,6 +31,7 @@ from ..traffic.registry import provider_for
 from ..traffic.weights import ALL_STABLE, Weights
 from .analysis import FAIL, INCONCLUSIVE, analysis_due, analysis_spec, evaluate, interval_seconds
 from .admission import admit
+from .blue_green import PREVIEW, SWITCH, blue_green, effective_steps, switch_index
 from .capacity import (Budget, RolePods, backward, canary_pods_for, carriers, forward, most_share,
                        stable_goal)
 from .annotations import ABORT, PROMOTE, Requests, read_requests
@@ -74,7 +75,7 @@ def decide(inputs: Inputs) -> Decision:
     ctx = _Context(
         inputs=inputs,
         provider=provider_for(inputs.spec),
-        steps=tuple(inputs.spec.rollout.steps),
+        steps=effective_steps(inputs.spec),
         base=budget.replicas if budget is not None else base_replicas(
             inputs.spec, inputs.observed.stable, inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
         requests=read_requests(inputs.annotations, _in_flight(inputs.state), done=_carried_out(inputs.state)),
@@ -369,7 +370,13 @@ def _canary(ctx: _Context, state: RolloutState) -> Decision:
             return _rollback(ctx, state, failure)
 
     if PROMOTE in ctx.requests:
-        return _start_promotion(ctx, state)
+        if blue_green(inputs.spec) and state.weight < SWITCH:
+            # Blue-green's promote is its approval: the switch, all at once
+            # (once the preview is ready), not a rolling update of stable.
+            state = replace(state, step=max(state.step, switch_index(ctx.steps)), step_started_at=inputs.now,
+                            paused_reason=None, paused_by=None)
+        else:
+            return _start_promotion(ctx, state)
     if not awaiting_analysis:  # no step passes on an analysis that has not run
         state = _advance_steps(ctx, state)
     if state.step >= len(ctx.steps) and canary_ready_replicas(inputs, state) >= _wanted_canary_pods(ctx, state):
@@ -384,7 +391,9 @@ def _advance_steps(ctx: _Context, state: RolloutState) -> RolloutState:
     """Pass every step that is complete now; stop at the first that is not."""
     while state.step < len(ctx.steps) and not _paused_by_analysis(state):
         step = ctx.steps[state.step]
-        if step.set_weight is not None:
+        if step is PREVIEW:
+            state, done = _preview_ready(ctx, state)
+        elif step.set_weight is not None:
             state, done = _set_weight(ctx, state, step.set_weight)
         elif step.set_mirror is not None:
             state, done = _set_mirror(ctx, state, step.set_mirror.percent)
@@ -420,6 +429,17 @@ def _set_weight(ctx: _Context, state: RolloutState, weight: int) -> tuple[Rollou
     return state, ctx.inputs.weights == Weights.to_canary(weight)
 
 
+def _preview_ready(ctx: _Context, state: RolloutState) -> tuple[RolloutState, bool]:
+    """BlueGreen's first step: done once the new revision runs at full size,
+    every pod ready (and known to the gateway). The analysis clock starts
+    then: the preview is judged before it takes any client traffic."""
+    if not _canary_ready_for(ctx, state, SWITCH):
+        return state, False
+    if state.last_analysis_at is None:
+        state = replace(state, last_analysis_at=ctx.inputs.now)
+    return state, True
+
+
 def _set_mirror(ctx: _Context, state: RolloutState, percent: int) -> tuple[RolloutState, bool]:
     """Done once the route copies the requests (read back). Copies start
     only once ready canary pods can take them (in capacity mode Replace, one:
@@ -452,6 +472,17 @@ def _mirror_written(ctx: _Context, state: RolloutState) -> int:
     if ctx.inputs.mirror == 100 and ctx.inputs.state.mirror == state.mirror:
         return 100
     return state.mirror
+
+
+def _client_role(ctx: _Context, state: RolloutState, canary: int | None) -> str | None:
+    """BlueGreen with the replicas provider: the client Service selects one
+    role's pods, switched all at once (stable until the switch; the canary
+    from the switch until the promotion ends). None: both roles, the split
+    following the ready pods (the replicas provider's canary)."""
+    if ctx.provider.weighted or not blue_green(ctx.inputs.spec):
+        return None
+    switched = state.stage in ACTIVE and state.weight >= SWITCH and bool(canary)
+    return "canary" if switched else "stable"
 
 
 def _headers_to_canary(ctx: _Context, state: RolloutState, canary: int | None) -> bool | None:
@@ -675,10 +706,11 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
     mirror = _mirror_written(ctx, state) if canary else 0
     headers = _headers_to_canary(ctx, state, canary)
+    client_role = _client_role(ctx, state, canary)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,
                           canary_pods=canary, total_steps=len(ctx.steps), history=tuple(history),
                           stable_pods=sizes.stable, budget=ctx.budget, stable_ready=sizes.stable_ready,
-                          mirror=mirror, headers_to_canary=headers)
+                          mirror=mirror, headers_to_canary=headers, client_role=client_role)
     if sizes.moving and report.health is None:
         # The steady state, but the canary still holds pods: not Ready yet.
         report = replace(report, health=_restoring_health(ctx, sizes.stable, canary, weights))
@@ -696,6 +728,7 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
         weights=weights,
         mirror=mirror,
         headers_to_canary=bool(headers),
+        client_role=client_role,
         remove_annotations=ctx.requests.present,
         events=(*events, *_refusals(ctx.requests)),
         report=report,
@@ -883,6 +916,8 @@ def _target_weight(ctx: _Context, state: RolloutState) -> int:
     sets one. Copies of requests need pods as much as requests do (mode
     Surge; in mode Replace stable keeps the pods all requests still need)."""
     mirror = state.mirror if ctx.budget is None else 0
+    if state.stage == Stage.CANARY and blue_green(ctx.inputs.spec):
+        return SWITCH  # the preview runs at full size from the start
     if state.stage == Stage.CANARY and state.step < len(ctx.steps):
         step = ctx.steps[state.step]
         if step.set_weight is not None:
@@ -944,7 +979,7 @@ def _canary_requeue(ctx: _Context, state: RolloutState, awaiting_analysis: bool)
             end = state.step_started_at + timedelta(seconds=step.pause.seconds)
             waits.append((end - now).total_seconds())
     if inputs.spec.rollout.analysis is not None and state.last_analysis_at is not None and \
-            (state.weight > 0 or state.mirror > 0):
+            (state.weight > 0 or state.mirror > 0 or blue_green(inputs.spec)):
         due = state.last_analysis_at + timedelta(seconds=interval_seconds(inputs))
         waits.append((due - now).total_seconds())
     return max(1.0, min(waits)) if waits else POLL_SECONDS

@@ -31,6 +31,7 @@ def build_report(
     stable_ready: int | None = None,
     mirror: int = 0,
     headers_to_canary: bool | None = None,
+    client_role: str | None = None,
 ) -> RolloutReport:
     """`weights`: what the route is written with this pass; `canary_pods`:
     the canary Deployment's size after this pass (None: it is removed);
@@ -38,9 +39,10 @@ def build_report(
     `budget`: capacity mode Replace's pod budget; `stable_ready`: its count
     of stable's ready pods that stay; `mirror`: the share of requests the
     route copies to the canary; `headers_to_canary`: where requests with the
-    canary headers go (None: the spec names none)."""
+    canary headers go (None: the spec names none); `client_role`: the one
+    role the client Service selects (BlueGreen with replicas), else None."""
     seen = inputs.weights if provider.weighted else _ready_split_after(inputs, state, canary_pods, stable_pods,
-                                                                        stable_ready)
+                                                                        stable_ready, client_role)
     return RolloutReport(
         stable=_stable(state),
         canary=_canary(state),
@@ -89,7 +91,8 @@ def traffic_status(seen: Weights | None, desired: Weights, provider: TrafficProv
 
 
 def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | None,
-                       stable_pods: int | None = None, stable_ready: int | None = None) -> Weights | None:
+                       stable_pods: int | None = None, stable_ready: int | None = None,
+                       client_role: str | None = None) -> Weights | None:
     """The ready pods of both roles behind the client Service once this pass
     has scaled or removed the canary (and scaled stable); canary pods by
     revision (status.observed.ready_canary_pods)."""
@@ -107,7 +110,8 @@ def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | N
         revision = observed.canary.revision
     canary = 0 if canary_pods is None else min(ready_canary_pods(observed.pods, revision, observed.canary),
                                                 canary_pods)
-    return Weights.from_ratio(stable, canary)
+    # BlueGreen: the client Service selects one role's pods only.
+    return Weights.from_ratio(0 if client_role == "canary" else stable, 0 if client_role == "stable" else canary)
 
 
 def _stable(state: RolloutState) -> StableStatus | None:

@@ -6,10 +6,19 @@ from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from ..builders.kinds import Kind
+from ..builders.labels import ROLE
+from ..builders.naming import service_name
 from ..builders.ownership import Owner
 from ..status.observed import Observed
 from .provider import LiveObjects
 from .weights import Weights
+
+
+def selected_role(owner: Owner, live: LiveObjects) -> str | None:
+    """The one role the live client Service selects (strategy BlueGreen);
+    None when it selects both (or is not there yet)."""
+    service = live.get(("Service", service_name(owner.name))) or {}
+    return ((service.get("spec") or {}).get("selector") or {}).get(ROLE)
 
 
 def achieved_weights(stable_ready: int, canary_ready: int) -> Weights | None:
@@ -35,4 +44,5 @@ class ReplicasProvider:
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
         stable_ready = observed.stable.ready_replicas if observed.stable is not None else 0
         canary_ready = observed.canary.ready_replicas if observed.canary is not None else 0
-        return achieved_weights(stable_ready, canary_ready)
+        role = selected_role(owner, live)
+        return achieved_weights(0 if role == "canary" else stable_ready, 0 if role == "stable" else canary_ready)

@@ -118,6 +118,10 @@ class Cluster:
     def custom(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.api)
 
+    @property
+    def discovery(self) -> client.DiscoveryV1Api:
+        return client.DiscoveryV1Api(self.api)
+
 
 def cluster_is_up(cluster_dir: Path) -> bool:
     env = dict(os.environ, CLUSTER_DIR=str(cluster_dir))

@@ -348,9 +348,12 @@ class BlueGreenSpec(SpecModel):
 
 # The steps' schema default, as CEL spells it: with BlueGreen the steps must
 # be left out (the API server fills in this default).
-_DEFAULT_STEPS_CEL = ("[" + ", ".join(
-    f"{{'setWeight': {s.set_weight}}}" if s.set_weight is not None else f"{{'pause': {{'duration': '{s.pause.duration}'}}}}"
-    for s in DEFAULT_STEPS) + "]")
+# (CEL cannot compare them with a list literal: its maps are of one type.)
+_DEFAULT_STEPS_CEL = " && ".join([f"size(self.steps) == {len(DEFAULT_STEPS)}", *(
+    f"has(self.steps[{i}].setWeight) && self.steps[{i}].setWeight == {step.set_weight}" if step.set_weight is not None
+    else f"has(self.steps[{i}].pause) && has(self.steps[{i}].pause.duration) && "
+         f"self.steps[{i}].pause.duration == '{step.pause.duration}'"
+    for i, step in enumerate(DEFAULT_STEPS))])
 NO_BLUE_GREEN_STEPS = ("rollout.steps apply to strategy Canary; BlueGreen switches all traffic at once "
                        "(rollout.blueGreen): leave the steps out")
 
@@ -371,7 +374,7 @@ class RolloutSpec(SpecModel):
                 },
                 {
                     "rule": f"!has(self.strategy) || self.strategy != 'BlueGreen' || !has(self.steps) || "
-                            f"self.steps == {_DEFAULT_STEPS_CEL}",
+                            f"({_DEFAULT_STEPS_CEL})",
                     "message": NO_BLUE_GREEN_STEPS,
                 },
             ]

@@ -72,6 +72,9 @@ if status.phase == "Degraded" then
   return hs
 end
 
--- Everything else converges on its own: creating, rolling out, canary steps.
+-- Everything else converges on its own: creating, rolling out, canary steps,
+-- a canary seeing only copies of requests (phase Shadow) and a blue-green
+-- preview coming up before its switch (phase Preview; waiting for approval
+-- it is Paused, above).
 hs.message = message_of(ready)
 return hs

@@ -22,6 +22,12 @@ CANARY_WEIGHT = Gauge("modeldeploy_canary_weight", "Percent of traffic the canar
                       ["namespace", "name"])
 ROLLOUT_STEP = Gauge("modeldeploy_rollout_step", "Index of the current rollout step (0 when none).",
                      ["namespace", "name"])
+MIRROR_PERCENT = Gauge("modeldeploy_mirror_percent", "Percent of requests copied to the canary (shadow traffic).",
+                       ["namespace", "name"])
+PHASE = Gauge("modeldeploy_phase", "1 for the ModelDeployment's current phase (status.phase: Ready, Canary, Shadow, "
+              "Preview, Paused, Promoting, RolledBack...); the previous phase's series is removed.",
+              ["namespace", "name", "phase"])
+_phases: dict[tuple[str, str], str] = {}
 LOOP_LAG = Gauge("modeldeploy_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer, last sample.")
 LOOP_LAG_MAX = Gauge("modeldeploy_event_loop_lag_max_seconds", "The worst event-loop lag seen since start.")
 QUEUE_DEPTH = Gauge("modeldeploy_reconcile_in_flight", "ModelDeployments being reconciled right now.")
@@ -41,15 +47,30 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 
 def track_model(namespace: str, name: str, status: dict) -> None:
     CANARY_WEIGHT.labels(namespace, name).set((status.get("traffic") or {}).get("canary") or 0)
+    MIRROR_PERCENT.labels(namespace, name).set((status.get("traffic") or {}).get("mirror") or 0)
     ROLLOUT_STEP.labels(namespace, name).set((status.get("rollout") or {}).get("step") or 0)
+    phase = status.get("phase")
+    previous = _phases.get((namespace, name))
+    if previous is not None and previous != phase:
+        _remove(PHASE, namespace, name, previous)
+    if phase:
+        PHASE.labels(namespace, name, phase).set(1)
+        _phases[(namespace, name)] = phase
 
 
 def forget_model(namespace: str, name: str) -> None:
-    for gauge in (CANARY_WEIGHT, ROLLOUT_STEP):
-        try:
-            gauge.remove(namespace, name)
-        except KeyError:
-            pass
+    for gauge in (CANARY_WEIGHT, MIRROR_PERCENT, ROLLOUT_STEP):
+        _remove(gauge, namespace, name)
+    previous = _phases.pop((namespace, name), None)
+    if previous is not None:
+        _remove(PHASE, namespace, name, previous)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass
 
 
 async def watch_loop_lag(period: float = 0.1) -> None:

@@ -41,3 +41,12 @@ def test_paused_after_inconclusive_analysis_is_suspended():
                               rollout={"pausedReason": "analysis inconclusive: no data"},
                               conditions=[cond("Ready", "False"), cond("Stalled", "False")]))
     assert health == {"status": "Suspended", "message": "analysis inconclusive: no data"}
+
+
+def test_shadow_and_preview_converge_on_their_own():
+    for phase, message in (("Shadow", "canary v2 takes 0% of traffic, and a copy of 20% of the requests"),
+                           ("Preview", "canary v2 takes 0% of traffic (step 1/3)")):
+        health = argocd_health(md(observedGeneration=2, phase=phase, rollout={"stage": "Canary"},
+                                  conditions=[cond("Ready", "False", "CanaryInProgress", message),
+                                              cond("Stalled", "False")]))
+        assert health == {"status": "Progressing", "message": message}, phase

@@ -135,3 +135,12 @@ def test_with_the_replicas_provider_the_client_service_selector_switches_all_at_
 def test_blue_green_settings_that_cannot_work_are_refused_with_the_reason(rollout, message):
     with pytest.raises(InvalidSpec, match=message):
         spec_for("v1", replicas=2, rollout=rollout)
+
+
+def test_the_preview_is_in_phase_preview_until_it_waits_for_approval():
+    world = previewing()
+    world.reconcile()
+    assert world.phase == "Preview" and world.rollout["strategy"] == "BlueGreen"
+    world.pods_ready()
+    world.reconcile()
+    assert world.phase == "Paused"

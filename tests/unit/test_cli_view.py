@@ -102,7 +102,32 @@ def many_decisions() -> dict:
     return md
 
 
+def shadow() -> dict:
+    """Issue 12: a shadow step at 0% weight, header requests on the canary."""
+    md = recorded()
+    md["spec"]["traffic"]["canaryHeaders"] = [{"name": "x-model-canary", "value": "true"}]
+    md["spec"]["rollout"]["steps"] = [{"setMirror": {"percent": 20}}, {"pause": {"duration": "10m"}},
+                                      {"setWeight": 50}]
+    md["status"].update(phase="Shadow", traffic={"stable": 100, "canary": 0, "verified": True, "mirror": 20,
+                                                 "headersToCanary": True})
+    md["status"]["rollout"].update(step=1, totalSteps=3, weight=0, mirror=20)
+    return md
+
+
+def blue_green_preview() -> dict:
+    """Issue 12: a blue-green preview coming up at full size."""
+    md = recorded()
+    md["spec"]["rollout"] = {"strategy": "BlueGreen", "blueGreen": {"scaleDownDelay": "5m"}}
+    md["status"].update(phase="Preview", traffic={"stable": 100, "canary": 0, "verified": True},
+                        canary={"revision": "9ab1c2d3e4", "modelVersion": "v8", "replicas": 4, "readyReplicas": 2})
+    md["status"]["rollout"].update(step=0, totalSteps=4, weight=0, strategy="BlueGreen", decisions=[])
+    del md["status"]["rollout"]["lastAnalysisAt"]
+    return md
+
+
 CASES = {
+    "shadow": shadow,
+    "blue-green-preview": blue_green_preview,
     "canary-pause": recorded,
     "canary-approval": waiting_for_approval,
     "canary-waits-for-pods": weight_waiting_for_pods,

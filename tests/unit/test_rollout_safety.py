@@ -343,7 +343,7 @@ def _steps_ok(view: PassView, revision: str) -> tuple[bool, str]:
     rollout = _rollout(view.before)
     if view.spec is None:
         return False, "the spec is invalid"
-    steps = effective_steps(view.spec)
+    steps = effective_steps(view.spec.rollout)
     start = rollout.get("step", 0) if rollout.get("revision") == revision and rollout.get("stage") == "Canary" else 0
     started = rollout.get("stepStartedAt")
     for index in range(start, len(steps)):
@@ -394,7 +394,7 @@ def invariant_stable_only_by_a_legitimate_way(view: PassView, oracle: Oracle) ->
     # With `steps: []` the full step list is empty: promotion may start in the
     # pass that first sees the revision (the replicas provider runs no canary
     # pod at 0%; promotion's own checks judge it).
-    no_steps = view.spec is not None and not effective_steps(view.spec) and revision_of(view.raw) == entering
+    no_steps = view.spec is not None and not effective_steps(view.spec.rollout) and revision_of(view.raw) == entering
     if not no_steps and _rollout(view.before).get("revision") != entering and _in_flight(view.before) != entering:
         raise AssertionError(
             f"invariant 1: revision {entering} became {'promoting' if rollout.get('stage') == 'Promoting' else 'stable'}"
@@ -1219,7 +1219,7 @@ class RolloutSafety(RuleBasedStateMachine):
         # from a stale cache too (it reads the spec as it is, and writes it).
         if result.completed and spec is not None and result.refused is None:
             self.provider_at_pass = spec.traffic.provider
-            self.last_steps = effective_steps(spec)
+            self.last_steps = effective_steps(spec.rollout)
         if result.completed and not stale:
             self._check(lambda: invariant_never_ready_while_crashing(cluster, after), 7)
             provider = self.provider_at_pass
@@ -1337,7 +1337,7 @@ class RolloutSafety(RuleBasedStateMachine):
         spec = parsed(self.cluster.models[NAME]["spec"])
         pauses = 120 if spec is None else sum(
             60 if s.pause is not None and s.pause.duration is None else
-            (int(s.pause.duration.rstrip("s")) if s.pause is not None else 0) for s in effective_steps(spec))
+            (int(s.pause.duration.rstrip("s")) if s.pause is not None else 0) for s in effective_steps(spec.rollout))
         analysis = ANALYSIS_INTERVAL * (FAILURE_LIMIT + ERROR_LIMIT + 3)
         # A pod still loading has max(deadline, loadTimeout) from its
         # scheduling (README, GPUs and big models): the canary's pods, then

@@ -298,3 +298,22 @@ def test_found_a_held_pass_says_where_header_requests_go():
     state.annotate_promote(value="true")
     state.api_server_refuses_this_version()
     state.teardown()
+
+
+def test_a_canary_that_sees_only_copies_is_in_phase_shadow_and_the_metrics_say_so():
+    from modeldeploy import metrics
+
+    world = shadowing()
+    run(world, 2)
+    assert world.phase == "Shadow"
+    metrics.track_model("ml", "fraud", world.status)
+    assert metrics.MIRROR_PERCENT.labels("ml", "fraud")._value.get() == 20
+    assert metrics.PHASE.labels("ml", "fraud", "Shadow")._value.get() == 1
+    run(world, 1)  # the copies read back: the pause starts
+    world.later(61)
+    run(world, 4)
+    assert (world.phase, world.rollout["weight"]) == ("Canary", 50), world.rollout
+    metrics.track_model("ml", "fraud", world.status)
+    assert ("ml", "fraud", "Shadow") not in {s.labels and tuple(s.labels.values())
+                                             for m in metrics.PHASE.collect() for s in m.samples}
+    metrics.forget_model("ml", "fraud")

@@ -23,6 +23,8 @@ class Phase(str, Enum):
     DEGRADED = "Degraded"
     FAILED = "Failed"
     CANARY = "Canary"
+    SHADOW = "Shadow"  # a canary that sees only copies of requests (setMirror at 0% weight)
+    PREVIEW = "Preview"  # BlueGreen: the new revision up behind <name>-preview, before the switch
     PAUSED = "Paused"
     PROMOTING = "Promoting"
     ROLLED_BACK = "RolledBack"
@@ -134,6 +136,7 @@ class RolloutProgress(StatusModel):
     it after a restart, so no step is repeated, skipped or lost."""
 
     stage: Stage | None = None
+    strategy: str | None = Field(None, description="BlueGreen for a blue-green rollout (absent: Canary).")
     revision: str | None = Field(None, description="The revision tried out (in flight, or the one rolled back).")
     model_version: str | None = None
     uri: str | None = None

@@ -16,13 +16,16 @@ from pydantic import ValidationError
 
 from .. import conditions as c
 from ..api import ModelDeploymentStatus, PausedBy, RolloutSpec, Stage
+from ..rollout.blue_green import PREVIEW, SWITCH, effective_steps
 from ..status.transitions import format_time, parse_time
 
 BAR_CELLS = 20
 DECISIONS_SHOWN = 8
 
 _GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
-_PHASE_COLOUR = {"Ready": _GREEN, "Failed": _RED, "RolledBack": _RED, "Degraded": _RED}
+_BLUE = "\x1b[34m"
+_PHASE_COLOUR = {"Ready": _GREEN, "Failed": _RED, "RolledBack": _RED, "Degraded": _RED, "Shadow": _BLUE,
+                 "Preview": _BLUE}
 _VERDICT_COLOUR = {"Pass": _GREEN, "Fail": _RED, "Inconclusive": _YELLOW}
 
 
@@ -143,7 +146,13 @@ def _traffic(status: ModelDeploymentStatus) -> str:
         line += f"  (moving to canary {rollout.weight}%)"
     elif not traffic.verified and status.canary is not None:
         line += "  (not yet read back from the route)"
-    return line
+    extras = []
+    if traffic.mirror:
+        extras.append(f"a copy of {traffic.mirror}% of the requests goes to the canary (shadow, answers discarded)")
+    if traffic.headers_to_canary is not None:
+        extras.append("requests with the canary headers go to the "
+                      + ("canary" if traffic.headers_to_canary else "stable (no canary pod ready)"))
+    return "\n".join([line, *(f"            {extra}" for extra in extras)])
 
 
 def describe_step(md: Mapping[str, Any], status: ModelDeploymentStatus, now: datetime) -> list[str]:
@@ -164,12 +173,14 @@ def describe_step(md: Mapping[str, Any], status: ModelDeploymentStatus, now: dat
 
     total = rollout.total_steps
     plan = _steps(md)
+    steps = effective_steps(plan) if plan is not None else ()
     lines = []
     if rollout.step >= total:
         lines.append(f"  step      {total}/{total}  done: promotes once the canary pods are ready")
     else:
-        step = plan.steps[rollout.step] if plan is not None and rollout.step < len(plan.steps) else None
-        lines.append(f"  step      {rollout.step + 1}/{total}  {_waiting_for(step, status, now)}")
+        step = steps[rollout.step] if rollout.step < len(steps) else None
+        lines.append(f"  step      {rollout.step + 1}/{total}  "
+                     f"{_waiting_for(step, status, now, (md.get('metadata') or {}).get('name', '<name>'))}")
     if rollout.paused_reason and (rollout.paused_by == PausedBy.ANALYSIS or rollout.paused_reason not in lines[0]):
         lines.append(f"  paused    {rollout.paused_reason}")
     if rollout.not_ready_since:
@@ -182,10 +193,19 @@ def describe_step(md: Mapping[str, Any], status: ModelDeploymentStatus, now: dat
     return lines
 
 
-def _waiting_for(step, status: ModelDeploymentStatus, now: datetime) -> str:
+def _waiting_for(step, status: ModelDeploymentStatus, now: datetime, name: str) -> str:
     rollout = status.rollout
     if step is None:
         return "(cannot read spec.rollout.steps; kubectl get md -o yaml shows them)"
+    if step is PREVIEW:
+        canary = status.canary
+        ready = f" ({canary.ready_replicas}/{canary.replicas} ready)" if canary else ""
+        return f"preview: the new revision comes up at full size behind {name}-preview{ready}, no client traffic"
+    if step.set_mirror is not None:
+        return (f"setMirror {step.set_mirror.percent}%: waiting for the canary pods to take the copies and the "
+                f"route to hold them")
+    if step.set_weight == SWITCH and rollout.strategy == "BlueGreen":
+        return "switch: all traffic to the new revision at once, once every pod of it is ready"
     if step.set_weight is not None:
         canary = status.canary
         ready = f" ({canary.ready_replicas}/{canary.replicas} ready)" if canary else ""

@@ -14,28 +14,28 @@ Walking the canary's steps keeps one machine (and its safety property test)
 for both strategies; these steps are built from the spec, never stored.
 """
 
-from ..api.rollout import PauseStep, Step
-from ..api.spec import ModelDeploymentSpec
+from ..api.rollout import PauseStep, RolloutSpec, Step
 
 # The preview gate: identity, not equality, marks it (no user step is this object).
 PREVIEW = Step(set_weight=0)
 SWITCH = 100
 
 
-def blue_green(spec: ModelDeploymentSpec) -> bool:
+def blue_green(spec) -> bool:
+    """`spec`: a ModelDeploymentSpec."""
     return spec.rollout.strategy == "BlueGreen"
 
 
-def effective_steps(spec: ModelDeploymentSpec) -> tuple[Step, ...]:
-    """The steps a rollout of `spec` walks: the spec's, or BlueGreen's."""
-    if not blue_green(spec):
-        return tuple(spec.rollout.steps)
-    settings = spec.rollout.blue_green_settings
+def effective_steps(rollout: RolloutSpec) -> tuple[Step, ...]:
+    """The steps a rollout walks: spec.rollout's, or BlueGreen's."""
+    if rollout.strategy != "BlueGreen":
+        return tuple(rollout.steps)
+    settings = rollout.blue_green_settings
     steps = [PREVIEW]
     if not settings.auto_promote:
         steps.append(Step(pause=PauseStep()))
-    elif spec.rollout.analysis is not None and spec.rollout.analysis.metrics:
-        steps.append(Step(pause=PauseStep(duration=spec.rollout.analysis.interval)))
+    elif rollout.analysis is not None and rollout.analysis.metrics:
+        steps.append(Step(pause=PauseStep(duration=rollout.analysis.interval)))
     steps.append(Step(set_weight=SWITCH))
     if settings.scale_down_delay_seconds > 0:
         steps.append(Step(pause=PauseStep(duration=settings.scale_down_delay)))

@@ -75,7 +75,7 @@ def decide(inputs: Inputs) -> Decision:
     ctx = _Context(
         inputs=inputs,
         provider=provider_for(inputs.spec),
-        steps=effective_steps(inputs.spec),
+        steps=effective_steps(inputs.spec.rollout),
         base=budget.replicas if budget is not None else base_replicas(
             inputs.spec, inputs.observed.stable, inputs.state.stable_floor if inputs.state.stage in ACTIVE else None),
         requests=read_requests(inputs.annotations, _in_flight(inputs.state), done=_carried_out(inputs.state)),

@@ -48,7 +48,8 @@ def build_report(
         canary=_canary(state),
         traffic=traffic_status(seen, weights, provider).model_copy(
             update={"mirror": mirror or None, "headers_to_canary": headers_to_canary}),
-        progress=_progress(state, total_steps),
+        progress=_progress(state, total_steps).model_copy(update={
+            "strategy": "BlueGreen" if inputs.spec.rollout.strategy == "BlueGreen" and state.canary else None}),
         history=history,
         health=_health(state, total_steps, _rounding(state, provider, base), _waiting_for_room(inputs, state),
                        _loading(inputs, state), _shadow(state, mirror)),

@@ -20,6 +20,10 @@ def derive_phase(status: ModelDeploymentStatus) -> Phase:
             return Phase.PAUSED
         if rollout is not None and rollout.total_steps and rollout.step >= rollout.total_steps:
             return Phase.PROMOTING
+        if rollout is not None and rollout.strategy == "BlueGreen" and rollout.weight < 100:
+            return Phase.PREVIEW
+        if rollout is not None and rollout.weight == 0 and status.traffic is not None and status.traffic.mirror:
+            return Phase.SHADOW
         return Phase.CANARY
 
     ready = status.condition(c.READY)

@@ -28,23 +28,26 @@ def sklearn_from_store(doc: dict, model_store, path: str, version: str) -> dict:
     return doc
 
 
-def predict_once(url: str, name: str, row: list[float]):
+def predict_once(url: str, name: str, row: list[float], headers: dict[str, str] | None = None):
     """One V2 inference request on a new connection (urllib opens one per
-    request: kube-proxy in iptables mode picks the pod per connection)."""
+    request: kube-proxy in iptables mode picks the pod per connection);
+    `headers`: sent besides (e.g. traffic.canaryHeaders)."""
     body = {"inputs": [{"name": "predict", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
     request = urllib.request.Request(f"{url}/v2/models/{name}/infer", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", "Connection": "close"},
+                                     headers={"Content-Type": "application/json", "Connection": "close",
+                                              **(headers or {})},
                                      method="POST")
     with urllib.request.urlopen(request, timeout=10) as resp:
         [output] = json.loads(resp.read())["outputs"]
     return output["data"][0]
 
 
-def answers(url: str, name: str, row: list[float], count: int, workers: int = 4) -> list:
+def answers(url: str, name: str, row: list[float], count: int, workers: int = 4,
+            headers: dict[str, str] | None = None) -> list:
     """`count` predictions of `row`, each on its own connection; an error is kept as its text."""
     def one(_):
         try:
-            return predict_once(url, name, row)
+            return predict_once(url, name, row, headers)
         except urllib.error.HTTPError as exc:
             return f"error: HTTP {exc.code} {exc.read()[:200]!r}"
         except Exception as exc:  # noqa: BLE001 - counted, then asserted on

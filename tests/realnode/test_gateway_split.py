@@ -13,8 +13,7 @@ import time
 
 from support import real_node
 from support.gateway import route_accepted, traefik_gateway
-from support.inference import answers, model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store
-from support.model_store import pod_facing_host, train_sklearn_model
+from support.inference import answers, model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store, two_versions_in_store
 from support.models import apply_md, get_md, is_true, model_deployment, status_view
 from support.waiting import wait_until
 
@@ -36,15 +35,7 @@ def test_the_share_answered_through_a_real_gateway_matches_the_weights_the_opera
     started = time.monotonic()
     capture = request.config.pluginmanager.getplugin("capturemanager")
     show = capture.global_and_fixture_disabled if capture else contextlib.nullcontext
-    v1, sample = train_sklearn_model(tmp_path / "v1")
-    v2, _ = train_sklearn_model(tmp_path / "v2", variant=2)
-    row = [float(x) for x in sample[0]]
-    old, new = v1.predict([sample[0]])[0].item(), v2.predict([sample[0]])[0].item()
-    assert old != new, (old, new)
-    model_store.put({f"{ns}/{name}/{v}/model.joblib": tmp_path / v / "model.joblib" for v in ("v1", "v2")})
-    host = pod_facing_host(cluster.dir)
-    assert host, f"no NODE_HOST_IP in {cluster.dir / 'ports'}: the cluster has no real node"
-    cluster.apply(ns, model_store.secret("model-store", host=host))
+    row, old, new = two_versions_in_store(cluster, model_store, tmp_path, ns, name)
 
     with traefik_gateway(cluster, ns, tmp_path / "traefik", show) as gateway:
         url = gateway.url

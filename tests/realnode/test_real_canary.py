@@ -10,8 +10,7 @@ import math
 import time
 
 from support import real_node
-from support.inference import answers, model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store
-from support.model_store import pod_facing_host, train_sklearn_model
+from support.inference import answers, model_on_real_node, predict_once, requests_meanwhile, sklearn_from_store, two_versions_in_store
 from support.models import apply_md, get_md, is_true, model_deployment, status_view
 from support.waiting import wait_until
 
@@ -25,16 +24,7 @@ def test_the_share_of_real_requests_answered_by_the_canary_matches_status_traffi
         cluster, real_namespace, real_operator, serving_images, model_store, tmp_path):
     ns, name = real_namespace, "iris"
     started = time.monotonic()
-    v1, sample = train_sklearn_model(tmp_path / "v1")
-    v2, _ = train_sklearn_model(tmp_path / "v2", variant=2)
-    row = sample[0]
-    old, new = v1.predict([row])[0].item(), v2.predict([row])[0].item()
-    assert old != new, (old, new)
-    row = [float(x) for x in row]
-    model_store.put({f"{ns}/{name}/{v}/model.joblib": tmp_path / v / "model.joblib" for v in ("v1", "v2")})
-    host = pod_facing_host(cluster.dir)
-    assert host, f"no NODE_HOST_IP in {cluster.dir / 'ports'}: the cluster has no real node"
-    cluster.apply(ns, model_store.secret("model-store", host=host))
+    row, old, new = two_versions_in_store(cluster, model_store, tmp_path, ns, name)
 
     # Two stable pods; a step of 34% is one canary pod next to them: 1/3 of the ready pods.
     doc = model_on_real_node(model_deployment(name, replicas=2, rollout={"steps": [{"setWeight": 34}, {"pause": {}}]}))

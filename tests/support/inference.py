@@ -76,3 +76,21 @@ def requests_meanwhile(url: str, name: str, row: list[float], *, batch: int = 1,
     finally:
         stop.set()
         sender.join(timeout=30)
+
+
+def two_versions_in_store(cluster, model_store, tmp_path, namespace: str, name: str):
+    """Two sklearn models that answer one sample row differently, uploaded
+    as <namespace>/<name>/v1 and v2 to the model store, whose credentials
+    Secret `model-store` is applied in `namespace`. Returns (row, v1's
+    answer, v2's answer)."""
+    from support.model_store import pod_facing_host, train_sklearn_model
+
+    v1, sample = train_sklearn_model(tmp_path / "v1")
+    v2, _ = train_sklearn_model(tmp_path / "v2", variant=2)
+    old, new = v1.predict([sample[0]])[0].item(), v2.predict([sample[0]])[0].item()
+    assert old != new, (old, new)
+    model_store.put({f"{namespace}/{name}/{v}/model.joblib": tmp_path / v / "model.joblib" for v in ("v1", "v2")})
+    host = pod_facing_host(cluster.dir)
+    assert host, f"no NODE_HOST_IP in {cluster.dir / 'ports'}: the cluster has no real node"
+    cluster.apply(namespace, model_store.secret("model-store", host=host))
+    return [float(x) for x in sample[0]], old, new

@@ -106,6 +106,12 @@ class ResolvedRuntime:
     storage_initializer: StorageInitializer
     drain_seconds: int = 0  # 0 is left out of the revision hash (builders.revision)
     load_timeout_seconds: int = 0  # the table's; 0 (none) is left out of the hash likewise
+    # Spread each role's replicas across nodes unless the spec says how
+    # (spec.topologySpreadConstraints). A default of the operator's, recorded
+    # with the revision like the table's entries: revisions rolled out
+    # before it (False, left out of the hash) are not re-templated by an
+    # upgrade; the next spec change brings it, through a canary.
+    spread_replicas: bool = False
 
 
 def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedRuntime:
@@ -134,6 +140,7 @@ def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedR
         storage_initializer=table.storage_initializer,
         drain_seconds=entry.drain_seconds if entry else 0,
         load_timeout_seconds=parse_duration(entry.load_timeout) if entry and entry.load_timeout else 0,
+        spread_replicas=True,
     )
 
 
@@ -152,6 +159,8 @@ def runtime_to_wire(runtime: ResolvedRuntime) -> dict:
         wire["drainSeconds"] = runtime.drain_seconds
     if runtime.load_timeout_seconds:
         wire["loadTimeoutSeconds"] = runtime.load_timeout_seconds
+    if runtime.spread_replicas:
+        wire["spreadReplicas"] = True
     return wire
 
 
@@ -167,6 +176,7 @@ def runtime_from_wire(wire) -> ResolvedRuntime | None:
             storage_initializer=StorageInitializer.model_validate(wire["storageInitializer"]),
             drain_seconds=int(wire.get("drainSeconds") or 0),
             load_timeout_seconds=int(wire.get("loadTimeoutSeconds") or 0),
+            spread_replicas=bool(wire.get("spreadReplicas")),
         )
     except (KeyError, TypeError, ValueError, ValidationError):
         return None

@@ -41,6 +41,21 @@ CASES = {
     "pvc-single-replica": {
         "model": {"uri": "pvc://model-store/llm/mistral", "version": "2024-05", "format": "huggingface"},
     },
+    # Issue 14's scheduling controls, each as a pod spec has it; the user's
+    # topologySpreadConstraints replace the default spread.
+    "gpu-scheduling-controls": {
+        "model": {"uri": "s3://models/llm/v3", "version": "v3", "format": "huggingface"},
+        "replicas": 2,
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In",
+                                   "values": ["NVIDIA-A100-SXM4-80GB"]}]}]}}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                       "whenUnsatisfiable": "DoNotSchedule",
+                                       "labelSelector": {"matchLabels": {"modeldeploy.io/name": "fraud"}}}],
+        "priorityClassName": "models-critical",
+        "runtimeClassName": "nvidia",
+        "imagePullSecrets": [{"name": "registry-credentials"}],
+    },
     "custom-image-recreate": {
         "model": {"uri": "https://example.com/models/fraud.tar.gz", "version": "v9"},
         "runtime": {

@@ -60,8 +60,10 @@ def test_free_form_only_where_meant(root):
     free_form = [p for p, n in walk(root) if n.get("x-kubernetes-preserve-unknown-fields")]
     # status.stable.spec: the stable revision's pod-shaping spec, stored as written;
     # status.stable.runtime: the serving container it was rolled out with.
-    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.status.stable.spec",
-                         "$.status.stable.runtime"]
+    # spec.affinity and spec.topologySpreadConstraints: the pod spec's own
+    # types (issue 14), passed through as tolerations are.
+    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.spec.affinity",
+                         "$.spec.topologySpreadConstraints[]", "$.status.stable.spec", "$.status.stable.runtime"]
 
 
 def test_quantities_are_int_or_string(root):

@@ -269,3 +269,37 @@ def test_defect8_a_new_runtime_table_re_templates_nothing_until_the_next_spec_ch
     pods = {role: loop.children[("Deployment", f"fraud-{role}")]["spec"]["template"]["spec"]["containers"][0]["image"]
             for role in ("stable", "canary")}
     assert pods == {"stable": old_image, "canary": "registry.example/sklearn-server:2.0"}
+
+
+def test_a_stable_rolled_out_before_the_default_spread_is_not_re_templated_by_the_upgrade(monkeypatch):
+    """Issue 14: each role's replicas spread across nodes by default. A model
+    rolled out by an operator without that default (its recorded runtime has
+    no spreadReplicas) keeps its pods through the upgrade; the next spec
+    change brings the spread, through a canary."""
+    import dataclasses
+
+    from modeldeploy.reconcile import plan as plan_module
+
+    today = plan_module.resolve_runtime
+    monkeypatch.setattr(plan_module, "resolve_runtime",  # the operator before the default
+                        lambda spec, table: dataclasses.replace(today(spec, table), spread_replicas=False))
+    loop = Loop()
+    loop.run(), loop.run()
+    stable = loop.children[("Deployment", "fraud-stable")]
+    assert "topologySpreadConstraints" not in stable["spec"]["template"]["spec"]
+    assert "spreadReplicas" not in loop.status["stable"]["runtime"]
+    monkeypatch.setattr(plan_module, "resolve_runtime", today)  # the upgrade
+    steady = loop.run()
+    assert steady.apply == () and steady.status is None, "no write: no re-template, no canary"
+    loop.edit(version="v8")
+    loop.run()
+    canary = loop.children[("Deployment", "fraud-canary")]["spec"]["template"]["spec"]
+    assert canary["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["modeldeploy.io/role"] == "canary"
+    assert "topologySpreadConstraints" not in loop.children[("Deployment", "fraud-stable")]["spec"]["template"]["spec"]
+
+
+def test_topology_spread_constraints_set_to_nothing_switch_the_spread_off():
+    loop = Loop()
+    loop.model["spec"]["topologySpreadConstraints"] = []
+    loop.run(), loop.run()
+    assert "topologySpreadConstraints" not in loop.children[("Deployment", "fraud-stable")]["spec"]["template"]["spec"]

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from modeldeploy.api import parse_spec
 from modeldeploy.builders import compute_revision
-from modeldeploy.runtimes import load_runtime_table
+from modeldeploy.builders.revision import revision_of as builders_revision_of
+from modeldeploy.runtimes import load_runtime_table, resolve_runtime, runtime_from_wire, runtime_to_wire
 
 TABLE = load_runtime_table()
 BASE = {"model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn"}, "replicas": 2}
@@ -107,4 +108,23 @@ def test_a_spec_without_credentials_keeps_the_revision_it_had_before_the_field(t
     then.write_text("\n".join(line for line in text.splitlines()
                                if "drainSeconds:" not in line and "loadTimeout:" not in line))
     table = load_runtime_table(then)
-    assert revision_of({}, table) == "2699209bdc"  # as computed by the operator before the field existed
+    spec = parse_spec(BASE, known_formats=table.known_formats)
+    # As recorded with a revision rolled out before spreadReplicas (status.stable.runtime).
+    recorded = runtime_from_wire(runtime_to_wire(resolve_runtime(spec, table)) | {"spreadReplicas": False})
+    assert recorded.spread_replicas is False
+    assert builders_revision_of(spec, recorded) == "2699209bdc"  # as computed by the operator before the field existed
+
+
+SCHEDULING = [
+    {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["a100"]}]}]}}}},
+    {"topologySpreadConstraints": []},
+    {"priorityClassName": "models-high"},
+    {"runtimeClassName": "nvidia"},
+    {"imagePullSecrets": [{"name": "registry"}]},
+]
+
+
+def test_each_scheduling_field_is_a_new_revision_and_unset_ones_change_nothing():
+    revisions = {revision_of(field) for field in SCHEDULING}
+    assert len(revisions) == len(SCHEDULING) and revision_of({}) not in revisions

@@ -241,6 +241,10 @@ class Resources(SpecModel):
     limits: dict[str, Quantity] = Field(default_factory=dict)
 
 
+class ImagePullSecret(SpecModel):
+    name: DNS1123Subdomain
+
+
 class PodMetadata(SpecModel):
     """Labels and annotations copied onto the model pods (the operator's own labels win)."""
 
@@ -307,6 +311,24 @@ class ModelDeploymentSpec(SpecModel):
         json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
     )
     service_account_name: DNS1123Subdomain | None = None
+    # Scheduling controls (issue 14). Absent unless set, so the revisions of
+    # specs written before them keep their hash.
+    affinity: dict[str, Any] | None = Field(
+        None, description="The pods' affinity, as in a pod spec (nodeAffinity, podAffinity, podAntiAffinity).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=8,
+        description="As in a pod spec. Left out: the replicas of each role spread across nodes "
+        "(maxSkew 1, ScheduleAnyway); [] switches that off.",
+        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    )
+    priority_class_name: DNS1123Subdomain | None = Field(None, description="The pods' PriorityClass.")
+    runtime_class_name: DNS1123Subdomain | None = Field(
+        None, description="The pods' RuntimeClass (e.g. nvidia for a GPU container runtime).")
+    image_pull_secrets: list[ImagePullSecret] | None = Field(
+        None, max_length=16, description="Secrets (in the same namespace) the kubelet pulls the images with.")
     # `default: {}` in the CRD makes the API server fill in the nested defaults,
     # so `kubectl get -o yaml` shows the strategy and provider actually in use.
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra={"default": {}})

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from ..runtimes import ResolvedRuntime
-from .labels import MODEL_VERSION, pod_labels
+from .labels import MODEL_VERSION, pod_labels, selector_labels
 from .naming import Role
 
 SERVER_CONTAINER = "model-server"
@@ -38,6 +38,7 @@ def build_pod_template(
         pod_spec["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
         pod_spec["tolerations"] = copy.deepcopy(spec.tolerations)
+    _scheduling(pod_spec, spec, runtime, name, role)
     if spec.model.pvc_claim is None:
         pod_spec["initContainers"] = [_storage_initializer(spec, runtime)]
     pod_spec["containers"] = [_model_server(spec, runtime, name)]
@@ -50,6 +51,33 @@ def build_pod_template(
         },
         "spec": pod_spec,
     }
+
+
+def _scheduling(pod_spec: dict[str, Any], spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str,
+                role: Role) -> None:
+    """Where the pods may run (issue 14): the spec's fields as a pod spec
+    has them, and by default each role's replicas spread across nodes."""
+    if spec.affinity:
+        pod_spec["affinity"] = copy.deepcopy(spec.affinity)
+    spread = spec.topology_spread_constraints
+    if spread is None and runtime.spread_replicas:
+        spread = [default_spread(name, role)]
+    if spread:
+        pod_spec["topologySpreadConstraints"] = copy.deepcopy(spread)
+    if spec.priority_class_name:
+        pod_spec["priorityClassName"] = spec.priority_class_name
+    if spec.runtime_class_name:
+        pod_spec["runtimeClassName"] = spec.runtime_class_name
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": secret.name} for secret in spec.image_pull_secrets]
+
+
+def default_spread(name: str, role: Role) -> dict[str, Any]:
+    """One role's replicas across nodes, as evenly as the scheduler can
+    (ScheduleAnyway: a preference, so a single node still runs them all; one
+    replica has nothing to spread)."""
+    return {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(name, role)}}
 
 
 def _pod_security(runtime: ResolvedRuntime) -> dict[str, Any]:

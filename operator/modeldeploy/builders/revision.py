@@ -19,7 +19,7 @@ REVISION_LENGTH = 10
 def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
     """The parts of the spec (and the runtime resolved for it) that shape the pods."""
     dump = spec.model_dump(mode="json", by_alias=True)
-    return {
+    inputs = {
         "model": dump["model"],
         "runtime": _fields(runtime),  # includes the table entry and storage initializer
         "resources": dump["resources"],
@@ -28,6 +28,14 @@ def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
         "tolerations": dump["tolerations"],
         "serviceAccountName": dump["serviceAccountName"],
     }
+    for added_later in SCHEDULING_FIELDS:
+        if dump[added_later] is not None:  # absent when unset: older revisions keep their hash
+            inputs[added_later] = dump[added_later]
+    return inputs
+
+
+SCHEDULING_FIELDS = ("affinity", "topologySpreadConstraints", "priorityClassName", "runtimeClassName",
+                     "imagePullSecrets")
 
 
 def compute_revision(spec: ModelDeploymentSpec, table: RuntimeTable) -> str:
@@ -47,7 +55,7 @@ def _fields(runtime: ResolvedRuntime) -> dict:
     # changed, and no field is itself a dataclass (the table models go through
     # _plain, the env dicts and tuples serialize as they are).
     fields = {field.name: getattr(runtime, field.name) for field in _RUNTIME_FIELDS}
-    for added_later in ("drain_seconds", "load_timeout_seconds"):
+    for added_later in ("drain_seconds", "load_timeout_seconds", "spread_replicas"):
         if not fields[added_later]:
             # Absent when unset, so every revision hashed before it stays the same.
             del fields[added_later]

@@ -25,6 +25,11 @@ POD_SHAPING_FIELDS = {
     "nodeSelector": "node_selector",
     "tolerations": "tolerations",
     "serviceAccountName": "service_account_name",
+    "affinity": "affinity",
+    "topologySpreadConstraints": "topology_spread_constraints",
+    "priorityClassName": "priority_class_name",
+    "runtimeClassName": "runtime_class_name",
+    "imagePullSecrets": "image_pull_secrets",
 }
 
 

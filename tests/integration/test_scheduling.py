@@ -53,3 +53,32 @@ handler: runc
     # constraint above is what a cluster without that default relies on.)
     nodes = {pod["spec"]["nodeName"] for pod in pods_of(cluster, namespace, "spread")}
     assert len(nodes) == 2, f"two replicas on two nodes when there is room: {nodes}"
+
+
+def test_a_pod_template_patch_reaches_the_pods_and_one_that_breaks_restricted_is_refused_in_the_status(
+        cluster, namespace, operator):
+    """The test namespaces enforce Pod Security restricted (as the README's
+    install recommends): a patch that breaks it would have the ReplicaSet's
+    pods refused, unseen; the operator refuses it first, in the status, and
+    the pods that serve stay as they are."""
+    doc = model_deployment("patched", replicas=1)
+    doc["spec"]["podTemplatePatch"] = {
+        "metadata": {"annotations": {"example.com/scrape": "true"}},
+        "spec": {"containers": [{"name": "model-server", "env": [{"name": "OMP_NUM_THREADS", "value": "4"}]}]}}
+    apply_md(cluster, namespace, doc)
+    wait_until(lambda: is_true(get_md(cluster, namespace, "patched"), "Ready"), timeout=60, what="Ready",
+               describe=lambda: status_view(get_md(cluster, namespace, "patched")))
+    [pod] = pods_of(cluster, namespace, "patched")
+    assert pod["metadata"]["annotations"]["example.com/scrape"] == "true"
+    server = next(c for c in pod["spec"]["containers"] if c["name"] == "model-server")
+    assert {"name": "OMP_NUM_THREADS", "value": "4"} in server["env"]
+
+    broken = model_deployment("patched", replicas=1)
+    broken["spec"]["podTemplatePatch"] = {"spec": {"hostNetwork": True}}
+    apply_md(cluster, namespace, broken)
+    stalled = wait_until(lambda: is_true(m := get_md(cluster, namespace, "patched"), "Stalled") and m, timeout=60,
+                         what="the broken patch refused in the status",
+                         describe=lambda: status_view(get_md(cluster, namespace, "patched")))
+    assert "spec.podTemplatePatch breaks Pod Security restricted: hostNetwork: true" in stalled["status"]["message"]
+    assert [p["metadata"]["name"] for p in pods_of(cluster, namespace, "patched")] == [pod["metadata"]["name"]]
+    assert not cluster.apps.read_namespaced_deployment("patched-stable", namespace).spec.template.spec.host_network

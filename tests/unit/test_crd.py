@@ -63,7 +63,8 @@ def test_free_form_only_where_meant(root):
     # spec.affinity and spec.topologySpreadConstraints: the pod spec's own
     # types (issue 14), passed through as tolerations are.
     assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.spec.affinity",
-                         "$.spec.topologySpreadConstraints[]", "$.status.stable.spec", "$.status.stable.runtime"]
+                         "$.spec.topologySpreadConstraints[]", "$.spec.podTemplatePatch", "$.status.stable.spec",
+                         "$.status.stable.runtime"]
 
 
 def test_quantities_are_int_or_string(root):

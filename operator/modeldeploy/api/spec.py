@@ -329,6 +329,13 @@ class ModelDeploymentSpec(SpecModel):
         None, description="The pods' RuntimeClass (e.g. nvidia for a GPU container runtime).")
     image_pull_secrets: list[ImagePullSecret] | None = Field(
         None, max_length=16, description="Secrets (in the same namespace) the kubelet pulls the images with.")
+    pod_template_patch: dict[str, Any] | None = Field(
+        None,
+        description="A strategic-merge patch of the pod template the operator builds ({metadata, spec}), for what "
+        "no field covers. Part of the revision; a patch that breaks Pod Security restricted, the operator's "
+        "labels or the model-server container is refused in the status, and nothing serving is touched.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
     # `default: {}` in the CRD makes the API server fill in the nested defaults,
     # so `kubectl get -o yaml` shows the strategy and provider actually in use.
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra={"default": {}})

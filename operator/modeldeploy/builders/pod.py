@@ -8,6 +8,8 @@ from ..api.spec import ModelDeploymentSpec
 from ..runtimes import ResolvedRuntime
 from .labels import MODEL_VERSION, pod_labels, selector_labels
 from .naming import Role
+from .patch import PatchError, strategic_merge
+from .security import restricted_violations
 
 SERVER_CONTAINER = "model-server"
 INITIALIZER_CONTAINER = "storage-initializer"
@@ -44,13 +46,40 @@ def build_pod_template(
     pod_spec["containers"] = [_model_server(spec, runtime, name)]
     pod_spec["volumes"] = [_model_volume(spec)]
 
-    return {
+    template = {
         "metadata": {
             "labels": pod_labels(spec.pod_metadata.labels, name, role, revision),
             "annotations": {**spec.pod_metadata.annotations, MODEL_VERSION: spec.model.version},
         },
         "spec": pod_spec,
     }
+    if spec.pod_template_patch:
+        template = strategic_merge(template, spec.pod_template_patch)
+    return template
+
+
+def pod_template_problems(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, *, name: str) -> list[str]:
+    """Why the pods `spec` asks for cannot be run as asked (a
+    podTemplatePatch that breaks what the operator guarantees); empty when
+    they can. The message of each names the patch."""
+    if not spec.pod_template_patch:
+        return []
+    try:
+        template = build_pod_template(spec, runtime, name=name, role=Role.CANARY, revision="check")
+    except PatchError as error:
+        return [f"spec.podTemplatePatch: {error}"]
+    built = build_pod_template(spec.model_copy(update={"pod_template_patch": None}), runtime, name=name,
+                               role=Role.CANARY, revision="check")
+    problems = [f"spec.podTemplatePatch breaks Pod Security restricted: {v}"
+                for v in restricted_violations(template.get("spec") or {})]
+    ours = {k: v for k, v in built["metadata"]["labels"].items() if k.startswith("modeldeploy.io/")}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in ours.items()):
+        problems.append("spec.podTemplatePatch may not change the operator's labels (modeldeploy.io/*): the "
+                        "Deployments select their pods by them")
+    if SERVER_CONTAINER not in {c.get("name") for c in (template.get("spec") or {}).get("containers") or ()}:
+        problems.append(f"spec.podTemplatePatch may not remove the {SERVER_CONTAINER} container")
+    return problems
 
 
 def _scheduling(pod_spec: dict[str, Any], spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str,

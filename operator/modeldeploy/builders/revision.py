@@ -35,7 +35,7 @@ def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
 
 
 SCHEDULING_FIELDS = ("affinity", "topologySpreadConstraints", "priorityClassName", "runtimeClassName",
-                     "imagePullSecrets")
+                     "imagePullSecrets", "podTemplatePatch")
 
 
 def compute_revision(spec: ModelDeploymentSpec, table: RuntimeTable) -> str:

@@ -41,6 +41,7 @@ from ..status.observed import (Observed, ObservedDeployment, observe_deployment,
                                ready_canary_pods)
 from ..status.transitions import format_time, parse_time
 from ..traffic import Weights, provider_for
+from ..builders.pod import pod_template_problems
 from ..traffic.registry import weighted_providers
 from ..traffic.replicas import selected_role
 from .drift import holds, needs_apply, replicas_handover
@@ -104,6 +105,9 @@ def plan(world: World) -> Plan:
                         pods=world.pods)
     state = read_state(model.get("status"))
     runtime = _runtime(spec, state, world)
+    problems = pod_template_problems(spec, runtime, name=world.name)
+    if problems:  # refused before any pod: what serves is not touched
+        return _hold(world, c.INVALID_SPEC, f"spec is invalid: {'; '.join(problems)}")
     inputs = Inputs(
         name=world.name, namespace=world.namespace, spec=spec, revision=revision_of(spec, runtime),
         state=state, observed=observed, weights=provider.read_weights(owner, world.children, observed),

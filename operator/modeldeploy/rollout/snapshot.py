@@ -30,6 +30,7 @@ POD_SHAPING_FIELDS = {
     "priorityClassName": "priority_class_name",
     "runtimeClassName": "runtime_class_name",
     "imagePullSecrets": "image_pull_secrets",
+    "podTemplatePatch": "pod_template_patch",
 }
 
 

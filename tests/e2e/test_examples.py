@@ -11,8 +11,15 @@ from support.cluster import REPO
 EXAMPLES = sorted((REPO / "examples").glob("[0-9][0-9]-*.yaml"))
 
 
+def model_deployment_in(example) -> dict:
+    """The ModelDeployment of an example file (it may carry a ServiceAccount
+    or a Secret before it)."""
+    [doc] = [d for d in yaml.safe_load_all(example.read_text()) if d and d.get("kind") == "ModelDeployment"]
+    return doc
+
+
 def test_there_are_examples_for_at_least_three_formats():
-    formats = {yaml.safe_load(p.read_text())["spec"]["model"].get("format") for p in EXAMPLES}
+    formats = {model_deployment_in(p)["spec"]["model"].get("format") for p in EXAMPLES}
     assert len(formats - {None}) >= 3, formats
 
 
@@ -32,7 +39,7 @@ def make_model_store(cluster, namespace):
 @pytest.mark.e2e
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_applies_and_becomes_ready(cluster, namespace, operator, example):
-    doc = yaml.safe_load(example.read_text())
+    doc = model_deployment_in(example)
     name = doc["metadata"]["name"]
     if doc["spec"]["model"]["uri"].startswith("pvc://"):
         make_model_store(cluster, namespace)
@@ -58,5 +65,22 @@ def test_example_applies_and_becomes_ready(cluster, namespace, operator, example
         assert claims == [{"claimName": "model-store", "readOnly": True}]
     else:
         assert pod["spec"]["initContainers"], "the storage initializer downloads the model"
+    if doc["spec"].get("serviceAccountName"):
+        # Workload identity: the pod runs as the ServiceAccount, whose
+        # projected token every container mounts, the storage initializer
+        # that downloads the model as much as the server (a cloud's identity
+        # webhook hands its credentials to the same containers).
+        assert pod["spec"]["serviceAccountName"] == doc["spec"]["serviceAccountName"]
+        assert pod["spec"].get("automountServiceAccountToken") is not False
+        for container in (*pod["spec"]["initContainers"], *pod["spec"]["containers"]):
+            mounts = {m["mountPath"] for m in container.get("volumeMounts") or ()}
+            assert "/var/run/secrets/kubernetes.io/serviceaccount" in mounts, container["name"]
+    for key, value in (doc["spec"].get("podMetadata") or {}).get("labels", {}).items():
+        assert pod["metadata"]["labels"][key] == value
+    if doc["spec"]["model"].get("credentials"):
+        secret = doc["spec"]["model"]["credentials"]["secretName"]
+        [initializer] = pod["spec"]["initContainers"]
+        assert initializer["envFrom"] == [{"secretRef": {"name": secret}}]
+        assert all("envFrom" not in c for c in pod["spec"]["containers"]), "the server never sees the keys"
     if "runtime" in doc["spec"] and "image" in doc["spec"]["runtime"]:
         assert server["image"] == doc["spec"]["runtime"]["image"]

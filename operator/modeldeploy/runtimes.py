@@ -51,6 +51,10 @@ class RuntimeEntry(_TableModel):
     # How long a model may take to download and load, from the pod's
     # scheduling: the startup probe's budget (spec.model.loadTimeout overrides).
     load_timeout: str | None = Field(None, pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$")
+    # Where the server serves its Prometheus metrics, when not on `port`:
+    # exposed as the container port named "metrics", which the PodMonitor in
+    # manifests/monitoring scrapes.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
 
 class StorageInitializer(_TableModel):
@@ -112,6 +116,7 @@ class ResolvedRuntime:
     # before it (False, left out of the hash) are not re-templated by an
     # upgrade; the next spec change brings it, through a canary.
     spread_replicas: bool = False
+    metrics_port: int = 0  # the table's (0: none, left out of the hash, as for revisions before it)
 
 
 def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedRuntime:
@@ -141,6 +146,7 @@ def resolve_runtime(spec: ModelDeploymentSpec, table: RuntimeTable) -> ResolvedR
         drain_seconds=entry.drain_seconds if entry else 0,
         load_timeout_seconds=parse_duration(entry.load_timeout) if entry and entry.load_timeout else 0,
         spread_replicas=True,
+        metrics_port=(entry.metrics_port or 0) if entry and not image else 0,
     )
 
 
@@ -161,6 +167,8 @@ def runtime_to_wire(runtime: ResolvedRuntime) -> dict:
         wire["loadTimeoutSeconds"] = runtime.load_timeout_seconds
     if runtime.spread_replicas:
         wire["spreadReplicas"] = True
+    if runtime.metrics_port:
+        wire["metricsPort"] = runtime.metrics_port
     return wire
 
 
@@ -177,6 +185,7 @@ def runtime_from_wire(wire) -> ResolvedRuntime | None:
             drain_seconds=int(wire.get("drainSeconds") or 0),
             load_timeout_seconds=int(wire.get("loadTimeoutSeconds") or 0),
             spread_replicas=bool(wire.get("spreadReplicas")),
+            metrics_port=int(wire.get("metricsPort") or 0),
         )
     except (KeyError, TypeError, ValueError, ValidationError):
         return None

@@ -6,6 +6,8 @@ predictions as the model in this process."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 import urllib.request
 
 from support import real_node
@@ -93,3 +95,42 @@ def test_a_trained_sklearn_model_loads_on_mlserver_and_answers_through_its_servi
     # A second, different batch: the server computes, it does not echo.
     rows = sample[::-1].tolist()[:4]
     assert infer(url, name, rows)["outputs"][0]["data"] == model.predict(sample[::-1][:4]).tolist()
+
+    # The model's own metrics, where the PodMonitor in manifests/monitoring
+    # scrapes them (the pod's container port named "metrics"), with the labels
+    # its relabelings read off the pod.
+    scrape_and_check_model_metrics(cluster, ns, name, pod)
+
+
+def scrape_and_check_model_metrics(cluster, ns: str, name: str, pod) -> None:
+    import yaml
+
+    from support.cluster import REPO
+
+    monitor = yaml.safe_load((REPO / "manifests" / "monitoring" / "podmonitor-models.yaml").read_text())
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    server = next(c for c in pod.spec.containers if c.name == "model-server")
+    [port] = [p.container_port for p in server.ports if p.name == endpoint["port"]]
+    with urllib.request.urlopen(f"http://{pod.status.pod_ip}:{port}{endpoint['path']}", timeout=10) as resp:
+        text = resp.read().decode()
+    inference = [line for line in text.splitlines()
+                 if line.startswith("model_infer_request_success") and f'model="{name}"' in line]
+    print("\nMLServer metrics scraped:", len(text.splitlines()), "lines;", inference[:3])
+    assert inference, text[:3000]
+    # Every runtime metric the models dashboard queries is one MLServer serves.
+    sys.path.insert(0, str(REPO / "tests" / "unit"))
+    from test_manifests import model_metric_families
+
+    families = {re.sub(r"_total$", "", line.split()[2]) for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert model_metric_families() <= families, (model_metric_families() - families, sorted(families))
+    assert any(float(line.rsplit(" ", 1)[1]) >= 2 for line in inference), inference
+    labels = pod.metadata.labels | {f"annotation:{k}": v for k, v in (pod.metadata.annotations or {}).items()}
+    for relabel in endpoint["relabelings"]:
+        [source] = relabel["sourceLabels"]
+        for prefix, kind in (("__meta_kubernetes_pod_label_", ""), ("__meta_kubernetes_pod_annotation_", "annotation:")):
+            if source.startswith(prefix):
+                wanted = source[len(prefix):]
+                found = [k for k in labels if k.startswith(kind)
+                         and re.sub(r"[^a-zA-Z0-9_]", "_", k[len(kind):]) == wanted]
+                assert found, f"{relabel['targetLabel']}: the pods carry no {kind or 'label:'}{wanted}"
+    assert all(k in pod.metadata.labels for k in monitor["spec"]["selector"]["matchLabels"])

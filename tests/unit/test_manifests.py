@@ -271,3 +271,30 @@ def test_servicemonitor_scrapes_the_metrics_service():
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_the_models_dashboard_reads_the_labels_the_pod_monitor_writes():
+    """manifests/monitoring/models-dashboard.json: per model and version, from
+    the series the PodMonitor scrapes off the model pods (their names are
+    checked against MLServer's own on the real node, tests/realnode/test_serving.py)."""
+    (monitor,) = load_docs(MANIFESTS / "monitoring" / "podmonitor-models.yaml")
+    written = {r["targetLabel"] for e in monitor["spec"]["podMetricsEndpoints"] for r in e["relabelings"]}
+    dashboard = json.loads((MANIFESTS / "monitoring" / "models-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    model_exprs = [e for e in exprs if "modeldeploy_" not in e]
+    assert model_exprs
+    for expr in model_exprs:
+        grouped = {label.strip() for group in re.findall(r"by \(([^)]*)\)", expr) for label in group.split(",")}
+        selected = set(re.findall(r"([a-z_]+)=~", expr))
+        assert (grouped | selected) - {"le"} <= written, (expr, written)
+    kustomization = load_docs(MANIFESTS / "monitoring" / "kustomization.yaml")[0]
+    assert "podmonitor-models.yaml" in kustomization["resources"]
+    assert any("models-dashboard.json" in f for g in kustomization["configMapGenerator"] for f in g["files"])
+
+
+def model_metric_families() -> set[str]:
+    """The runtime metric families the models dashboard queries."""
+    dashboard = json.loads((MANIFESTS / "monitoring" / "models-dashboard.json").read_text())
+    names = {m for p in dashboard["panels"] for t in p.get("targets", [])
+             for m in re.findall(r"\b([a-z_]+)\{", t["expr"]) if not m.startswith("modeldeploy_")}
+    return {re.sub(r"_(total|sum|count|bucket)$", "", n) for n in names}

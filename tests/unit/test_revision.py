@@ -106,7 +106,8 @@ def test_a_spec_without_credentials_keeps_the_revision_it_had_before_the_field(t
     then = tmp_path / "runtimes.yaml"
     text = shipped.read_text().replace("/v2/models/$(MODELDEPLOY_NAME)/ready", "/v2/health/ready")
     then.write_text("\n".join(line for line in text.splitlines()
-                               if "drainSeconds:" not in line and "loadTimeout:" not in line))
+                               if "drainSeconds:" not in line and "loadTimeout:" not in line
+                               and "metricsPort:" not in line))
     table = load_runtime_table(then)
     spec = parse_spec(BASE, known_formats=table.known_formats)
     # As recorded with a revision rolled out before spreadReplicas (status.stable.runtime).

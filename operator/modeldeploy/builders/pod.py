@@ -15,6 +15,7 @@ SERVER_CONTAINER = "model-server"
 INITIALIZER_CONTAINER = "storage-initializer"
 MODEL_VOLUME = "model-dir"
 PORT_NAME = "http"
+METRICS_PORT_NAME = "metrics"  # manifests/monitoring/podmonitor.yaml scrapes it
 
 # Enough for the initializer to stream a download; the model lands on disk, not in memory.
 INITIALIZER_RESOURCES = {
@@ -143,6 +144,8 @@ def _model_server(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, name: str
     if runtime.args:
         container["args"] = list(runtime.args)
     container["ports"] = [{"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"}]
+    if runtime.metrics_port and runtime.metrics_port != runtime.port:
+        container["ports"].append({"name": METRICS_PORT_NAME, "containerPort": runtime.metrics_port, "protocol": "TCP"})
     container["env"] = _env(spec, runtime, name)
     container["readinessProbe"] = _readiness_probe(runtime, {v["name"]: v["value"] for v in _our_env(spec, runtime, name)})
     budget = load_budget(spec, runtime)

@@ -55,7 +55,7 @@ def _fields(runtime: ResolvedRuntime) -> dict:
     # changed, and no field is itself a dataclass (the table models go through
     # _plain, the env dicts and tuples serialize as they are).
     fields = {field.name: getattr(runtime, field.name) for field in _RUNTIME_FIELDS}
-    for added_later in ("drain_seconds", "load_timeout_seconds", "spread_replicas"):
+    for added_later in ("drain_seconds", "load_timeout_seconds", "spread_replicas", "metrics_port"):
         if not fields[added_later]:
             # Absent when unset, so every revision hashed before it stays the same.
             del fields[added_later]

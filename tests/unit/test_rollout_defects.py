@@ -472,3 +472,51 @@ def test_found_zero_replicas_then_a_refused_pass_takes_no_ready_stable_pod():
     state.edit_autoscaling(extra=0, min_replicas=2)
     state.api_server_refuses_this_version()
     state.teardown()
+
+
+def test_found_a_pass_from_a_stale_cache_that_acts_replaces_what_a_lost_status_write_decided():
+    """The property test's own bookkeeping (invariant 3, replicas provider, at
+    3,000 examples): an abort's status write is lost (the canary removed, the
+    status still says Canary at 50%), the user takes the abort back, and a
+    pass from a stale cache re-creates the canary as the stored status says.
+    The test still judged the pods by the lost write's RolledBack."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.pods_behave(behaviour="ready", version="v1")
+    state.controllers_progress()
+    state.prometheus_stays_unreachable_for(answer="unreachable", rounds=1, then_wait=False)
+    state.annotate_abort(value="true")
+    state.status_write_fails(code=409)
+    state.annotate_abort(value="false")
+    state.fix_spec()
+    state.restart_with_stale_cache(passes_ago=1)
+    state.operator_down_while_time_passes(seconds=5)
+    state.teardown()
+
+
+def test_found_a_new_revision_with_no_steps_is_not_promoted_before_its_canary_was_recorded():
+    """Invariant 3 (replicas provider), found by the property test at 3,000
+    examples: with `steps: []` the first pass that saw a new revision started
+    its promotion at once and re-templated the canary Deployment, still at the
+    previous canary's size, with it; that pass's status write was lost, and
+    the new revision's pods took client traffic while the stored status named
+    the previous canary (a spec broken next held it so). With the replicas
+    provider a canary pod is client traffic: the new revision's canary, and
+    its promotion, come with the next pass, once the status names it."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.canary_gets_traffic_then_prometheus_answers(answer="NaN", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=False, value="true")
+    state.prometheus_stays_unreachable_for(answer="unreachable", rounds=1, then_wait=False)
+    state.api_server_refuses_this_version()
+    state.api_server_refuses_this_version()
+    state.edit_steps(steps="no-steps")
+    state.edit_version(version="v2")
+    state.status_write_fails(code=409)
+    state.break_spec(how="reserved-env")
+    state.api_server_refuses_this_version()
+    state.teardown()

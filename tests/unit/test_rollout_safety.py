@@ -1209,9 +1209,13 @@ class RolloutSafety(RuleBasedStateMachine):
         # What the status says (4, 7) and the weights set (3) are judged after
         # fresh passes: a pass from a stale cache cannot know better, the next
         # fresh one must. Transitions (1, 2, 5, 8) must be safe from any cache.
-        if not stale:
-            # What the operator decided: the status it wrote, or meant to write
-            # when the write was lost (the children were written for it).
+        # What the operator decided: the status it wrote, or meant to write
+        # when the write was lost (the children were written for it); from a
+        # stale cache too once that pass wrote (its children and status are
+        # what the cluster holds now, whatever a lost write before it meant).
+        wrote = result.plan is not None and bool(result.plan.apply or result.plan.prune or
+                                                 result.plan.status is not None)
+        if not stale or wrote:
             lost = not result.completed and result.plan is not None and result.plan.status is not None
             self.decided = result.plan.status if lost else None
         # A spec the API server refused (422) holds everything as it was: the

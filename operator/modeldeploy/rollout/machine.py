@@ -200,14 +200,22 @@ def _new_revision(ctx: _Context) -> Decision | None:
     # A bare "true" request seen in this pass was aimed at what came before.
     ctx = replace(ctx, requests=read_requests(inputs.annotations, inputs.revision, new_revision=True))
     decision = _canary(ctx, fresh)
-    if not ctx.provider.weighted and decision.state.stage == Stage.CANARY and decision.canary_replicas:
+    if not ctx.provider.weighted and decision.state.stage in ACTIVE and decision.canary_replicas:
         # With `replicas` a ready canary pod is client traffic. Its pods
         # come with the next pass, once the status names the canary: if this
         # pass's status write is lost, no serving canary is left that only
         # the lost status explains (a spec broken next would hold it serving
         # while the recorded rollout says none is in flight; issue 9,
-        # invariant 3, found by the property test).
-        decision = _active_decision(ctx, decision.state, canary=0, requeue=POLL_SECONDS)
+        # invariant 3, found by the property test). Its promotion too, when
+        # no step holds it (`steps: []`): that re-templates the canary
+        # Deployment at the size it serves with (found at 3,000 examples). A
+        # promote request waits for that pass, unconsumed.
+        held = decision.state if decision.state.stage == Stage.CANARY else fresh
+        requests = ctx.requests
+        if PROMOTE in requests.granted:
+            ctx = replace(ctx, requests=replace(requests, present=tuple(k for k in requests.present if k != PROMOTE),
+                                                granted=tuple(k for k in requests.granted if k != PROMOTE)))
+        decision = _active_decision(ctx, held, canary=0, requeue=POLL_SECONDS)
     return _prepend(decision, (*events, started), history)
 
 

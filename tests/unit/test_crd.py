@@ -60,7 +60,9 @@ def test_free_form_only_where_meant(root):
     free_form = [p for p, n in walk(root) if n.get("x-kubernetes-preserve-unknown-fields")]
     # status.stable.spec: the stable revision's pod-shaping spec, stored as written;
     # status.stable.runtime: the serving container it was rolled out with.
-    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.status.stable.spec",
+    # spec.rollout.checks[].job.template: a JobSpec, checked by the operator (api/rollout.py CheckJob).
+    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]",
+                         "$.spec.rollout.checks[].job.template", "$.status.stable.spec",
                          "$.status.stable.runtime"]
 
 
@@ -89,6 +91,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
         "$.spec.autoscaling",
         "$.spec.model",
         "$.spec.model.credentials",
+        "$.spec.rollout",
         "$.spec.rollout.steps[]",
         "$.spec.rollout.analysis",
         "$.spec.rollout.analysis.metrics[]",

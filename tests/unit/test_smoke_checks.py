@@ -366,3 +366,38 @@ def test_the_plan_creates_the_job_once_never_reapplies_it_and_prunes_it_after_th
     jobs = sorted(name for kind, name in loop.children if kind == "Job")
     assert jobs == sorted(created[1:]), "the last three kept"
     assert [key for step in loop.plans for key in step.prune if key[0] == "Job"] == [("Job", created[0])]
+
+
+# -- checks and the spec changing mid-flight; promote and a failed check ------------------
+
+
+def test_a_pre_rollout_check_added_before_the_canary_had_traffic_gates_its_first_weight():
+    steps = [{"pause": {"duration": "10s"}}, {"setWeight": 50}, {"pause": {"duration": "10s"}}]
+    world = canary_with(steps=steps)
+    run(world, passes=2, seconds=11)
+    assert world.rollout["step"] == 1 and world.rollout["weight"] == 0
+    world.change(v("v2", [check()], steps=steps))
+    run(world, passes=4, seconds=5)
+    assert set(weights_seen(world)) == {0} and world.rollout["check"]["name"] == "smoke"
+    world.finish_job("Complete")
+    run(world, passes=2)
+    assert world.rollout["weight"] == 50
+
+
+def test_a_step_check_that_failed_rolls_back_even_when_a_promote_comes_in_the_same_pass():
+    world = canary_with(check("mid", "Step 2"))
+    run(world, passes=5, seconds=1)
+    assert world.rollout["check"]["name"] == "mid"
+    world.finish_job("Failed")
+    world.annotations[PROMOTE] = "true"
+    run(world, passes=3)
+    assert world.results()[-1] == "RolledBack" and "Promoted" not in world.results()
+
+
+def test_a_check_removed_from_the_spec_while_it_runs_is_dropped():
+    world = canary_with(check())
+    run(world, passes=2)
+    assert world.rollout["check"]["name"] == "smoke"
+    world.change(v("v2", []))
+    run(world, passes=2)
+    assert "check" not in world.rollout and max(weights_seen(world)) == 20

@@ -370,16 +370,22 @@ def _canary(ctx: _Context, state: RolloutState) -> Decision:
         if failure is not None:
             return _rollback(ctx, state, failure)
 
-    # -- smoke checks (rollout/smoke.py): the gate at this step, before it acts --
-    if PROMOTE in ctx.requests and smoke.outstanding(inputs.spec, state, len(ctx.steps)):
-        state = replace(state, step=len(ctx.steps), step_started_at=inputs.now, paused_reason=None,
-                        paused_by=None)  # promote skips steps, never a PreRollout or PrePromotion check
-    elif PROMOTE in ctx.requests:
-        return _start_promotion(ctx, state)
+    # -- smoke checks (rollout/smoke.py): the running one judged, the gate at this step run --
     gate = _smoke_gate(ctx, state)
     if gate.failure is not None:
         return _prepend(_rollback(ctx, gate.state, gate.failure), gate.events, ())
     state = gate.state
+    if PROMOTE in ctx.requests and smoke.outstanding(inputs.spec, state, len(ctx.steps)):
+        # Promote skips steps, never a PreRollout or PrePromotion check: they run now.
+        state = replace(state, step=len(ctx.steps), step_started_at=inputs.now, paused_reason=None, paused_by=None)
+        first = gate.events
+        gate = _smoke_gate(ctx, state)
+        gate = replace(gate, events=(*first, *gate.events))
+        if gate.failure is not None:
+            return _prepend(_rollback(ctx, gate.state, gate.failure), gate.events, ())
+        state = gate.state
+    elif PROMOTE in ctx.requests:
+        return _prepend(_start_promotion(ctx, state), gate.events, ())
     if not awaiting_analysis and gate.open:  # no step passes on an analysis that has not run
         state = _advance_steps(ctx, state)
     if gate.open and state.step >= len(ctx.steps) and not smoke.outstanding(inputs.spec, state, state.step) \

@@ -62,17 +62,19 @@ class Gate:
     events: tuple[Event, ...] = ()
 
 
-def checks_at(spec: ModelDeploymentSpec, gate: int) -> list[RolloutCheck]:
-    """The checks a canary must pass at `gate`: those placed there, and at
-    promotion also any PreRollout check not passed (the promote annotation
-    skipped to it)."""
+def checks_at(spec: ModelDeploymentSpec, state: RolloutState, gate: int) -> list[RolloutCheck]:
+    """The checks a canary must pass at `gate`: those placed there, and a
+    PreRollout check not passed yet also at any later gate while the canary
+    has had no client traffic (a check added to the spec mid-flight), and at
+    promotion (the promote annotation skipped to it)."""
     steps = len(spec.rollout.steps)
+    untouched = state.weight == 0 and state.mirror == 0
     return [check for check in spec.rollout.checks
-            if check.gate(steps) == gate or (gate >= steps and check.at == PRE_ROLLOUT)]
+            if check.gate(steps) == gate or (check.at == PRE_ROLLOUT and (gate >= steps or untouched))]
 
 
 def outstanding(spec: ModelDeploymentSpec, state: RolloutState, gate: int) -> bool:
-    return any(check.name not in state.passed_checks for check in checks_at(spec, gate))
+    return any(check.name not in state.passed_checks for check in checks_at(spec, state, gate))
 
 
 def pre_rollout_passed(spec: ModelDeploymentSpec, state: RolloutState) -> bool:
@@ -93,33 +95,54 @@ def job_name(inputs: Inputs, state: RolloutState, check: str) -> str:
 def run_gate(inputs: Inputs, state: RolloutState, gate: int, *, pod_ready: bool) -> Gate:
     """Start, observe and judge the checks at `gate`, one at a time."""
     spec, now = inputs.spec, inputs.now
-    events: list[Event] = []
-    jobs = {job.name: job for job in inputs.observed.jobs}
-    for check in checks_at(spec, gate):
+    # The check running now is judged first, whatever gate it is at (the
+    # promote annotation may have moved the canary past it): a check that
+    # failed never lets the canary go on.
+    judged = _judge(inputs, state)
+    if judged.failure is not None:
+        return judged
+    state, events = judged.state, list(judged.events)
+    for check in checks_at(spec, state, gate):
         if check.name in state.passed_checks:
             continue
         name = job_name(inputs, state, check.name)
-        if state.check is None or (state.check.name, state.check.job) != (check.name, name):
-            if not pod_ready:
-                return Gate(replace(state, check=None), False, events=tuple(events))
-            state = replace(state, check=CheckRun(name=check.name, job=name, at=check.at, started_at=now))
-            events.append(Event(NORMAL, CHECK_STARTED, f"check {check.name} ({check.at}) started: Job {name} "
-                                                       f"against {_describe(state)}"))
-            return Gate(state, False, events=tuple(events))
-        outcome, why = _outcome(jobs.get(name), check, state.check, now)
-        if outcome is None:
-            return Gate(state, False, events=tuple(events))
-        record = DecisionRecord(time=format_time(now), metric=f"check/{check.name}", job=name, outcome=outcome,
-                                verdict="Pass" if outcome == PASSED else "Fail",
-                                action="Continue" if outcome == PASSED else "Rollback", message=why)
-        state = replace(state, check=None, decisions=state.with_decisions(record))
-        if outcome != PASSED:
-            failure = f"check {check.name} ({check.at}) {why}"
-            events.append(Event(WARNING, CHECK_FAILED, f"{failure}; rolling back {_describe(state)}"))
-            return Gate(state, False, failure=failure, events=tuple(events))
-        state = replace(state, passed_checks=(*state.passed_checks, check.name))
-        events.append(Event(NORMAL, CHECK_PASSED, f"check {check.name} ({check.at}) passed: Job {name} succeeded"))
+        if state.check is not None and (state.check.name, state.check.job) == (check.name, name):
+            return Gate(state, False, events=tuple(events))  # running, not finished yet
+        if not pod_ready:
+            return Gate(replace(state, check=None), False, events=tuple(events))
+        state = replace(state, check=CheckRun(name=check.name, job=name, at=check.at, started_at=now))
+        events.append(Event(NORMAL, CHECK_STARTED, f"check {check.name} ({check.at}) started: Job {name} "
+                                                   f"against {_describe(state)}"))
+        return Gate(state, False, events=tuple(events))
     return Gate(replace(state, check=None), True, events=tuple(events))
+
+
+def _judge(inputs: Inputs, state: RolloutState) -> Gate:
+    """The running check's outcome, if its Job has one: Passed (recorded,
+    the check cleared) or Failed/TimedOut (`failure`). A running check the
+    spec no longer has is dropped."""
+    run = state.check
+    if run is None or state.canary is None:
+        return Gate(state, True)
+    check = next((c for c in inputs.spec.rollout.checks if c.name == run.name), None)
+    if check is None or run.job != job_name(inputs, state, run.name):
+        return Gate(replace(state, check=None), True)
+    job = next((j for j in inputs.observed.jobs if j.name == run.job), None)
+    outcome, why = _outcome(job, check, run, inputs.now)
+    if outcome is None:
+        return Gate(state, True)
+    record = DecisionRecord(time=format_time(inputs.now), metric=f"check/{check.name}", job=run.job,
+                            outcome=outcome, verdict="Pass" if outcome == PASSED else "Fail",
+                            action="Continue" if outcome == PASSED else "Rollback", message=why)
+    state = replace(state, check=None, decisions=state.with_decisions(record))
+    if outcome != PASSED:
+        failure = f"check {check.name} ({run.at or check.at}) {why}"
+        return Gate(state, False, failure=failure,
+                    events=(Event(WARNING, CHECK_FAILED, f"{failure}; rolling back {_describe(state)}"),))
+    state = replace(state, passed_checks=(*state.passed_checks, check.name))
+    return Gate(state, True, events=(Event(NORMAL, CHECK_PASSED,
+                                           f"check {check.name} ({run.at or check.at}) passed: Job {run.job} "
+                                           f"succeeded"),))
 
 
 def _outcome(job: JobSummary | None, check: RolloutCheck, run: CheckRun, now) -> tuple[str | None, str]:

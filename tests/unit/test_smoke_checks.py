@@ -60,7 +60,7 @@ def test_a_pre_rollout_check_runs_once_a_canary_pod_is_ready_and_before_any_clie
     assert len(world.created_jobs) == 1
     job = world.created_jobs[0]
     assert world.rollout["check"] == {"name": "smoke", "job": job, "at": "PreRollout", "phase": "Running",
-                                      "startedAt": "2025-03-01T12:00:00Z"}
+                                      "startedAt": "2025-03-01T12:00:00Z", "timeoutSeconds": 120}
     assert world.phase == "CheckRunning"
     assert world.condition("Ready") == ("False", "CheckRunning")
     assert job in world.condition_message("Ready")
@@ -394,10 +394,38 @@ def test_a_step_check_that_failed_rolls_back_even_when_a_promote_comes_in_the_sa
     assert world.results()[-1] == "RolledBack" and "Promoted" not in world.results()
 
 
-def test_a_check_removed_from_the_spec_while_it_runs_is_dropped():
+@pytest.mark.parametrize("outcome, result", [("Complete", "Promoted"), ("Failed", "RolledBack")])
+def test_a_check_removed_from_the_spec_while_it_runs_still_finishes_and_counts(outcome, result):
     world = canary_with(check())
     run(world, passes=2)
     assert world.rollout["check"]["name"] == "smoke"
     world.change(v("v2", []))
+    run(world, passes=3, seconds=5)
+    assert world.rollout["check"]["name"] == "smoke" and set(weights_seen(world)) == {0}
+    world.finish_job(outcome)
+    run(world, passes=12, seconds=6)
+    assert world.results()[-1] == result
+
+
+def test_the_promote_annotation_waits_for_a_started_step_check():
+    world = canary_with(check("mid", "Step 2"))
+    run(world, passes=5, seconds=1)
+    assert world.rollout["check"]["name"] == "mid"
+    world.annotations[PROMOTE] = "true"
+    run(world, passes=3, seconds=1)
+    assert "Promoted" not in world.results() and world.rollout["check"]["name"] == "mid"
+    world.finish_job("Complete")
+    run(world, passes=4)
+    assert world.results()[-1] == "Promoted"
+
+
+def test_the_running_checks_job_is_kept_even_when_the_spec_dropped_its_check():
+    from modeldeploy.rollout.smoke import kept_jobs
+
+    world = canary_with(check())
     run(world, passes=2)
-    assert "check" not in world.rollout and max(weights_seen(world)) == 20
+    world.change(v("v2", []))
+    decision = world.reconcile()
+    [job] = world.created_jobs
+    assert kept_jobs(decision.state, wanted=set()) == {job}
+    assert jobs_to_prune(world.jobs.values(), kept_jobs(decision.state, wanted=set())) == []

@@ -141,6 +141,7 @@ class CheckStatus(StatusModel):
     at: str | None = None
     phase: Literal["Running"] = "Running"
     started_at: str | None = None
+    timeout_seconds: int | None = Field(None, description="Its timeout when it started.")
 
 
 class RolloutProgress(StatusModel):

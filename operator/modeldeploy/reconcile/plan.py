@@ -133,7 +133,7 @@ def plan(world: World) -> Plan:
     prune = tuple(key for key in sorted(world.children) if key[0] in PRUNABLE and key[0] != "Job"
                   and key not in wanted)
     # Check Jobs: the finished ones kept for their logs, the last few per check (rollout/smoke.py).
-    prune += tuple(("Job", job) for job in smoke.jobs_to_prune(observed.jobs, {k[1] for k in wanted if k[0] == "Job"}))
+    prune += tuple(("Job", job) for job in smoke.jobs_to_prune(observed.jobs, smoke.kept_jobs(decision.state, wanted)))
 
     after = _after_writes(observed, world, desired, prune, held)
     status = derive_status(

@@ -375,8 +375,9 @@ def _canary(ctx: _Context, state: RolloutState) -> Decision:
     if gate.failure is not None:
         return _prepend(_rollback(ctx, gate.state, gate.failure), gate.events, ())
     state = gate.state
-    if PROMOTE in ctx.requests and smoke.outstanding(inputs.spec, state, len(ctx.steps)):
-        # Promote skips steps, never a PreRollout or PrePromotion check: they run now.
+    if PROMOTE in ctx.requests and (state.check is not None or smoke.outstanding(inputs.spec, state, len(ctx.steps))):
+        # Promote skips steps, never a PreRollout or PrePromotion check (they
+        # run now), and waits for a check already started to finish.
         state = replace(state, step=len(ctx.steps), step_started_at=inputs.now, paused_reason=None, paused_by=None)
         first = gate.events
         gate = _smoke_gate(ctx, state)

@@ -148,7 +148,7 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         message=state.message,
         canary_started_at=_time(state.canary_started_at),
         check=CheckStatus(name=state.check.name, job=state.check.job, at=state.check.at or None,
-                          started_at=_time(state.check.started_at))
+                          started_at=_time(state.check.started_at), timeout_seconds=state.check.timeout_seconds)
         if state.check is not None and state.stage in ACTIVE else None,
         passed_checks=list(state.passed_checks),
         decisions=list(state.decisions),

@@ -99,18 +99,17 @@ def run_gate(inputs: Inputs, state: RolloutState, gate: int, *, pod_ready: bool)
     # promote annotation may have moved the canary past it): a check that
     # failed never lets the canary go on.
     judged = _judge(inputs, state)
-    if judged.failure is not None:
-        return judged
+    if judged.failure is not None or judged.state.check is not None:
+        return replace(judged, open=False)  # failed, or still running: a started check finishes first
     state, events = judged.state, list(judged.events)
     for check in checks_at(spec, state, gate):
         if check.name in state.passed_checks:
             continue
         name = job_name(inputs, state, check.name)
-        if state.check is not None and (state.check.name, state.check.job) == (check.name, name):
-            return Gate(state, False, events=tuple(events))  # running, not finished yet
         if not pod_ready:
-            return Gate(replace(state, check=None), False, events=tuple(events))
-        state = replace(state, check=CheckRun(name=check.name, job=name, at=check.at, started_at=now))
+            return Gate(state, False, events=tuple(events))
+        state = replace(state, check=CheckRun(name=check.name, job=name, at=check.at, started_at=now,
+                                              timeout_seconds=check.timeout_seconds))
         events.append(Event(NORMAL, CHECK_STARTED, f"check {check.name} ({check.at}) started: Job {name} "
                                                    f"against {_describe(state)}"))
         return Gate(state, False, events=tuple(events))
@@ -119,44 +118,41 @@ def run_gate(inputs: Inputs, state: RolloutState, gate: int, *, pod_ready: bool)
 
 def _judge(inputs: Inputs, state: RolloutState) -> Gate:
     """The running check's outcome, if its Job has one: Passed (recorded,
-    the check cleared) or Failed/TimedOut (`failure`). A running check the
-    spec no longer has is dropped."""
+    the check cleared) or Failed/TimedOut (`failure`). Judged from what the
+    state recorded when it started, even if the spec has dropped the check
+    since: a started check always finishes."""
     run = state.check
     if run is None or state.canary is None:
         return Gate(state, True)
-    check = next((c for c in inputs.spec.rollout.checks if c.name == run.name), None)
-    if check is None or run.job != job_name(inputs, state, run.name):
-        return Gate(replace(state, check=None), True)
     job = next((j for j in inputs.observed.jobs if j.name == run.job), None)
-    outcome, why = _outcome(job, check, run, inputs.now)
+    outcome, why = _outcome(job, run, inputs.now)
     if outcome is None:
         return Gate(state, True)
-    record = DecisionRecord(time=format_time(inputs.now), metric=f"check/{check.name}", job=run.job,
+    record = DecisionRecord(time=format_time(inputs.now), metric=f"check/{run.name}", job=run.job,
                             outcome=outcome, verdict="Pass" if outcome == PASSED else "Fail",
                             action="Continue" if outcome == PASSED else "Rollback", message=why)
     state = replace(state, check=None, decisions=state.with_decisions(record))
     if outcome != PASSED:
-        failure = f"check {check.name} ({run.at or check.at}) {why}"
+        failure = f"check {run.name} ({run.at}) {why}"
         return Gate(state, False, failure=failure,
                     events=(Event(WARNING, CHECK_FAILED, f"{failure}; rolling back {_describe(state)}"),))
-    state = replace(state, passed_checks=(*state.passed_checks, check.name))
-    return Gate(state, True, events=(Event(NORMAL, CHECK_PASSED,
-                                           f"check {check.name} ({run.at or check.at}) passed: Job {run.job} "
-                                           f"succeeded"),))
+    state = replace(state, passed_checks=(*state.passed_checks, run.name))
+    return Gate(state, True, events=(Event(NORMAL, CHECK_PASSED, f"check {run.name} ({run.at}) passed: Job "
+                                                                 f"{run.job} succeeded"),))
 
 
-def _outcome(job: JobSummary | None, check: RolloutCheck, run: CheckRun, now) -> tuple[str | None, str]:
+def _outcome(job: JobSummary | None, run: CheckRun, now) -> tuple[str | None, str]:
     if job is not None and job.condition("Complete") is not None:
         return PASSED, f"Job {run.job} succeeded"
     if job is not None and job.condition("Failed") is not None:
         failed = job.condition("Failed")
         if failed.reason == "DeadlineExceeded":
-            return TIMED_OUT, f"timed out: Job {run.job} did not finish within {check.timeout}"
+            return TIMED_OUT, f"timed out: Job {run.job} did not finish within {_seconds(run.timeout_seconds)}"
         said = ": ".join(part for part in (failed.reason, " ".join(failed.message.split())[:200]) if part)
         detail = f" ({said})" if said else ""
         return FAILED, f"failed: Job {run.job} failed{detail}"
-    if now - run.started_at > timedelta(seconds=check.timeout_seconds + TIMEOUT_GRACE_SECONDS):
-        return TIMED_OUT, (f"timed out: Job {run.job} did not finish within {check.timeout}"
+    if now - run.started_at > timedelta(seconds=run.timeout_seconds + TIMEOUT_GRACE_SECONDS):
+        return TIMED_OUT, (f"timed out: Job {run.job} did not finish within {_seconds(run.timeout_seconds)}"
                            f"{'' if job is not None else ' (the Job is gone)'}")
     return None, ""
 
@@ -167,11 +163,12 @@ def requeue(inputs: Inputs, state: RolloutState) -> float | None:
     if state.check is None:
         gate = min(state.step, len(inputs.spec.rollout.steps))
         return POLL_SECONDS if state.stage in ACTIVE and outstanding(inputs.spec, state, gate) else None
-    check = next((c for c in inputs.spec.rollout.checks if c.name == state.check.name), None)
-    if check is None:
-        return POLL_SECONDS
-    end = state.check.started_at + timedelta(seconds=check.timeout_seconds + TIMEOUT_GRACE_SECONDS)
+    end = state.check.started_at + timedelta(seconds=state.check.timeout_seconds + TIMEOUT_GRACE_SECONDS)
     return max(1.0, min(30.0, (end - inputs.now).total_seconds() + 1))
+
+
+def _seconds(seconds: int) -> str:
+    return f"{seconds // 60}m" if seconds % 60 == 0 and seconds >= 60 else f"{seconds}s"
 
 
 def _describe(state: RolloutState) -> str:
@@ -197,6 +194,15 @@ def wanted_job(owner: Owner, spec: ModelDeploymentSpec, state: RolloutState) -> 
     return build_check_job(owner, check=check.name, job_name=state.check.job, template=check.job.template,
                            timeout_seconds=check.timeout_seconds, revision=state.canary.revision,
                            model_version=state.canary.model_version)
+
+
+def kept_jobs(state: RolloutState, wanted: Iterable[tuple[str, str]]) -> set[str]:
+    """Jobs never pruned: the desired ones and the running check's (whose
+    check the spec may have dropped: it still finishes)."""
+    kept = {name for kind, name in wanted if kind == "Job"}
+    if state.stage in ACTIVE and state.check is not None:
+        kept.add(state.check.job)
+    return kept
 
 
 def jobs_to_prune(jobs: Iterable[JobSummary], wanted: set[str], keep: int = KEEP_JOBS) -> list[str]:

@@ -51,6 +51,9 @@ class CheckRun:
     job: str
     at: str
     started_at: datetime
+    # The check's timeout when it started: a started check is judged (and
+    # times out) even if the spec drops it meanwhile.
+    timeout_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ def _check(progress) -> CheckRun | None:
     started = _time(check.started_at) if check is not None else None
     if check is None or started is None:
         return None
-    return CheckRun(name=check.name, job=check.job, at=check.at or "", started_at=started)
+    return CheckRun(name=check.name, job=check.job, at=check.at or "", started_at=started,
+                    timeout_seconds=check.timeout_seconds or 300)
 
 
 def _paused_by(progress) -> PausedBy | None:

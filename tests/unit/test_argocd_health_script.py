@@ -41,3 +41,12 @@ def test_paused_after_inconclusive_analysis_is_suspended():
                               rollout={"pausedReason": "analysis inconclusive: no data"},
                               conditions=[cond("Ready", "False"), cond("Stalled", "False")]))
     assert health == {"status": "Suspended", "message": "analysis inconclusive: no data"}
+
+
+def test_a_running_smoke_check_is_progressing_and_names_its_job():
+    health = argocd_health(md(observedGeneration=2, phase="CheckRunning",
+                              rollout={"check": {"name": "predict", "at": "PreRollout", "job": "m-predict-1a2b3c4d",
+                                                 "phase": "Running"}},
+                              conditions=[cond("Ready", "False", "CheckRunning"), cond("Stalled", "False")]))
+    assert health == {"status": "Progressing",
+                      "message": "CheckRunning: check predict (PreRollout) runs as Job m-predict-1a2b3c4d"}

@@ -151,7 +151,7 @@ def test_status_is_typed_and_not_defaulted(root):
 def test_printer_columns_point_at_real_fields(crd, root):
     version = crd["spec"]["versions"][0]
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Version", "Phase", "Ready", "Canary", "Age"]
+    assert list(columns) == ["Version", "Phase", "Ready", "Canary", "Check", "Age"]  # Check: -o wide (priority 1)
     for name, json_path in columns.items():
         if json_path.startswith(".metadata"):
             continue

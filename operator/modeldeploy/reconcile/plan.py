@@ -76,6 +76,8 @@ class Plan:
     # verdicts judged by this pass.
     outcomes: tuple[str, ...] = ()
     verdicts: tuple[str, ...] = ()
+    # ...and smoke-test check outcomes (Passed, Failed, TimedOut) judged by this pass.
+    check_outcomes: tuple[str, ...] = ()
     # Where the rollout stands after this pass, and since when (the stage's
     # start): the controller keeps them to share canary slots at once,
     # before the status write that records them comes back.
@@ -154,6 +156,8 @@ def plan(world: World) -> Plan:
         requeue_after=_requeue(decision, status, spec, world.now),
         outcomes=tuple(entry.result for entry in decision.report.history),
         verdicts=_verdicts(decision, analysed=inputs.analysis is not None, now=world.now),
+        check_outcomes=tuple(r.outcome for r in decision.state.decisions
+                             if r.outcome is not None and r not in inputs.state.decisions),
         stage=decision.state.stage.value,
         stage_since=decision.state.step_started_at,
         scale=_scale_to_start(spec, observed),

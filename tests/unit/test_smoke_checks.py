@@ -429,3 +429,16 @@ def test_the_running_checks_job_is_kept_even_when_the_spec_dropped_its_check():
     [job] = world.created_jobs
     assert kept_jobs(decision.state, wanted=set()) == {job}
     assert jobs_to_prune(world.jobs.values(), kept_jobs(decision.state, wanted=set())) == []
+
+
+def test_a_failed_check_is_a_check_failed_notification_naming_the_job_and_the_revision():
+    from modeldeploy.notify import transitions
+
+    world = canary_with(check())
+    run(world, passes=2)
+    job = world.finish_job("Failed")
+    before = world.status
+    decision = world.reconcile()
+    found = {t.event: t for t in transitions(before, world.status, decision.events)}
+    assert set(found) == {"CheckFailed", "RolledBack"}
+    assert job in found["CheckFailed"].message and found["CheckFailed"].revision == world.rollout["revision"]

@@ -442,3 +442,60 @@ def test_a_failed_check_is_a_check_failed_notification_naming_the_job_and_the_re
     found = {t.event: t for t in transitions(before, world.status, decision.events)}
     assert set(found) == {"CheckFailed", "RolledBack"}
     assert job in found["CheckFailed"].message and found["CheckFailed"].revision == world.rollout["revision"]
+
+
+# -- the shipped example's script, against a local V2 inference endpoint ----------------
+
+
+@pytest.mark.parametrize("predicted, passes", [([0, 1], True), ([0, 0], False), (None, False)])
+def test_the_example_job_posts_the_v2_payload_and_compares_the_predictions(predicted, passes, tmp_path):
+    import http.server
+    import json
+    import subprocess
+    import sys
+    import threading
+
+    import yaml
+
+    from support.cluster import REPO
+
+    doc = yaml.safe_load((REPO / "examples" / "05-smoke-test.yaml").read_text())
+    container = doc["spec"]["rollout"]["checks"][0]["job"]["template"]["template"]["spec"]["containers"][0]
+    seen = []
+
+    class Model(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            if predicted is None:
+                self.send_response(500)
+                self.end_headers()
+                return
+            body = json.dumps({"model_name": "fraud-checked", "outputs": [
+                {"name": "predict", "shape": [2], "datatype": "INT64", "data": predicted}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Model)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    job = build_check_job(OWNER, check="predict", job_name="j", template=doc["spec"]["rollout"]["checks"][0]["job"]
+                          ["template"], timeout_seconds=120, revision="abcdef0123", model_version="v8")
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env["MODELDEPLOY_CANARY_URL"] = f"http://127.0.0.1:{server.server_address[1]}"  # the canary Service, here
+    script = container["args"][0].replace("time.sleep(3)", "time.sleep(0)")
+    try:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert (done.returncode == 0) is passes, done.stdout + done.stderr
+    path, payload = seen[0]
+    assert path == "/v2/models/fraud/infer"
+    assert payload["inputs"][0]["shape"] == [2, 4] and len(payload["inputs"][0]["data"]) == 2
+    assert "checking v8 (revision abcdef0123)" in done.stdout
+    if predicted == [0, 0]:
+        assert "FAIL: predicted [0, 0], expected [0, 1]" in done.stderr

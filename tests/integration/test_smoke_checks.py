@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from support.canary import GATEWAY, WeightRecorder, canary_exists, model_v
+from support.operator import AuditLog, describe_writes
 from support.models import apply_md, get_md, is_true, model_deployment, status_view, wait_ready
 from support.process import OperatorProcess
 from support.waiting import wait_until
@@ -80,6 +81,14 @@ def test_a_pre_promotion_check_that_passes_promotes_and_old_jobs_are_pruned_to_t
                what="the oldest Job pruned, the last three kept",
                describe=lambda: [j["metadata"]["name"] for j in jobs(cluster, namespace, name)])
     assert [h["result"] for h in done["status"]["history"]][-4:] == ["Promoted"] * 4
+    # The finished Jobs kept for their logs are a steady state: no write.
+    audit = AuditLog(cluster)
+    operator.wait_for_resync()
+    mark = audit.mark()
+    operator.wait_for_resync()
+    operator.wait_for_resync()
+    writes = [e for e in audit.writes_since(mark) if f"/namespaces/{namespace}/" in e["requestURI"]]
+    assert writes == [], describe_writes(writes)
 
 
 def test_the_api_server_refuses_bad_checks(cluster, namespace):

@@ -58,6 +58,15 @@ if status.phase == "Paused" then
   return hs
 end
 
+-- A smoke-test check (spec.rollout.checks) runs as a Job: Progressing, by
+-- itself, naming the check and its Job (kubectl logs job/<name>).
+if status.phase == "CheckRunning" and status.rollout ~= nil and status.rollout.check ~= nil then
+  local check = status.rollout.check
+  hs.message = "CheckRunning: check " .. tostring(check.name) .. " (" .. tostring(check.at) .. ") runs as Job " ..
+    tostring(check.job)
+  return hs
+end
+
 local ready = condition("Ready")
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"

@@ -48,6 +48,7 @@ UNSCHEDULABLE = "Unschedulable"
 LOADING_MODEL = "LoadingModel"
 # A new revision waiting for a canary slot (--max-concurrent-canaries).
 CANARY_QUEUED = "CanaryQueued"
+CHECK_RUNNING = "CheckRunning"  # a smoke-test Job (spec.rollout.checks) gates the canary
 MODEL_LOAD_TIMEOUT = "ModelLoadTimeout"
 # Capacity mode Replace: after a promotion (or a canary dropped), the stable
 # Deployment takes its pods back from the canary one by one.

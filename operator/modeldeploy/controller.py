@@ -299,6 +299,8 @@ class Controller:
             metrics.ROLLOUTS.labels(result).inc()
         for verdict in step.verdicts:
             metrics.VERDICTS.labels(verdict).inc()
+        for outcome in step.check_outcomes:  # smoke-test checks (rollout/smoke.py)
+            metrics.CHECK_OUTCOMES.labels(outcome).inc()
 
     def _notify(self, md: dict, step: Plan) -> None:
         """Queue a notification for each transition this pass recorded (its

@@ -28,6 +28,8 @@ PRINTER_COLUMNS = [
      "description": "Ready replicas of the stable revision"},
     {"name": "Canary", "type": "integer", "jsonPath": ".status.traffic.canary",
      "description": "Percent of traffic sent to the canary"},
+    {"name": "Check", "type": "string", "jsonPath": ".status.rollout.check.job", "priority": 1,
+     "description": "The smoke-test check Job running now (phase CheckRunning; kubectl get md -o wide)"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

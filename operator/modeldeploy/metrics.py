@@ -18,6 +18,11 @@ API_READS = Counter("modeldeploy_api_reads_total", "Read requests sent to the AP
                     ["verb", "kind"])
 ROLLOUTS = Counter("modeldeploy_rollouts_total", "Finished canary rollouts, by result.", ["result"])
 VERDICTS = Counter("modeldeploy_analysis_verdicts_total", "Metric analysis verdicts.", ["verdict"])
+CHECK_OUTCOMES = Counter("modeldeploy_check_outcomes_total",
+                         "Smoke-test checks (spec.rollout.checks) judged, by outcome (Passed, Failed, TimedOut).",
+                         ["outcome"])
+CHECK_RUNNING = Gauge("modeldeploy_check_running", "1 while a smoke-test check's Job gates the canary.",
+                      ["namespace", "name"])
 CANARY_WEIGHT = Gauge("modeldeploy_canary_weight", "Percent of traffic the canary receives (achieved).",
                       ["namespace", "name"])
 ROLLOUT_STEP = Gauge("modeldeploy_rollout_step", "Index of the current rollout step (0 when none).",
@@ -49,6 +54,7 @@ def track_model(namespace: str, name: str, status: dict) -> None:
     CANARY_WEIGHT.labels(namespace, name).set((status.get("traffic") or {}).get("canary") or 0)
     MIRROR_PERCENT.labels(namespace, name).set((status.get("traffic") or {}).get("mirror") or 0)
     ROLLOUT_STEP.labels(namespace, name).set((status.get("rollout") or {}).get("step") or 0)
+    CHECK_RUNNING.labels(namespace, name).set(1 if (status.get("rollout") or {}).get("check") else 0)
     phase = status.get("phase")
     previous = _phases.get((namespace, name))
     if previous is not None and previous != phase:
@@ -59,7 +65,7 @@ def track_model(namespace: str, name: str, status: dict) -> None:
 
 
 def forget_model(namespace: str, name: str) -> None:
-    for gauge in (CANARY_WEIGHT, MIRROR_PERCENT, ROLLOUT_STEP):
+    for gauge in (CANARY_WEIGHT, MIRROR_PERCENT, ROLLOUT_STEP, CHECK_RUNNING):
         _remove(gauge, namespace, name)
     previous = _phases.pop((namespace, name), None)
     if previous is not None:

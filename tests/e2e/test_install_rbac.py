@@ -150,3 +150,53 @@ def test_standby_peering_needs_only_the_peering_component(cluster, tmp_path):
     assert not denials(text), denials(text)
     writes = audit_entries(cluster, mark, installed["user"])
     assert [e["requestURI"] for e in writes if e.get("responseStatus", {}).get("code") == 403] == []
+
+
+def test_smoke_check_jobs_need_only_the_job_verbs_granted(cluster, installed_as_service_account, tmp_path):
+    """Issue 12 item 4: the operator as its ServiceAccount creates a check's
+    Job (server-side apply: patch, create), watches it, and deletes the one a
+    canary no longer waits on, without a 403; batch/jobs is granted exactly
+    list, watch, create, patch and delete."""
+    sa = installed_as_service_account
+    ns, name = sa["namespace"], "checked"
+    log = tmp_path / "operator.log"
+    mark = (cluster.dir / "logs" / "audit.log").stat().st_size
+
+    def check(behavior, finish_after):
+        return {"name": "predict", "at": "PreRollout", "timeout": "2m", "job": {"template": {"template": {
+            "metadata": {"labels": {"sim.modeldeploy.io/behavior": behavior},
+                         "annotations": {"sim.modeldeploy.io/finish-after": finish_after}},
+            "spec": {"containers": [{"name": "smoke", "image": "python:3.12-slim"}]}}}}}
+
+    def jobs():
+        return [j["metadata"]["name"] for j in cluster.get_json("-n", ns, "jobs")["items"]]
+
+    steps = [{"setWeight": 50}, {"pause": {"duration": "1s"}}]
+    doc = model_deployment(name, replicas=2, traffic=GATEWAY, rollout={"steps": steps})
+    with OperatorProcess(cluster, ns, log, kubeconfig=sa["kubeconfig"]) as op:
+        apply_md(cluster, ns, doc)
+        wait_ready(cluster, ns, name)
+        # A check that runs long, then the spec goes back to stable: its Job is deleted.
+        apply_md(cluster, ns, model_v(doc, "v2", rollout={"steps": steps, "checks": [check("succeed", "300s")]}))
+        wait_until(lambda: get_md(cluster, ns, name)["status"].get("phase") == "CheckRunning", timeout=60,
+                   what="the check running", describe=lambda: status_view(get_md(cluster, ns, name)))
+        [running] = jobs()
+        apply_md(cluster, ns, doc)
+        wait_until(lambda: running not in jobs(), timeout=30, what="the abandoned check Job deleted")
+        # A check that passes: promoted.
+        apply_md(cluster, ns, model_v(doc, "v3", rollout={"steps": steps, "checks": [check("succeed", "1s")]}))
+        wait_until(lambda: is_true(m := get_md(cluster, ns, name), "Ready") and m["status"]["stable"]["modelVersion"]
+                   == "v3", timeout=90, what="v3 promoted", describe=lambda: status_view(get_md(cluster, ns, name)))
+        assert op.proc.poll() is None, log.read_text()[-3000:]
+
+    text = log.read_text()
+    assert not denials(text), denials(text)
+    writes = audit_entries(cluster, mark, sa["user"])
+    denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
+    assert denied == []
+    verbs = {e["verb"] for e in writes if e["objectRef"]["resource"] == "jobs"}
+    assert {"patch", "delete"} <= verbs, verbs
+    rules = [r for d in sa["docs"] if d["kind"] == "ClusterRole" for r in d.get("rules", [])
+             if "jobs" in r.get("resources", [])]
+    assert rules == [{"apiGroups": ["batch"], "resources": ["jobs"],
+                      "verbs": ["list", "watch", "create", "patch", "delete"]}], rules

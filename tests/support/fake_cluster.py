@@ -61,6 +61,7 @@ from modeldeploy.reconcile.world import World
 from modeldeploy.rollout import AnalysisPlan, AnalysisResults, MetricResult
 from modeldeploy.runtimes import load_runtime_table
 from modeldeploy.status.observed import summarize_pod
+from modeldeploy.status.transitions import parse_time
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 HPA_MANAGER = "kube-controller-manager"
@@ -697,6 +698,46 @@ class FakeCluster:
         for (kind, name), obj in list(self.objects.items()):
             if kind == "Deployment":
                 self._deployment_status(name, obj)
+            elif kind == "Job":
+                self._job_deadline(obj)
+
+    # -- smoke-check Jobs (the Job controller) ------------------------------------------
+    def _job_deadline(self, obj: Obj) -> None:
+        """A Job running past its activeDeadlineSeconds fails (DeadlineExceeded)."""
+        deadline = (obj.body.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is None or self.job_outcome(obj.body) is not None:
+            return
+        if (self.now - parse_time(obj.body["metadata"]["creationTimestamp"])).total_seconds() > deadline:
+            self._end_job(obj, "Failed", "DeadlineExceeded")
+
+    @staticmethod
+    def job_outcome(body: dict) -> str | None:
+        for cond in (body.get("status") or {}).get("conditions") or ():
+            if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+                return cond["type"] if cond["type"] == "Complete" else cond.get("reason") or "Failed"
+        return None
+
+    def finish_job(self, outcome: str) -> dict | None:
+        """The newest unfinished Job ends: Complete, or Failed with reason
+        `outcome` (BackoffLimitExceeded: its pod failed; DeadlineExceeded).
+        Returns the Job as it ended, or None when none was running."""
+        running = [obj for (kind, _), obj in self.objects.items()
+                   if kind == "Job" and self.job_outcome(obj.body) is None]
+        if not running:
+            return None
+        obj = max(running, key=lambda o: (o.body["metadata"]["creationTimestamp"], o.body["metadata"]["name"]))
+        if outcome == "Complete":
+            self._end_job(obj, "Complete", "")
+        else:
+            self._end_job(obj, "Failed", outcome)
+        return obj.view()
+
+    def _end_job(self, obj: Obj, kind: str, reason: str) -> None:
+        before = _clone(obj.body)
+        obj.body["status"] = {"succeeded" if kind == "Complete" else "failed": 1, "startTime": obj.body["metadata"]
+                              ["creationTimestamp"], "conditions": [{"type": kind, "status": "True", "reason": reason,
+                                                                     "message": ""}]}
+        self._changed(obj, before)
 
     def hpa_sync(self) -> None:
         """The HPA controller: scale each target to what the load wants, within min/max."""

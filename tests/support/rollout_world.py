@@ -15,6 +15,8 @@ from modeldeploy.builders import compute_revision
 from modeldeploy.rollout import AnalysisResults, Decision, Inputs, base_replicas, decide, plan_analysis, read_state
 from modeldeploy.runtimes import load_runtime_table
 from modeldeploy.status import ContainerWaiting, Observed, ObservedDeployment, PodSummary, derive_status
+from modeldeploy.status.observed import DeploymentCondition, JobSummary
+from modeldeploy.builders.job import CHECK
 from modeldeploy.traffic import Weights, achieved_weights
 
 TABLE = load_runtime_table()
@@ -83,6 +85,10 @@ class World:
     # Per pass: (weights decided, canary pods ready when deciding, base replicas when deciding).
     passes: list[tuple[Weights, int, int]] = field(default_factory=list)
     slots: object = None  # rollout.admission.CanarySlots: --max-concurrent-canaries
+    # Smoke-check Jobs (rollout.checks) by name, as the Job controller leaves
+    # them; every Job a decision asked for, in the order they were created.
+    jobs: dict = field(default_factory=dict)
+    created_jobs: list = field(default_factory=list)
 
     @property
     def revision(self) -> str:
@@ -94,6 +100,7 @@ class World:
             stable=self.stable.observed() if self.stable else None,
             canary=self.canary.observed() if self.canary else None,
             pods=tuple(pods),
+            jobs=tuple(self.jobs.values()),
         )
 
     def seen_weights(self) -> Weights | None:
@@ -127,6 +134,11 @@ class World:
         return decision
 
     def _apply(self, decision: Decision) -> None:
+        check = decision.state.check
+        if check is not None and decision.state.stage.value in ("Canary", "Promoting") and check.job not in self.jobs:
+            self.jobs[check.job] = JobSummary(name=check.job, labels={CHECK: check.name}, active=1,
+                                              created_at=self.now, start_time=self.now)
+            self.created_jobs.append(check.job)
         for key in decision.remove_annotations:
             self.annotations.pop(key, None)
         stable_revision = compute_revision(decision.stable_spec, TABLE)
@@ -156,6 +168,17 @@ class World:
         for role in (self.stable, self.canary):
             if role is not None and not role.crashing:
                 role.ready = role.replicas
+
+    def finish_job(self, outcome: str = "Complete", name: str | None = None) -> str:
+        """The running check Job ends as the Job controller ends it: Complete,
+        Failed (BackoffLimitExceeded) or Failed (DeadlineExceeded)."""
+        name = name or self.created_jobs[-1]
+        job = self.jobs[name]
+        reason = {"Complete": "", "Failed": "BackoffLimitExceeded", "DeadlineExceeded": "DeadlineExceeded"}[outcome]
+        kind = "Complete" if outcome == "Complete" else "Failed"
+        self.jobs[name] = replace(job, active=0, succeeded=int(kind == "Complete"), failed=int(kind == "Failed"),
+                                  conditions=(DeploymentCondition(kind, "True", reason, ""),))
+        return name
 
     def later(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)

@@ -50,3 +50,12 @@ def test_shadow_and_preview_converge_on_their_own():
                                   conditions=[cond("Ready", "False", "CanaryInProgress", message),
                                               cond("Stalled", "False")]))
         assert health == {"status": "Progressing", "message": message}, phase
+
+
+def test_a_running_smoke_check_is_progressing_and_names_its_job():
+    health = argocd_health(md(observedGeneration=2, phase="CheckRunning",
+                              rollout={"check": {"name": "predict", "at": "PreRollout", "job": "m-predict-1a2b3c4d",
+                                                 "phase": "Running"}},
+                              conditions=[cond("Ready", "False", "CheckRunning"), cond("Stalled", "False")]))
+    assert health == {"status": "Progressing",
+                      "message": "CheckRunning: check predict (PreRollout) runs as Job m-predict-1a2b3c4d"}

@@ -144,3 +144,55 @@ def test_the_preview_is_in_phase_preview_until_it_waits_for_approval():
     world.pods_ready()
     world.reconcile()
     assert world.phase == "Paused"
+
+
+# -- hooks against the preview (issue 12: smoke-test checks) ----------------------
+
+CHECK_JOB = {"template": {"spec": {"containers": [{"name": "smoke", "image": "python:3.12-slim"}]}}}
+
+
+def bg_checked(version, *checks, **blue_green):
+    rollout = {"strategy": "BlueGreen", "blueGreen": {"scaleDownDelay": "0s", **blue_green},
+               "checks": [{"name": name, "at": at, "job": {"template": CHECK_JOB}, "timeout": "2m"}
+                          for name, at in checks]}
+    return spec_for(version, replicas=4, traffic=GATEWAY, rollout=rollout)
+
+
+def test_a_pre_promotion_check_tests_the_preview_before_the_switch():
+    world = settled_world(bg_checked("v7", ("e2e", "PrePromotion"), autoPromote=True))
+    world.change(bg_checked("v8", ("e2e", "PrePromotion"), autoPromote=True))
+    run(world, 4, seconds=6)
+    assert world.rollout["check"]["name"] == "e2e" and world.phase == "CheckRunning"
+    assert world.route == ALL_STABLE, "the preview takes no client request before its check passed"
+    world.finish_job("Complete")
+    run(world, 2)
+    assert world.route == Weights.to_canary(100), "then the switch"
+    run(world, 4)
+    assert world.results()[-1] == "Promoted"
+
+
+def test_a_failed_check_on_the_preview_rolls_back_with_no_client_request_served():
+    world = settled_world(bg_checked("v7", ("smoke", "PreRollout")))
+    world.change(bg_checked("v8", ("smoke", "PreRollout")))
+    run(world, 3)
+    world.finish_job("Failed")
+    run(world, 2)
+    assert world.results()[-1] == "RolledBack"
+    assert max(w.canary for w, _, _ in world.passes) == 0
+
+
+def test_the_promote_annotation_still_waits_for_the_preview_s_pre_promotion_check():
+    world = settled_world(bg_checked("v7", ("e2e", "PrePromotion")))
+    world.change(bg_checked("v8", ("e2e", "PrePromotion")))
+    run(world, 3)
+    world.annotations[PROMOTE] = "true"
+    run(world, 2)
+    assert world.route == ALL_STABLE and world.rollout["check"]["name"] == "e2e"
+    world.finish_job("Complete")
+    run(world, 2)
+    assert world.route == Weights.to_canary(100)
+
+
+def test_step_checks_with_blue_green_are_refused_with_the_reason():
+    with pytest.raises(InvalidSpec, match="BlueGreen has no steps of yours"):
+        bg_checked("v1", ("smoke", "Step 1"))

@@ -125,9 +125,33 @@ def blue_green_preview() -> dict:
     return md
 
 
+def check_running() -> dict:
+    """A PreRollout smoke check running, an earlier one passed and one failed before (issue 12 item 4)."""
+    md = recorded()
+    md["spec"]["traffic"] = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+    md["spec"]["rollout"]["checks"] = [
+        {"name": name, "at": "PreRollout", "timeout": "2m",
+         "job": {"template": {"template": {"spec": {"containers": [{"name": "smoke", "image": "smoke:1"}]}}}}}
+        for name in ("health", "predict")]
+    md["status"].update(phase="CheckRunning", traffic={"stable": 100, "canary": 0, "verified": True})
+    md["status"]["rollout"].update(step=0, weight=0, passedChecks=["health"], check={
+        "name": "predict", "job": "fraud-predict-1a2b3c4d", "at": "PreRollout", "phase": "Running",
+        "startedAt": "2026-11-27T12:01:00Z", "timeoutSeconds": 120}, decisions=[
+        {"time": "2026-11-27T12:00:58Z", "metric": "check/health", "job": "fraud-health-5e6f7a8b",
+         "outcome": "Passed", "verdict": "Pass", "action": "Continue", "message": "Job fraud-health-5e6f7a8b succeeded"}])
+    del md["status"]["rollout"]["lastAnalysisAt"]
+    running = ("canary v8 (revision 9ab1c2d3e4): check predict (PreRollout) is running as Job fraud-predict-1a2b3c4d; "
+               "the canary takes 0% of traffic (step 1/4); stable serves v7 (revision 5f0c2a91d3)")
+    md["status"]["message"] = running
+    for condition in md["status"]["conditions"][:2]:
+        condition.update(reason="CheckRunning", message=running)
+    return md
+
+
 CASES = {
     "shadow": shadow,
     "blue-green-preview": blue_green_preview,
+    "check-running": check_running,
     "canary-pause": recorded,
     "canary-approval": waiting_for_approval,
     "canary-waits-for-pods": weight_waiting_for_pods,

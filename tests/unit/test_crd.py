@@ -61,9 +61,12 @@ def test_free_form_only_where_meant(root):
     # status.stable.spec: the stable revision's pod-shaping spec, stored as written;
     # status.stable.runtime: the serving container it was rolled out with.
     # spec.affinity and spec.topologySpreadConstraints: the pod spec's own
-    # types (issue 14), passed through as tolerations are.
+    # types (issue 14), passed through as tolerations are; spec.podTemplatePatch
+    # a patch of the pod template; spec.rollout.checks[].job.template: a JobSpec,
+    # checked by the operator (api/rollout.py CheckJob).
     assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.spec.affinity",
-                         "$.spec.topologySpreadConstraints[]", "$.spec.podTemplatePatch", "$.status.stable.spec",
+                         "$.spec.topologySpreadConstraints[]", "$.spec.podTemplatePatch",
+                         "$.spec.rollout.checks[].job.template", "$.status.stable.spec",
                          "$.status.stable.runtime"]
 
 
@@ -152,7 +155,7 @@ def test_status_is_typed_and_not_defaulted(root):
 def test_printer_columns_point_at_real_fields(crd, root):
     version = crd["spec"]["versions"][0]
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Version", "Phase", "Ready", "Canary", "Age"]
+    assert list(columns) == ["Version", "Phase", "Ready", "Canary", "Check", "Age"]  # Check: -o wide (priority 1)
     for name, json_path in columns.items():
         if json_path.startswith(".metadata"):
             continue

@@ -261,7 +261,8 @@ def test_dashboard_queries_only_metrics_the_operator_exports():
     used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"modeldeploy_[a-z_]+", e)}
     assert used and used <= exported, used - exported
     for needed in ("modeldeploy_canary_weight", "modeldeploy_rollout_step", "modeldeploy_rollouts_total",
-                   "modeldeploy_analysis_verdicts_total"):
+                   "modeldeploy_analysis_verdicts_total", "modeldeploy_check_outcomes_total",
+                   "modeldeploy_check_running"):
         assert needed in used
 
 

@@ -9,7 +9,9 @@ The actions: spec edits (version, image, replicas including 0, replicas <->
 autoscaling, invalid specs, traffic provider, steps, strategy, analysis),
 promote/abort annotations with any value, approvedVersion, pod behaviours
 (ready, slow, never ready, crash loop, pending for capacity), Prometheus
-answers (pass, fail, no data, +Inf, NaN, several series, unreachable), HPA
+answers (pass, fail, no data, +Inf, NaN, several series, unreachable), smoke
+checks (rollout.checks) and their Jobs ending (Complete, failed, past their
+deadline; issue 12 item 4: canary_runs_a_check_that_ends lines one up), HPA
 load, operator passes from a stale cache or before the Deployment controllers
 react, lost status writes (409/500), a 422 on a child, time passing with and
 without the operator.
@@ -128,6 +130,20 @@ STEP_PLANS = {
     "shadow": [{"setMirror": {"percent": 50}}, {"pause": {"duration": "10s"}}, {"setWeight": 50}],
 }
 CANARY_HEADERS = [{"name": "x-model-canary", "value": "true"}]
+# Issue 12 item 4: smoke-test checks (their Jobs end by the rule
+# check_job_finishes, or by their activeDeadlineSeconds in the fake Job
+# controller). PreRollout with the replicas provider is refused (held as invalid),
+# and so is Step 1 with no steps.
+CHECK_TIMEOUT = 30
+CHECK_JOB = {"template": {"template": {"spec": {"containers": [{"name": "smoke", "image": "smoke:1"}]}}}}
+CHECK_PLANS = {
+    None: [],
+    "pre-rollout": [("smoke", "PreRollout")],
+    "pre-promotion": [("e2e", "PrePromotion")],
+    "step-1": [("mid", "Step 1")],
+    "pre-rollout+pre-promotion": [("smoke", "PreRollout"), ("e2e", "PrePromotion")],
+}
+JOB_OUTCOMES = ("Complete", "BackoffLimitExceeded", "DeadlineExceeded")
 GATEWAY = {"provider": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
                                                       "hostnames": ["fraud.example.com"]}}
 ISTIO = {"provider": "istio", "istio": {"hosts": ["fraud.example.com"], "gateways": ["istio-system/public"]}}
@@ -160,6 +176,7 @@ class SpecState:
     capacity: str = "Surge"  # a key of CAPACITY
     headers: bool = False  # traffic.canaryHeaders (with a weighted provider)
     auto_promote: bool = False  # rollout.blueGreen.autoPromote (strategy BlueGreen)
+    checks: str | None = None  # a key of CHECK_PLANS
 
     def raw(self) -> dict:
         model = {"uri": f"s3://models/fraud/{self.version}", "version": self.version, "format": "sklearn"}
@@ -191,6 +208,9 @@ class SpecState:
                 rollout["analysis"].update(minSamples=self.min_samples, samplesQuery=SAMPLES_QUERY)
         if CAPACITY[self.capacity]:
             rollout["capacity"] = dict(CAPACITY[self.capacity])
+        if CHECK_PLANS[self.checks]:
+            rollout["checks"] = [{"name": name, "at": at, "timeout": f"{CHECK_TIMEOUT}s",
+                                  "job": copy.deepcopy(CHECK_JOB)} for name, at in CHECK_PLANS[self.checks]]
         raw["rollout"] = rollout
         if PROVIDERS[self.provider]:
             raw["traffic"] = copy.deepcopy(PROVIDERS[self.provider])
@@ -293,6 +313,13 @@ class Oracle:
     barred: dict[str, str] = field(default_factory=dict)  # revision -> why it must not become stable
     promote_target: str | None = None  # the canary in flight when the user set promote=true
     abort_target: str | None = None
+    # Smoke checks: (revision, check) whose Job completed; revisions that
+    # have carried client traffic (weight, mirror, header rule) ever; revisions
+    # whose running check's Job failed in this attempt (until the user moves
+    # the spec to another revision).
+    passed_checks: set[tuple[str, str]] = field(default_factory=set)
+    exposed: set[str] = field(default_factory=set)
+    check_failed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -666,6 +693,48 @@ def invariant_analysis_passes_only_what_it_can_judge(view: PassView) -> None:
                                  f"a Pass: {record}")
 
 
+def invariant_no_client_traffic_before_pre_rollout_checks(cluster: FakeCluster, view: PassView,
+                                                          oracle: Oracle) -> None:
+    """Invariant 12 (issue 12 item 4). No client traffic reaches a canary
+    before its PreRollout checks passed: when a pass first sends a canary
+    revision R any client request (route weight, mirrored copies, the header
+    rule) ever, every PreRollout check of the spec at that pass has a Job of
+    R that completed."""
+    revision = view.canary_revision_after
+    if revision is None or revision in oracle.exposed:
+        return
+    mirror, _ = cluster.route_mirror(NAME)
+    headers = cluster.route_header_backend(NAME) == f"{NAME}-canary"
+    if not (view.share_after or mirror or headers):
+        return
+    oracle.exposed.add(revision)
+    if view.spec is None or revision_of(view.raw) != revision:
+        return
+    missing = [check.name for check in view.spec.rollout.checks
+               if check.at == "PreRollout" and (revision, check.name) not in oracle.passed_checks]
+    if missing:
+        raise AssertionError(f"invariant 12: canary revision {revision} gets client traffic (weight "
+                             f"{view.share_after}%, mirror {mirror}%, header rule {headers}) before its PreRollout "
+                             f"checks {missing} passed")
+
+
+def invariant_failed_check_never_promotes(view: PassView, oracle: Oracle) -> None:
+    """Invariant 13 (issue 12 item 4). A canary whose running check's Job
+    failed (or ran past its deadline) is never promoted, not even by the
+    promote annotation; only a Recreate or the spec set back to it as the
+    stable revision makes it stable."""
+    rollout, before = _rollout(view.after), _rollout(view.before)
+    after_stable = ((view.after or {}).get("stable") or {}).get("revision")
+    entering = None
+    if rollout.get("stage") == "Promoting" and before.get("stage") != "Promoting":
+        entering = rollout.get("revision")
+    elif after_stable is not None and after_stable != oracle.known_stable and before.get("stage") != "Promoting":
+        entering = after_stable
+    if entering is None or entering not in oracle.check_failed or view.recreate:
+        return
+    raise AssertionError(f"invariant 13: revision {entering} was promoted although {oracle.check_failed[entering]}")
+
+
 def invariant_requests_act_only_when_meant(view: PassView) -> None:
     """(Issue 9 defect 9.) The abort annotation rolls back only when its value
     is "true" or the canary's revision."""
@@ -725,6 +794,8 @@ class RolloutSafety(RuleBasedStateMachine):
         if revision is not None:  # a valid spec naming another revision: the user moved away
             for barred in [r for r in self.oracle.barred if r != revision]:
                 del self.oracle.barred[barred]
+            for failed in [r for r in self.oracle.check_failed if r != revision]:
+                del self.oracle.check_failed[failed]
 
     @rule(version=st.sampled_from(["v1", "v2", "v3"]))
     def edit_version(self, version: str) -> None:
@@ -765,6 +836,26 @@ class RolloutSafety(RuleBasedStateMachine):
     @rule(strategy=st.sampled_from(["Canary", "Recreate", "BlueGreen"]), auto_promote=st.booleans())
     def set_strategy(self, strategy: str, auto_promote: bool = False) -> None:
         self._edit(strategy=strategy, auto_promote=auto_promote)
+
+    @rule(checks=st.sampled_from(list(CHECK_PLANS)))
+    def set_checks(self, checks) -> None:
+        self._edit(checks=checks)
+
+    @rule(outcome=st.sampled_from(JOB_OUTCOMES))
+    def check_job_finishes(self, outcome: str) -> None:
+        """The newest running check Job ends (its pod succeeded, failed, or it
+        ran out of time), as the control plane's Job controller ends it."""
+        job = self.cluster.finish_job(outcome)
+        if job is None:
+            return
+        labels = job["metadata"]["labels"]
+        revision, check = labels.get(REVISION), labels.get("modeldeploy.io/check")
+        if outcome == "Complete":
+            self.oracle.passed_checks.add((revision, check))
+            return
+        running = _rollout(self._status()).get("check") or {}
+        if running.get("job") == job["metadata"]["name"] and _in_flight(self._status()) == revision:
+            self.oracle.check_failed.setdefault(revision, f"its check {check}'s Job {running['job']} ended {outcome}")
 
     @rule(capacity=st.sampled_from(sorted(CAPACITY)))
     def set_capacity(self, capacity: str) -> None:
@@ -1057,6 +1148,44 @@ class RolloutSafety(RuleBasedStateMachine):
         self._pass()
         self._ticks(10)
 
+    @rule(checks=st.sampled_from([c for c in CHECK_PLANS if c]), provider=st.sampled_from(["gatewayAPI", "istio"]),
+          outcome=st.sampled_from(JOB_OUTCOMES), promote=st.booleans(), then_wait=st.booleans())
+    def canary_runs_a_check_that_ends(self, checks: str, provider: str, outcome: str, promote: bool,
+                                      then_wait: bool) -> None:
+        """Issue 12 item 4: a new canary with smoke checks, on a weighted
+        provider (headers on or off as they were), pods ready; once a check
+        runs its Job ends with `outcome`, the user perhaps promoting at once.
+        `then_wait`: nobody acts for the bound, then invariant 6."""
+        self._edit(checks=checks, provider=provider)
+        changes: dict = {}
+        if self.spec.invalid:
+            changes["invalid"] = None
+        if self.spec.autoscaling is None and not self.spec.replicas:
+            changes["replicas"] = 2
+        if self.spec.strategy != "Canary":
+            changes["strategy"] = "Canary"
+        if self.spec.steps in ("no-steps", "shadow") and checks == "step-1":
+            changes["steps"] = "one-step"
+        if changes:
+            self._edit(**changes)
+        version = self._new_version()
+        if version is None:
+            return
+        self._edit(version=version)
+        if self.cluster.capacity < 8:
+            self.cluster.capacity = 40
+        self.cluster.behave(version, READY)
+        self.cluster.prometheus.answer = PASS
+        self.cluster.sync()
+        if not self._ticks(60, until=lambda: bool(_rollout(self._status()).get("check"))):
+            return
+        self.check_job_finishes(outcome)
+        if promote:
+            self.annotate_promote("true")
+        self._ticks(15)
+        if then_wait:
+            self._nobody_acts_for_the_bound()
+
     @rule(code=st.sampled_from([409, 500]), value=st.sampled_from(["true", "canary-revision"]),
           then_wait=st.booleans())
     def abort_with_a_lost_status_write(self, code: int, value: str, then_wait: bool) -> None:
@@ -1206,6 +1335,8 @@ class RolloutSafety(RuleBasedStateMachine):
         self._check(lambda: invariant_rolled_back_never_stable(view, self.oracle), 2)
         self._check(lambda: invariant_requests_act_only_when_meant(view), 9)
         self._check(lambda: invariant_analysis_passes_only_what_it_can_judge(view), 11)
+        self._check(lambda: invariant_no_client_traffic_before_pre_rollout_checks(cluster, view, self.oracle), 12)
+        self._check(lambda: invariant_failed_check_never_promotes(view, self.oracle), 13)
         # What the status says (4, 7) and the weights set (3) are judged after
         # fresh passes: a pass from a stale cache cannot know better, the next
         # fresh one must. Transitions (1, 2, 5, 8) must be safe from any cache.

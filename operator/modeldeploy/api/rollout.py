@@ -1,7 +1,7 @@
 """`spec.rollout`: how a new revision replaces the serving one."""
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -323,6 +323,73 @@ class CapacitySpec(SpecModel):
         return surge, max(unavailable, 1 if surge == 0 else 0)
 
 
+# -- smoke-test checks (issue 12 item 4) ---------------------------------------
+
+MAX_CHECKS = 10
+MAX_CHECK_NAME = 20
+CheckTimeout = bounded_duration(1, 6 * 3600)
+# Where a check gates the rollout: before any client traffic, before step N
+# (1-based, as `modeldeploy status` counts steps) acts, or before promotion.
+CHECK_AT_PATTERN = r"^(PreRollout|PrePromotion|Step [1-9][0-9]?)$"
+PRE_ROLLOUT, PRE_PROMOTION = "PreRollout", "PrePromotion"
+
+
+class CheckJob(SpecModel):
+    template: dict[str, Any] = Field(
+        description="A JobSpec (batch/v1): at least template.spec.containers. The operator adds the env vars "
+        "MODELDEPLOY_CANARY_URL, MODELDEPLOY_CANARY_REVISION, MODELDEPLOY_CANARY_VERSION and "
+        "MODELDEPLOY_MODEL_NAME to every container, backoffLimit 0 and activeDeadlineSeconds from the check's "
+        "timeout unless given, restartPolicy Never and a restricted securityContext when none is given.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _job_spec_shaped(cls, template: dict[str, Any]) -> dict[str, Any]:
+        pod = template.get("template")
+        spec = pod.get("spec") if isinstance(pod, dict) else None
+        containers = spec.get("containers") if isinstance(spec, dict) else None
+        if not isinstance(containers, list) or not containers or not all(
+                isinstance(c, dict) and c.get("name") and c.get("image") for c in containers):
+            raise FieldProblem(("template", "spec", "containers"),
+                               "a check's job.template is a JobSpec: it needs template.spec.containers, each with "
+                               "a name and an image")
+        for key in ("selector", "manualSelector", "suspend", "ttlSecondsAfterFinished"):
+            if key in template:
+                raise FieldProblem(key, "is the operator's to set on a check Job (it creates, "
+                                   "watches and cleans up the Job itself)")
+        return template
+
+
+class RolloutCheck(SpecModel):
+    """A smoke test: a Job the operator runs against the canary's Service at
+    one point of the rollout. It passes when the Job succeeds; it fails when
+    the Job fails or does not finish within `timeout`, which rolls back."""
+
+    name: Annotated[DNS1123Label, Field(max_length=MAX_CHECK_NAME)] = Field(
+        description="Unique among the checks; part of its Jobs' names.")
+    at: str = Field(
+        pattern=CHECK_AT_PATTERN,
+        description="PreRollout: once the canary's pods are ready, before any client traffic (weight, mirror, "
+        "header route) reaches it. Step N: before step N (1-based) acts. PrePromotion: after every step, before "
+        "promotion.",
+    )
+    job: CheckJob
+    timeout: CheckTimeout = Field("5m", description="Fail the check when its Job has not finished by then.")
+
+    @property
+    def timeout_seconds(self) -> int:
+        return parse_duration(self.timeout)
+
+    def gate(self, steps: int) -> int:
+        """The index of the step this check must pass before (len(steps): promotion)."""
+        if self.at == PRE_ROLLOUT:
+            return 0
+        if self.at == PRE_PROMOTION:
+            return steps
+        return int(self.at.split()[1]) - 1
+
+
 ScaleDownDelay = bounded_duration(0, 24 * 3600)
 
 
@@ -354,6 +421,8 @@ _DEFAULT_STEPS_CEL = " && ".join([f"size(self.steps) == {len(DEFAULT_STEPS)}", *
     else f"has(self.steps[{i}].pause) && has(self.steps[{i}].pause.duration) && "
          f"self.steps[{i}].pause.duration == '{step.pause.duration}'"
     for i, step in enumerate(DEFAULT_STEPS))])
+NO_BLUE_GREEN_STEP_CHECKS = ("rollout.checks at Step N need strategy Canary: BlueGreen has no steps of yours; "
+                             "use PreRollout (the preview, before any traffic) or PrePromotion (before the switch)")
 NO_BLUE_GREEN_STEPS = ("rollout.steps apply to strategy Canary; BlueGreen switches all traffic at once "
                        "(rollout.blueGreen): leave the steps out")
 
@@ -376,6 +445,15 @@ class RolloutSpec(SpecModel):
                     "rule": f"!has(self.strategy) || self.strategy != 'BlueGreen' || !has(self.steps) || "
                             f"({_DEFAULT_STEPS_CEL})",
                     "message": NO_BLUE_GREEN_STEPS,
+                },
+                {
+                    "rule": "!has(self.checks) || self.checks.all(c, self.checks.exists_one(d, d.name == c.name))",
+                    "message": "rollout.checks names must be unique",
+                },
+                {
+                    "rule": "!has(self.strategy) || self.strategy != 'BlueGreen' || !has(self.checks) || "
+                            "self.checks.all(c, !c.at.startsWith('Step '))",
+                    "message": NO_BLUE_GREEN_STEP_CHECKS,
                 },
             ]
         }
@@ -405,6 +483,26 @@ class RolloutSpec(SpecModel):
     )
     analysis: AnalysisSpec | None = None
     capacity: CapacitySpec = Field(default_factory=CapacitySpec)
+    checks: list[RolloutCheck] = Field(
+        default_factory=list,
+        max_length=MAX_CHECKS,
+        description="Smoke-test Jobs run against the canary at PreRollout, Step N or PrePromotion; one at a time, "
+        "in this order at each point.",
+    )
+
+    @model_validator(mode="after")
+    def _checks_fit_the_steps(self) -> "RolloutSpec":
+        names = [check.name for check in self.checks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FieldProblem("checks", f"rollout.checks names must be unique (repeated: {', '.join(duplicates)})")
+        for index, check in enumerate(self.checks):
+            if check.at.startswith("Step ") and self.strategy == "BlueGreen":
+                raise FieldProblem(("checks", index, "at"), NO_BLUE_GREEN_STEP_CHECKS.removeprefix("rollout.checks "))
+            if check.at.startswith("Step ") and not 1 <= int(check.at.split()[1]) <= len(self.steps):
+                raise FieldProblem(("checks", index, "at"),
+                                   f"{check.at} names no step: rollout.steps has {len(self.steps)} (Step N is 1-based)")
+        return self
 
     @model_validator(mode="after")
     def _blue_green(self) -> "RolloutSpec":

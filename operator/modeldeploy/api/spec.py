@@ -263,6 +263,10 @@ NO_MIRROR = ("rollout.steps setMirror needs traffic.provider gatewayAPI or istio
              "to one pod and cannot copy it to another")
 
 
+NO_PRE_ROLLOUT = ("rollout.checks at PreRollout need traffic.provider gatewayAPI or istio: with replicas a ready "
+                  "canary pod is behind the client Service, so no check can run before clients reach it")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What to serve (model), with what (runtime), how many (replicas/autoscaling),
     how to roll out changes (rollout) and how traffic reaches it (traffic).
@@ -288,6 +292,12 @@ class ModelDeploymentSpec(SpecModel):
                     "!self.rollout.steps.exists(s, has(s.setMirror)) || "
                     "(has(self.traffic) && has(self.traffic.provider) && self.traffic.provider != 'replicas')",
                     "message": NO_MIRROR,
+                },
+                {
+                    "rule": "!has(self.rollout) || !has(self.rollout.checks) || "
+                    "!self.rollout.checks.exists(c, c.at == 'PreRollout') || "
+                    "(has(self.traffic) && has(self.traffic.provider) && self.traffic.provider != 'replicas')",
+                    "message": NO_PRE_ROLLOUT,
                 },
                 {
                     "rule": "has(self.model.format) || !has(self.runtime) || !has(self.runtime.image) || "
@@ -387,6 +397,10 @@ class ModelDeploymentSpec(SpecModel):
                 if step.set_mirror is not None:
                     raise FieldProblem(("rollout", "steps", index, "setMirror"),
                                        NO_MIRROR.removeprefix("rollout.steps setMirror "))
+            for index, check in enumerate(self.rollout.checks):
+                if check.at == "PreRollout":
+                    raise FieldProblem(("rollout", "checks", index, "at"),
+                                       NO_PRE_ROLLOUT.removeprefix("rollout.checks at PreRollout "))
         self._check_runtime_is_known(info)
         if self.model.format is None and self.runtime is not None and self.runtime.image \
                 and not self.runtime.readiness_path:

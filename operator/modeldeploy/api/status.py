@@ -28,6 +28,7 @@ class Phase(str, Enum):
     PAUSED = "Paused"
     PROMOTING = "Promoting"
     ROLLED_BACK = "RolledBack"
+    CHECK_RUNNING = "CheckRunning"  # a smoke-test Job (rollout.checks) gates the canary
 
 
 class Stage(str, Enum):
@@ -113,22 +114,36 @@ class CapacityStatus(StatusModel):
 
 
 class DecisionRecord(StatusModel):
-    """One analysis verdict and what the rollout did about it."""
+    """One analysis verdict, or one smoke-test check's outcome, and what the
+    rollout did about it."""
 
     time: str
-    metric: str
+    metric: str = Field(description="The metric judged, or for a check: check/<name>.")
     value: float | None = Field(None, description="The value judged; absent when there was none or it was not finite.")
     bound: str | None = None
     samples: int | None = None
     verdict: Literal["Pass", "Fail", "Inconclusive"]
     action: str
     message: str | None = Field(None, description="Why, in one line (e.g. the value was +Inf, the query failed).")
+    job: str | None = Field(None, description="A check's Job (rollout.checks).")
+    outcome: Literal["Passed", "Failed", "TimedOut"] | None = Field(None, description="A check's outcome.")
 
     @field_validator("value")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         # JSON has no Infinity or NaN: one would make every status write fail.
         return value if value is None or math.isfinite(value) else None
+
+
+class CheckStatus(StatusModel):
+    """The smoke-test check (rollout.checks) the canary waits on now."""
+
+    name: str
+    job: str = Field(description="The Job the operator created for it.")
+    at: str | None = None
+    phase: Literal["Running"] = "Running"
+    started_at: str | None = None
+    timeout_seconds: int | None = Field(None, description="Its timeout when it started.")
 
 
 class RolloutProgress(StatusModel):
@@ -161,6 +176,11 @@ class RolloutProgress(StatusModel):
     last_analysis_at: str | None = None
     not_ready_since: str | None = Field(None, description="Since when the canary has fewer ready pods than wanted.")
     message: str | None = Field(None, description="Why the rollout was rolled back.")
+    canary_started_at: str | None = Field(None, description="When this canary started: its check Jobs' names "
+                                          "derive from it, so a revision tried again gets new Jobs.")
+    check: CheckStatus | None = Field(None, description="The smoke-test check running now.")
+    passed_checks: list[str] = Field(default_factory=list, max_length=20,
+                                     description="rollout.checks this canary has passed.")
     decisions: list[DecisionRecord] = Field(default_factory=list, max_length=MAX_DECISIONS)
 
 

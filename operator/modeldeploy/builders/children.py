@@ -4,14 +4,15 @@ from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from .autoscaler import build_autoscaler
-from .kinds import DEPLOYMENT, HPA, PDB, SERVICE
+from .kinds import DEPLOYMENT, HPA, JOB, PDB, SERVICE
 from .disruption import build_disruption_budget
 from .naming import Role
 from .ownership import Owner
 from .service import build_preview_service, build_role_service, build_service
 
 # What the builders write (reconcile.kinds adds the traffic providers' routes).
-BUILT_KINDS = (DEPLOYMENT, SERVICE, HPA, PDB)
+# JOB: the smoke-test checks (builders/job.py), built by reconcile.plan from the decision.
+BUILT_KINDS = (DEPLOYMENT, SERVICE, HPA, PDB, JOB)
 
 
 def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,

@@ -179,17 +179,34 @@ def describe_step(md: Mapping[str, Any], status: ModelDeploymentStatus, now: dat
         lines.append(f"  step      {total}/{total}  done: promotes once the canary pods are ready")
     else:
         step = steps[rollout.step] if rollout.step < len(steps) else None
-        lines.append(f"  step      {rollout.step + 1}/{total}  "
-                     f"{_waiting_for(step, status, now, (md.get('metadata') or {}).get('name', '<name>'))}")
+        name = (md.get("metadata") or {}).get("name", "<name>")
+        waits = (f"waits for check {rollout.check.name} ({rollout.check.at or '?'}) before it acts"
+                 if rollout.check is not None else _waiting_for(step, status, now, name))
+        lines.append(f"  step      {rollout.step + 1}/{total}  {waits}")
     if rollout.paused_reason and (rollout.paused_by == PausedBy.ANALYSIS or rollout.paused_reason not in lines[0]):
         lines.append(f"  paused    {rollout.paused_reason}")
     if rollout.not_ready_since:
         deadline = plan.progress_deadline_seconds if plan else None
         limit = f"; rolls back after {deadline}s" if deadline else ""
         lines.append(f"  pods      canary not ready for {age(rollout.not_ready_since, now)}{limit}")
+    lines.extend(_checks(rollout, now))
     analysis = _analysis(plan, status, now)
     if analysis:
         lines.append(analysis)
+    return lines
+
+
+def _checks(rollout, now: datetime) -> list[str]:
+    """The smoke-test check running (spec.rollout.checks) and those passed."""
+    lines = []
+    check = rollout.check
+    if check is not None:
+        ran = f" for {age(check.started_at, now)}" if check.started_at else ""
+        limit = f" of {_span(check.timeout_seconds)}" if check.timeout_seconds else ""
+        lines.append(f"  check     {check.name} ({check.at or '?'}) running{ran}{limit} as Job {check.job}; "
+                     f"kubectl logs job/{check.job}")
+    if rollout.passed_checks:
+        lines.append(f"  checks    passed: {', '.join(rollout.passed_checks)}")
     return lines
 
 
@@ -253,8 +270,9 @@ def decisions_table(status: ModelDeploymentStatus, style: Style = PLAIN, shown: 
         return []
     last = decisions[-shown:]
     title = "Decisions" if len(last) == len(decisions) else f"Decisions (last {len(last)} of {len(decisions)})"
-    rows = [(d.time, d.metric, _number(d.value), d.bound or "-", "-" if d.samples is None else str(d.samples),
-             d.verdict, d.action) for d in last]
+    # A smoke-test check's record: its Job where a metric has its bound, its outcome as the verdict.
+    rows = [(d.time, d.metric, _number(d.value), (f"job {d.job}" if d.job else d.bound) or "-",
+             "-" if d.samples is None else str(d.samples), d.outcome or d.verdict, d.action) for d in last]
     header = ("TIME", "METRIC", "VALUE", "BOUND", "SAMPLES", "VERDICT", "ACTION")
     return ["", title, *_table(header, rows, paint={5: style.verdict} if style.colour else None)]
 

@@ -13,8 +13,9 @@
     Stalled        the Stalled condition turns True, or True for another
                    reason; not for reason RolledBack (that is the rollback's
                    own Stalled, notified as RolledBack)
-    CheckFailed    reserved for the smoke-test Jobs (not built yet): an Event
-                   with this reason will be forwarded as it is
+    CheckFailed    the machine's CheckFailed Event: a smoke-test check's Job
+                   (spec.rollout.checks) failed or timed out; the message
+                   names the check and the Job (rollout/smoke.py)
 
 Everything here is derived from the status the pass writes, so a transition
 is found once: the next pass, in this process or in one started after a

@@ -34,6 +34,7 @@ from ..builders.ownership import Owner
 from ..builders.revision import revision_of
 from ..rollout import AnalysisPlan, Decision, Event, Inputs, decide, plan_analysis, read_state
 from ..rollout.decision import WARNING
+from ..rollout import smoke
 from ..rollout.snapshot import take_snapshot
 from ..runtimes import ResolvedRuntime, resolve_runtime, runtime_from_wire, runtime_to_wire
 from ..status.derive import derive_status, held_status
@@ -77,6 +78,8 @@ class Plan:
     # verdicts judged by this pass.
     outcomes: tuple[str, ...] = ()
     verdicts: tuple[str, ...] = ()
+    # ...and smoke-test check outcomes (Passed, Failed, TimedOut) judged by this pass.
+    check_outcomes: tuple[str, ...] = ()
     # Where the rollout stands after this pass, and since when (the stage's
     # start): the controller keeps them to share canary slots at once,
     # before the status write that records them comes back.
@@ -102,7 +105,7 @@ def plan(world: World) -> Plan:
     owner = Owner.from_metadata(meta)
     provider = provider_for(spec)
     observed = Observed(stable=_deployment(world, Role.STABLE), canary=_deployment(world, Role.CANARY),
-                        pods=world.pods)
+                        pods=world.pods, jobs=smoke.observed_jobs(world.name, world.children))
     state = read_state(model.get("status"))
     runtime = _runtime(spec, state, world)
     problems = pod_template_problems(spec, runtime, name=world.name)
@@ -128,11 +131,16 @@ def plan(world: World) -> Plan:
         return _hold(world, c.NAME_CONFLICT, "; ".join(taken))
 
     wanted = {_key(m) for m in desired}
-    apply = tuple(m for m in desired if world.write_unchanged or needs_apply(m, world.children.get(_key(m))))
+    # A check Job is created once and never re-applied (a Job's template is immutable).
+    apply = tuple(m for m in desired if not (m["kind"] == "Job" and _key(m) in world.children)
+                  and (world.write_unchanged or needs_apply(m, world.children.get(_key(m)))))
     # Manifests the live copy already holds (needs_apply said so): no new generation.
     held = {id(m) for m in desired} - {id(m) for m in apply}
     handover = tuple(h for m in apply if (h := replicas_handover(m, world.children.get(_key(m)))) is not None)
-    prune = tuple(key for key in sorted(world.children) if key[0] in PRUNABLE and key not in wanted)
+    prune = tuple(key for key in sorted(world.children) if key[0] in PRUNABLE and key[0] != "Job"
+                  and key not in wanted)
+    # Check Jobs: the finished ones kept for their logs, the last few per check (rollout/smoke.py).
+    prune += tuple(("Job", job) for job in smoke.jobs_to_prune(observed.jobs, smoke.kept_jobs(decision.state, wanted)))
 
     after = _after_writes(observed, world, desired, prune, held)
     status = derive_status(
@@ -153,6 +161,8 @@ def plan(world: World) -> Plan:
         requeue_after=_requeue(decision, status, spec, world.now),
         outcomes=tuple(entry.result for entry in decision.report.history),
         verdicts=_verdicts(decision, analysed=inputs.analysis is not None, now=world.now),
+        check_outcomes=tuple(r.outcome for r in decision.state.decisions
+                             if r.outcome is not None and r not in inputs.state.decisions),
         stage=decision.state.stage.value,
         stage_since=decision.state.step_started_at,
         scale=_scale_to_start(spec, observed),
@@ -203,6 +213,9 @@ def desired_children(owner: Owner, spec: ModelDeploymentSpec, decision: Decision
                                client_role=decision.client_role)
     desired += provider.build_routes(owner, spec, decision.weights, mirror=decision.mirror,
                                      headers_to_canary=decision.headers_to_canary)
+    job = smoke.wanted_job(owner, spec, decision.state)
+    if job is not None:
+        desired.append(job)  # last: the canary's Service and pods come first
     return desired
 
 

@@ -42,6 +42,7 @@ from .report import build_report
 from .sizing import base_replicas, canary_replicas
 from .snapshot import spec_for_stable, take_snapshot
 from .state import ACTIVE, CanaryRevision, RolloutState, Stage, StableRevision
+from . import smoke
 
 # While waiting on something that changes without an event we watch (a route's
 # weights read back, an analysis answer), look again this soon.
@@ -186,6 +187,7 @@ def _new_revision(ctx: _Context) -> Decision | None:
         canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri),
         step=0,
         step_started_at=inputs.now,
+        canary_started_at=inputs.now,  # smoke checks: this canary's Job names derive from it
         # Under autoscaling, stable is held at its current count until the
         # canary ends (issue 9, defect 4): see _decision.
         # (Not when the HPA scales both roles together: capacity mode Replace.)
@@ -377,19 +379,50 @@ def _canary(ctx: _Context, state: RolloutState) -> Decision:
         if failure is not None:
             return _rollback(ctx, state, failure)
 
-    if PROMOTE in ctx.requests:
-        if blue_green(inputs.spec) and state.weight < SWITCH:
-            # Blue-green's promote is its approval: the switch, all at once
-            # (once the preview is ready), not a rolling update of stable.
-            state = replace(state, step=max(state.step, switch_index(ctx.steps)), step_started_at=inputs.now,
-                            paused_reason=None, paused_by=None)
-        else:
-            return _start_promotion(ctx, state)
-    if not awaiting_analysis:  # no step passes on an analysis that has not run
+    # -- smoke checks (rollout/smoke.py): the running one judged, the gate at this step run --
+    gate = _smoke_gate(ctx, state)
+    if gate.failure is not None:
+        return _prepend(_rollback(ctx, gate.state, gate.failure), gate.events, ())
+    state = gate.state
+    blue_green_approval = blue_green(inputs.spec) and state.weight < SWITCH
+    if PROMOTE in ctx.requests and (blue_green_approval or state.check is not None
+                                    or smoke.outstanding(inputs.spec, state, len(ctx.steps))):
+        # Promote skips steps, never a PreRollout or PrePromotion check (they
+        # run now), and waits for a check already started to finish.
+        # Blue-green's promote is its approval: the switch, all at once (once
+        # the preview is ready and its PrePromotion checks passed), not a
+        # rolling update of stable.
+        target = switch_index(ctx.steps) if blue_green_approval else len(ctx.steps)
+        state = replace(state, step=max(state.step, target), step_started_at=inputs.now, paused_reason=None,
+                        paused_by=None)
+        first = gate.events
+        gate = _smoke_gate(ctx, state)
+        gate = replace(gate, events=(*first, *gate.events))
+        if gate.failure is not None:
+            return _prepend(_rollback(ctx, gate.state, gate.failure), gate.events, ())
+        state = gate.state
+    elif PROMOTE in ctx.requests:
+        return _prepend(_start_promotion(ctx, state), gate.events, ())
+    if not awaiting_analysis and gate.open:  # no step passes on an analysis that has not run
         state = _advance_steps(ctx, state)
-    if state.step >= len(ctx.steps) and canary_ready_replicas(inputs, state) >= _wanted_canary_pods(ctx, state):
-        return _start_promotion(ctx, state)
-    return _active_decision(ctx, state, requeue=_canary_requeue(ctx, state, awaiting_analysis))
+    if gate.open and state.step >= len(ctx.steps) and not smoke.outstanding(inputs.spec, state, state.step) \
+            and canary_ready_replicas(inputs, state) >= _wanted_canary_pods(ctx, state):
+        return _prepend(_start_promotion(ctx, state), gate.events, ())
+    requeue = _canary_requeue(ctx, state, awaiting_analysis)
+    waiting = smoke.requeue(inputs, state)
+    return _prepend(_active_decision(ctx, state, requeue=requeue if waiting is None else min(requeue, waiting)),
+                    gate.events, ())
+
+
+def _smoke_gate(ctx: _Context, state: RolloutState) -> smoke.Gate:
+    """The smoke checks at the step in progress (rollout/smoke.py): a check
+    starts once the canary has a ready pod its Service knows."""
+    inputs = ctx.inputs
+    pods = canary_pods(inputs, state)
+    wanted = _wanted_canary_pods(ctx, state)
+    ready = (any(pod.ready_for(inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in pods) if ctx.provider.weighted
+             else canary_ready_replicas(inputs, state) >= wanted)
+    return smoke.run_gate(inputs, state, min(state.step, len(ctx.steps)), pod_ready=ready)
 
 
 # -- steps ----------------------------------------------------------------------
@@ -398,6 +431,8 @@ def _canary(ctx: _Context, state: RolloutState) -> Decision:
 def _advance_steps(ctx: _Context, state: RolloutState) -> RolloutState:
     """Pass every step that is complete now; stop at the first that is not."""
     while state.step < len(ctx.steps) and not _paused_by_analysis(state):
+        if smoke.outstanding(ctx.inputs.spec, state, state.step):
+            return state  # a smoke check gates this step: the next pass runs it
         step = ctx.steps[state.step]
         if step is PREVIEW:
             state, done = _preview_ready(ctx, state)
@@ -501,6 +536,8 @@ def _headers_to_canary(ctx: _Context, state: RolloutState, canary: int | None) -
         return None
     if state.stage != Stage.CANARY or not canary:
         return False
+    if not smoke.pre_rollout_passed(ctx.inputs.spec, state):
+        return False  # no client request reaches a canary before its PreRollout checks passed
     return any(pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in canary_pods(ctx.inputs, state))
 
 
@@ -936,6 +973,15 @@ def _target_weight(ctx: _Context, state: RolloutState) -> int:
 
 
 def _wanted_canary_pods(ctx: _Context, state: RolloutState) -> int:
+    if ctx.provider.weighted and state.stage == Stage.CANARY and \
+            smoke.needs_a_pod(ctx.inputs.spec, state, min(state.step, len(ctx.steps))):
+        # A smoke check runs against the canary's Service: it needs a pod
+        # (at weight 0 a weighted route sends it no client request).
+        return max(1, _wanted_canary_pods_for_steps(ctx, state))
+    return _wanted_canary_pods_for_steps(ctx, state)
+
+
+def _wanted_canary_pods_for_steps(ctx: _Context, state: RolloutState) -> int:
     if ctx.budget is not None:  # mode Replace: the canary's share of the replicas, stable giving way
         wanted = canary_pods_for(ctx.budget, _target_weight(ctx, state), weighted=ctx.provider.weighted)
         return max(1, wanted) if state.step >= len(ctx.steps) else wanted

@@ -1,7 +1,7 @@
 """From the machine's state to what status says (status.rollout.RolloutReport)."""
 
 from .. import conditions as c
-from ..api.status import CapacityStatus, HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
+from ..api.status import CapacityStatus, CheckStatus, HistoryEntry, RoleStatus, RolloutProgress, StableStatus, TrafficStatus
 from ..status.health import Health, converging, lacks_resources, loading_message, stuck, unschedulable_message
 from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
@@ -151,6 +151,11 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         last_analysis_at=_time(state.last_analysis_at),
         not_ready_since=_time(state.not_ready_since),
         message=state.message,
+        canary_started_at=_time(state.canary_started_at),
+        check=CheckStatus(name=state.check.name, job=state.check.job, at=state.check.at or None,
+                          started_at=_time(state.check.started_at), timeout_seconds=state.check.timeout_seconds)
+        if state.check is not None and state.stage in ACTIVE else None,
+        passed_checks=list(state.passed_checks),
         decisions=list(state.decisions),
     )
 
@@ -197,6 +202,10 @@ def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedul
         return converging(c.CANARY_IN_PROGRESS, f"promoting {tried}: the stable Deployment takes its pods")
     where = f"step {min(state.step + 1, total_steps)}/{total_steps}" if total_steps else "no steps"
     paused = f"; paused: {state.paused_reason}" if state.paused_reason else ""
+    if state.check is not None and state.stage == Stage.CANARY:
+        return converging(c.CHECK_RUNNING, f"canary {tried}: check {state.check.name} ({state.check.at}) is running "
+                                           f"as Job {state.check.job}; the canary takes {state.weight}% of traffic "
+                                           f"({where}); stable serves {serving}")
     if unschedulable and state.stage == Stage.CANARY:
         # Said within a pass, in the canary's words (issue 11): not "not ready" at the deadline.
         reason = c.INSUFFICIENT_CAPACITY if lacks_resources(unschedulable) else c.UNSCHEDULABLE

@@ -44,6 +44,19 @@ class CanaryRevision:
 
 
 @dataclass(frozen=True)
+class CheckRun:
+    """A smoke-test check (rollout.checks) whose Job runs now."""
+
+    name: str
+    job: str
+    at: str
+    started_at: datetime
+    # The check's timeout when it started: a started check is judged (and
+    # times out) even if the spec drops it meanwhile.
+    timeout_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class RolloutState:
     stage: Stage = Stage.STABLE
     stable: StableRevision | None = None  # None until a first revision was taken
@@ -61,6 +74,9 @@ class RolloutState:
     last_analysis_at: datetime | None = None  # None: the canary has not taken traffic yet
     not_ready_since: datetime | None = None
     message: str | None = None  # why it rolled back
+    canary_started_at: datetime | None = None  # the canary's start: its check Jobs' names derive from it
+    check: CheckRun | None = None  # the smoke-test check running now (rollout/smoke.py)
+    passed_checks: tuple[str, ...] = ()  # rollout.checks this canary passed
     decisions: tuple[DecisionRecord, ...] = ()
 
     def with_decisions(self, *records: DecisionRecord) -> tuple[DecisionRecord, ...]:
@@ -108,8 +124,20 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         last_analysis_at=_time(progress.last_analysis_at),
         not_ready_since=_time(progress.not_ready_since),
         message=progress.message,
+        canary_started_at=_time(progress.canary_started_at),
+        check=_check(progress) if stage in ACTIVE else None,
+        passed_checks=tuple(progress.passed_checks),
         decisions=tuple(progress.decisions[-MAX_DECISIONS:]),
     )
+
+
+def _check(progress) -> CheckRun | None:
+    check = progress.check
+    started = _time(check.started_at) if check is not None else None
+    if check is None or started is None:
+        return None
+    return CheckRun(name=check.name, job=check.job, at=check.at or "", started_at=started,
+                    timeout_seconds=check.timeout_seconds or 300)
 
 
 def _paused_by(progress) -> PausedBy | None:

@@ -116,10 +116,46 @@ class PodSummary:
 
 
 @dataclass(frozen=True)
+class JobSummary:
+    """A smoke-test check's Job (rollout.checks), reduced to its outcome."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    succeeded: int = 0
+    failed: int = 0
+    active: int = 0
+    conditions: tuple[DeploymentCondition, ...] = ()  # the Job's own conditions (Complete, Failed, ...)
+    start_time: datetime | None = None
+    created_at: datetime | None = None
+
+    def condition(self, type_: str) -> DeploymentCondition | None:
+        return next((c for c in self.conditions if c.type == type_ and c.status == "True"), None)
+
+
+@dataclass(frozen=True)
 class Observed:
     stable: ObservedDeployment | None = None
     canary: ObservedDeployment | None = None
     pods: tuple[PodSummary, ...] = field(default_factory=tuple)
+    jobs: tuple[JobSummary, ...] = field(default_factory=tuple)  # this model's check Jobs
+
+
+def summarize_job(body: Mapping[str, Any]) -> JobSummary:
+    """Reduce a Job (as a camelCase dict) to what a check's outcome needs."""
+    metadata, status = body.get("metadata", {}), body.get("status") or {}
+    return JobSummary(
+        name=metadata.get("name", ""),
+        labels=dict(metadata.get("labels") or {}),
+        succeeded=status.get("succeeded", 0),
+        failed=status.get("failed", 0),
+        active=status.get("active", 0),
+        conditions=tuple(
+            DeploymentCondition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
+            for c in status.get("conditions") or ()
+        ),
+        start_time=parse_time_or_none(status.get("startTime")),
+        created_at=parse_time_or_none(metadata.get("creationTimestamp")),
+    )
 
 
 def ready_canary_pods(pods: Iterable[PodSummary], revision: str | None,

@@ -16,6 +16,8 @@ def derive_phase(status: ModelDeploymentStatus) -> Phase:
     if rollout is not None and rollout.stage == Stage.PROMOTING:
         return Phase.PROMOTING
     if status.canary is not None:
+        if rollout is not None and rollout.check is not None:
+            return Phase.CHECK_RUNNING
         if rollout is not None and rollout.paused_reason:
             return Phase.PAUSED
         if rollout is not None and rollout.total_steps and rollout.step >= rollout.total_steps:

@@ -1099,6 +1099,8 @@ class RolloutSafety(RuleBasedStateMachine):
             changes["replicas"] = 2
         if self.spec.capacity != "Surge":
             changes["capacity"] = "Surge"
+        if self.spec.checks == "step-1":  # BlueGreen has no steps of the user's: refused
+            changes["checks"] = None
         self._edit(**changes)
         if not self._status():
             self._pass()

@@ -520,3 +520,44 @@ def test_found_a_new_revision_with_no_steps_is_not_promoted_before_its_canary_wa
     state.break_spec(how="reserved-env")
     state.api_server_refuses_this_version()
     state.teardown()
+
+
+def test_found_a_canary_pod_at_its_promotion_gate_waiting_for_a_pre_promotion_check_may_serve():
+    """Invariant 3 was too strict (the property test, once smoke checks met capacity
+    mode Replace): the user promotes, which skips the steps; a PrePromotion check
+    then holds the canary at its promotion gate, where mode Replace keeps a canary
+    pod to promote in place and the check needs one. With the replicas provider that
+    pod serves: what the promotion the user asked for does next, not traffic before
+    the first setWeight."""
+    from test_rollout_safety_second_half import RolloutSafetySecondHalf
+
+    state = RolloutSafetySecondHalf()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.annotate_promote(value="true")
+    state.edit_replicas(replicas=4)
+    state.load_asks_hpa_for(replicas=1)
+    state.set_capacity(capacity="Replace-surge")
+    state.canary_gets_traffic_then_prometheus_answers(answer="pass", min_samples=0, on_inconclusive="Pause", rounds=2)
+    state.abort_with_a_lost_status_write(code=409, then_wait=True, value="true")
+    state.api_server_refuses_this_version()
+    state.api_server_refuses_this_version()
+    state.api_server_refuses_this_version()
+    state.set_checks(checks=None)
+    state.abort_with_a_lost_status_write(code=409, then_wait=True, value="true")
+    state.set_checks(checks="pre-promotion")
+    state.set_canary_headers(on=True)
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=True, value="true")
+    state.node_capacity(pods=3)
+    state.prometheus_answers(answer="pass")
+    state.edit_image(image="registry.example.com/mlserver:1.7.2")
+    state.prometheus_stays_unreachable_for(answer="unreachable", rounds=3, then_wait=True)
+    state.status_write_fails(code=409)
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=True, value="true")
+    state.canary_gets_traffic_then_prometheus_answers(answer="+Inf", min_samples=0, on_inconclusive="Pause", rounds=1)
+    state.edit_image(image=None)
+    state.status_write_fails(code=409)
+    state.node_capacity(pods=3)
+    state.annotate_promote(value="true")
+    state.edit_image(image="registry.example.com/mlserver:1.7.2")
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=False, value="true")
+    state.teardown()

@@ -451,6 +451,12 @@ def _rollout_target(status: dict, steps) -> int:
     index = rollout.get("step", 0)
     if rollout.get("stage") == "Promoting":
         return 100  # the canary serves until the new stable is fully ready (README: Promotion)
+    if rollout.get("stage") == "Canary" and steps is not None and index >= len(steps):
+        # At its promotion gate (every step passed, or a promote skipped them),
+        # waiting there for a PrePromotion check: promotion is due, and a
+        # canary pod serving (mode Replace keeps one to promote in place; the
+        # check needs one) is what promotion would do next.
+        return 100
     if rollout.get("stage") == "Canary" and steps is not None and index < len(steps):
         weight = max(weight, steps[index].set_weight or 0)
     return weight
@@ -1038,16 +1044,28 @@ class RolloutSafety(RuleBasedStateMachine):
         if current == ((self._status().get("stable") or {}).get("revision")) or \
                 (rollout.get("stage") == "RolledBack" and rollout.get("revision") == current) or \
                 self.spec.version in self.cluster.refused_versions:
-            version = self._new_version()
-            if version is None:
+            if self._ship_a_new_version() is None:
                 return False
+        else:
+            self._healthy_world(self.spec.version)
+        return self._ticks(60, until=self._taking_traffic)
+
+    def _ship_a_new_version(self) -> str | None:
+        """The user names a version neither stable nor in flight (None: none
+        left), in a world that lets it through: its pods ready, room on the
+        node, Prometheus answering."""
+        version = self._new_version()
+        if version is not None:
             self._edit(version=version)
+            self._healthy_world(version)
+        return version
+
+    def _healthy_world(self, version: str) -> None:
         if self.cluster.capacity < 8:
             self.cluster.capacity = 40
-        self.cluster.behave(self.spec.version, READY)
+        self.cluster.behave(version, READY)
         self.cluster.prometheus.answer = PASS
         self.cluster.sync()
-        return self._ticks(60, until=self._taking_traffic)
 
     @rule(answer=st.one_of(st.sampled_from([INF, NAN]), st.sampled_from(ANSWERS)), rounds=st.integers(1, 3),
           on_inconclusive=st.sampled_from(["Pause", "Rollback", "Continue"]), min_samples=st.sampled_from([0, 100]))
@@ -1104,15 +1122,9 @@ class RolloutSafety(RuleBasedStateMachine):
         self._edit(**changes)
         if not self._status():
             self._pass()
-        version = self._new_version()
+        version = self._ship_a_new_version()
         if version is None:
             return
-        self._edit(version=version)
-        if self.cluster.capacity < 8:
-            self.cluster.capacity = 40
-        self.cluster.behave(version, READY)
-        self.cluster.prometheus.answer = PASS
-        self.cluster.sync()
         switched = lambda: (_rollout(self._status()).get("weight") or 0) == 100  # noqa: E731
         paused = lambda: bool(_rollout(self._status()).get("pausedReason")) or switched()  # noqa: E731
         if not self._ticks(60, until=paused):
@@ -1170,15 +1182,9 @@ class RolloutSafety(RuleBasedStateMachine):
             changes["steps"] = "one-step"
         if changes:
             self._edit(**changes)
-        version = self._new_version()
+        version = self._ship_a_new_version()
         if version is None:
             return
-        self._edit(version=version)
-        if self.cluster.capacity < 8:
-            self.cluster.capacity = 40
-        self.cluster.behave(version, READY)
-        self.cluster.prometheus.answer = PASS
-        self.cluster.sync()
         if not self._ticks(60, until=lambda: bool(_rollout(self._status()).get("check"))):
             return
         self.check_job_finishes(outcome)

@@ -149,10 +149,7 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         succeeded=status.get("succeeded", 0),
         failed=status.get("failed", 0),
         active=status.get("active", 0),
-        conditions=tuple(
-            DeploymentCondition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
-            for c in status.get("conditions") or ()
-        ),
+        conditions=_conditions(status),
         start_time=parse_time_or_none(status.get("startTime")),
         created_at=parse_time_or_none(metadata.get("creationTimestamp")),
     )
@@ -189,10 +186,7 @@ def observe_deployment(body: Mapping[str, Any] | None) -> ObservedDeployment | N
         updated_replicas=status.get("updatedReplicas", 0),
         ready_replicas=status.get("readyReplicas", 0),
         available_replicas=status.get("availableReplicas", 0),
-        conditions=tuple(
-            DeploymentCondition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
-            for c in status.get("conditions") or ()
-        ),
+        conditions=_conditions(status),
         max_unavailable=_max_unavailable(spec.get("strategy") or {}, spec.get("replicas", 1)),
     )
 
@@ -290,3 +284,9 @@ def _startup_budget(pod_spec: Mapping[str, Any]) -> int | None:
     return None
 
 
+
+
+def _conditions(status: dict) -> tuple[DeploymentCondition, ...]:
+    """A workload's status conditions (a Deployment's, a Job's)."""
+    return tuple(DeploymentCondition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
+                 for c in status.get("conditions") or ())

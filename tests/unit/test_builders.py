@@ -19,7 +19,7 @@ def by_kind(children):
 def test_every_child_is_owned_and_labelled(minimal_spec, runtime_table):
     minimal_spec.update(autoscaling={"minReplicas": 2, "maxReplicas": 4}, resources={"requests": {"cpu": "1"}})
     children = children_of(minimal_spec, runtime_table)
-    # Check Jobs come only while a smoke check runs (tests/unit/test_smoke_checks.py).
+    # Check Jobs come only while a smoke check runs (tests/unit/test_smoke_checks_machine.py).
     assert {(c["apiVersion"], c["kind"]) for c in children} == {(k.api_version, k.kind) for k in BUILT_KINDS
                                                                 if k.kind != "Job"}
     for child in children:

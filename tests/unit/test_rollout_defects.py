@@ -561,3 +561,20 @@ def test_found_a_canary_pod_at_its_promotion_gate_waiting_for_a_pre_promotion_ch
     state.edit_image(image="registry.example.com/mlserver:1.7.2")
     state.promote_then_promoted_pods_crash(crash_after=0, then_wait=False, value="true")
     state.teardown()
+
+
+def test_found_a_canary_that_served_under_the_replicas_provider_was_exposed_before_a_check_came():
+    """Invariant 12 was too strict (the test's books): a canary's pods served
+    behind the replicas provider's Service; the user then added a PreRollout
+    check and switched to a route, which carried the canary's weight on. The
+    test counted only a route's weight as exposure, so it took the route's
+    50% for the canary's first client traffic, before its check."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.supersede_canary_while_its_pods_are_ready(provider=None)
+    state.set_checks(checks="pre-rollout")
+    state.switch_provider(provider="gatewayAPI")
+    state.reconcile()
+    state.teardown()

@@ -103,7 +103,10 @@ def test_analysis_on_mlservers_own_metrics_promotes_a_good_model_and_rolls_back_
     assert all(d["value"] > 0.05 for d in failed), failed
     message = condition(md, "Stalled")["message"]
     assert "error-ratio" in message and "crash" not in message, message
-    assert status["stable"]["modelVersion"] == "v3", status_view(md)
+    assert status["stable"]["modelVersion"] == "v3", (
+        status.get("history"), status["rollout"].get("message"),
+        [(e.last_timestamp or e.event_time, e.reason, e.message)
+         for e in cluster.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items])
     # The canary's pods never crashed: only the analysis could see the errors.
     assert not [d for d in status["rollout"]["decisions"] if d["metric"] in ("crash-loop", "restarts", "readiness")]
     errors = [r for r in results if r not in (by_v2, by_v3)]

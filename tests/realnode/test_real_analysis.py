@@ -79,7 +79,10 @@ def test_analysis_on_mlservers_own_metrics_promotes_a_good_model_and_rolls_back_
                                   describe=report)
             v3_at = time.monotonic()
             passes = [d for d in promoted["status"]["rollout"]["decisions"] if d["metric"] == "error-ratio"]
-            assert passes and all(d["verdict"] == "Pass" for d in passes), [
+            # A round with fewer than minSamples requests in its window is
+            # Inconclusive (the request generator slows under CI load), never
+            # a Pass; what the good model must never get is a Fail.
+            assert any(d["verdict"] == "Pass" for d in passes) and not any(d["verdict"] == "Fail" for d in passes), [
                 (d["time"], d["verdict"], d.get("value"), d.get("samples"), d["action"], d.get("message"))
                 for d in promoted["status"]["rollout"]["decisions"]]
             assert [h["result"] for h in promoted["status"]["history"]][-1] == "Promoted"

@@ -41,10 +41,10 @@ from ..status.derive import derive_status, held_status
 from ..status.observed import (Observed, ObservedDeployment, observe_deployment, ready_after_rollout,
                                ready_canary_pods)
 from ..status.transitions import format_time, parse_time
-from ..traffic import Weights, provider_for
+from ..traffic import provider_for
 from ..builders.pod import pod_template_problems
 from ..traffic.registry import weighted_providers
-from ..traffic.replicas import selected_role
+from ..traffic.replicas import achieved_weights, selected_role
 from .drift import holds, needs_apply, replicas_handover
 from .kinds import PRUNABLE, ROUTE_KINDS
 from .world import World
@@ -271,8 +271,8 @@ def _held_traffic(world: World) -> TrafficStatus | None:
     stable_ready = min(stable.ready_replicas, ready_after_rollout(world.pods, "stable", stable)) if stable else 0
     canary_ready = min(ready_canary_pods(world.pods, canary.revision, canary), canary.replicas) if canary else 0
     # BlueGreen: the client Service may select one role only.
-    role = selected_role(Owner.from_metadata(world.model["metadata"]), world.children)
-    weights = Weights.from_ratio(0 if role == "canary" else stable_ready, 0 if role == "stable" else canary_ready)
+    weights = achieved_weights(stable_ready, canary_ready,
+                               selected_role(Owner.from_metadata(world.model["metadata"]), world.children))
     return None if weights is None else TrafficStatus(stable=weights.stable, canary=weights.canary, verified=True)
 
 

@@ -7,6 +7,7 @@ from ..status.observed import ready_canary_pods
 from ..status.rollout import RolloutReport
 from ..status.transitions import format_time
 from ..traffic.provider import TrafficProvider
+from ..traffic.replicas import achieved_weights
 from ..traffic.weights import Weights
 from ..builders.labels import NAME as NAME_LABEL
 from .capacity import Budget
@@ -111,8 +112,7 @@ def _ready_split_after(inputs: Inputs, state: RolloutState, canary_pods: int | N
         revision = observed.canary.revision
     canary = 0 if canary_pods is None else min(ready_canary_pods(observed.pods, revision, observed.canary),
                                                 canary_pods)
-    # BlueGreen: the client Service selects one role's pods only.
-    return Weights.from_ratio(0 if client_role == "canary" else stable, 0 if client_role == "stable" else canary)
+    return achieved_weights(stable, canary, client_role)
 
 
 def _stable(state: RolloutState) -> StableStatus | None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from ..api.durations import format_duration
 from ..api.rollout import PRE_PROMOTION, PRE_ROLLOUT, RolloutCheck
 from ..api.spec import ModelDeploymentSpec
 from ..api.status import DecisionRecord
@@ -157,12 +158,12 @@ def _outcome(job: JobSummary | None, run: CheckRun, now) -> tuple[str | None, st
     if job is not None and job.condition("Failed") is not None:
         failed = job.condition("Failed")
         if failed.reason == "DeadlineExceeded":
-            return TIMED_OUT, f"timed out: Job {run.job} did not finish within {_seconds(run.timeout_seconds)}"
+            return TIMED_OUT, f"timed out: Job {run.job} did not finish within {format_duration(run.timeout_seconds)}"
         said = ": ".join(part for part in (failed.reason, " ".join(failed.message.split())[:200]) if part)
         detail = f" ({said})" if said else ""
         return FAILED, f"failed: Job {run.job} failed{detail}"
     if now - run.started_at > timedelta(seconds=run.timeout_seconds + TIMEOUT_GRACE_SECONDS):
-        return TIMED_OUT, (f"timed out: Job {run.job} did not finish within {_seconds(run.timeout_seconds)}"
+        return TIMED_OUT, (f"timed out: Job {run.job} did not finish within {format_duration(run.timeout_seconds)}"
                            f"{'' if job is not None else ' (the Job is gone)'}")
     return None, ""
 
@@ -175,10 +176,6 @@ def requeue(inputs: Inputs, state: RolloutState) -> float | None:
         return POLL_SECONDS if state.stage in ACTIVE and outstanding(inputs.spec, state, gate) else None
     end = state.check.started_at + timedelta(seconds=state.check.timeout_seconds + TIMEOUT_GRACE_SECONDS)
     return max(1.0, min(30.0, (end - inputs.now).total_seconds() + 1))
-
-
-def _seconds(seconds: int) -> str:
-    return f"{seconds // 60}m" if seconds % 60 == 0 and seconds >= 60 else f"{seconds}s"
 
 
 def _describe(state: RolloutState) -> str:

@@ -21,9 +21,10 @@ def selected_role(owner: Owner, live: LiveObjects) -> str | None:
     return ((service.get("spec") or {}).get("selector") or {}).get(ROLE)
 
 
-def achieved_weights(stable_ready: int, canary_ready: int) -> Weights | None:
-    """Each ready pod takes an equal share of requests behind one Service."""
-    return Weights.from_ratio(stable_ready, canary_ready)
+def achieved_weights(stable_ready: int, canary_ready: int, role: str | None = None) -> Weights | None:
+    """Each ready pod takes an equal share of requests behind one Service;
+    `role`: the one role it selects (BlueGreen), whose pods take them all."""
+    return Weights.from_ratio(0 if role == "canary" else stable_ready, 0 if role == "stable" else canary_ready)
 
 
 class ReplicasProvider:
@@ -44,5 +45,4 @@ class ReplicasProvider:
     def read_weights(self, owner: Owner, live: LiveObjects, observed: Observed) -> Weights | None:
         stable_ready = observed.stable.ready_replicas if observed.stable is not None else 0
         canary_ready = observed.canary.ready_replicas if observed.canary is not None else 0
-        role = selected_role(owner, live)
-        return achieved_weights(0 if role == "canary" else stable_ready, 0 if role == "stable" else canary_ready)
+        return achieved_weights(stable_ready, canary_ready, selected_role(owner, live))

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from ..runtimes import ResolvedRuntime
-from .labels import MODEL_VERSION, pod_labels, selector_labels
+from .labels import MODEL_VERSION, PREFIX, pod_labels, role_labels, selector_labels
 from .naming import Role
 from .patch import PatchError, strategic_merge
 from .security import restricted_violations
@@ -69,11 +69,9 @@ def pod_template_problems(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, *
         template = build_pod_template(spec, runtime, name=name, role=Role.CANARY, revision="check")
     except PatchError as error:
         return [f"spec.podTemplatePatch: {error}"]
-    built = build_pod_template(spec.model_copy(update={"pod_template_patch": None}), runtime, name=name,
-                               role=Role.CANARY, revision="check")
     problems = [f"spec.podTemplatePatch breaks Pod Security restricted: {v}"
                 for v in restricted_violations(template.get("spec") or {})]
-    ours = {k: v for k, v in built["metadata"]["labels"].items() if k.startswith("modeldeploy.io/")}
+    ours = {k: v for k, v in role_labels(name, Role.CANARY, "check").items() if k.startswith(PREFIX)}
     labels = (template.get("metadata") or {}).get("labels") or {}
     if any(labels.get(k) != v for k, v in ours.items()):
         problems.append("spec.podTemplatePatch may not change the operator's labels (modeldeploy.io/*): the "

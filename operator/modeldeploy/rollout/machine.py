@@ -418,10 +418,8 @@ def _smoke_gate(ctx: _Context, state: RolloutState) -> smoke.Gate:
     """The smoke checks at the step in progress (rollout/smoke.py): a check
     starts once the canary has a ready pod its Service knows."""
     inputs = ctx.inputs
-    pods = canary_pods(inputs, state)
-    wanted = _wanted_canary_pods(ctx, state)
-    ready = (any(pod.ready_for(inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in pods) if ctx.provider.weighted
-             else canary_ready_replicas(inputs, state) >= wanted)
+    ready = (_settled_canary_pods(ctx, state) > 0 if ctx.provider.weighted
+             else canary_ready_replicas(inputs, state) >= _wanted_canary_pods(ctx, state))
     return smoke.run_gate(inputs, state, min(state.step, len(ctx.steps)), pod_ready=ready)
 
 
@@ -498,8 +496,7 @@ def _set_mirror(ctx: _Context, state: RolloutState, percent: int) -> tuple[Rollo
 
 def _canary_ready_for_mirror(ctx: _Context, state: RolloutState, percent: int) -> bool:
     if ctx.budget is not None:
-        pods = canary_pods(ctx.inputs, state)
-        return any(pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in pods)
+        return _settled_canary_pods(ctx, state) > 0
     return _canary_ready_for(ctx, state, percent)
 
 
@@ -538,7 +535,7 @@ def _headers_to_canary(ctx: _Context, state: RolloutState, canary: int | None) -
         return False
     if not smoke.pre_rollout_passed(ctx.inputs.spec, state):
         return False  # no client request reaches a canary before its PreRollout checks passed
-    return any(pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS) for pod in canary_pods(ctx.inputs, state))
+    return _settled_canary_pods(ctx, state) > 0
 
 
 def _pause(ctx: _Context, state: RolloutState, step: Step) -> tuple[RolloutState, bool]:
@@ -693,9 +690,7 @@ def _route_weight(ctx: _Context, state: RolloutState) -> int:
 def _most_canary_share(ctx: _Context, state: RolloutState) -> int:
     """Capacity mode Replace: the largest weight the canary's settled ready
     pods carry (carriers() <= ready)."""
-    settled = sum(1 for pod in canary_pods(ctx.inputs, state)
-                  if pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS))
-    return most_share(ctx.budget.floor, settled)
+    return most_share(ctx.budget.floor, _settled_canary_pods(ctx, state))
 
 
 def _pods_to_carry(ctx: _Context, weight: int) -> int:
@@ -994,6 +989,13 @@ def _wanted_canary_pods_for_steps(ctx: _Context, state: RolloutState) -> int:
     return wanted
 
 
+def _settled_canary_pods(ctx: _Context, state: RolloutState) -> int:
+    """The canary's pods Ready long enough (ENDPOINTS_SETTLE_SECONDS) for a
+    gateway to know them: what a route's weight, copies or header requests
+    may be sent to."""
+    return sum(1 for pod in canary_pods(ctx.inputs, state) if pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS))
+
+
 def _canary_ready_for(ctx: _Context, state: RolloutState, weight: int) -> bool:
     if ctx.provider.weighted:
         # A gateway sends the route's weight to the endpoints it knows: a pod
@@ -1001,9 +1003,7 @@ def _canary_ready_for(ctx: _Context, state: RolloutState, weight: int) -> bool:
         # gateway's own config reload, seconds after the pod turns Ready.
         # Raised before, the weight goes to a backend with no endpoint yet
         # (Traefik: 503 "no available server", seen on the real node under load).
-        pods = canary_pods(ctx.inputs, state)
-        settled = sum(1 for pod in pods if pod.ready_for(ctx.inputs.now, ENDPOINTS_SETTLE_SECONDS))
-        return settled >= _pods_to_carry(ctx, weight)
+        return _settled_canary_pods(ctx, state) >= _pods_to_carry(ctx, weight)
     wanted = (canary_pods_for(ctx.budget, weight, weighted=False) if ctx.budget is not None
               else canary_replicas(ctx.base, weight, weighted=False))
     return canary_ready_replicas(ctx.inputs, state) >= wanted

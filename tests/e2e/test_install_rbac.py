@@ -52,6 +52,17 @@ def installed_as_service_account(cluster, tmp_path):
     uninstall(cluster, installed)
 
 
+
+def writes_without_a_denial(cluster, log, mark, user: str) -> list[dict]:
+    """The audit log's writes by `user` since `mark`, after checking that
+    neither the operator's log nor the API server saw a 403."""
+    text = log.read_text()
+    assert not denials(text), denials(text)
+    writes = audit_entries(cluster, mark, user)
+    denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
+    assert denied == []
+    return writes
+
 def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, installed_as_service_account, tmp_path):
     sa = installed_as_service_account
     ns, name = sa["namespace"], "least"
@@ -107,11 +118,7 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
         # A denied watch is retried a few times and then stops kopf for good.
         assert op.proc.poll() is None, log.read_text()[-3000:]
 
-    text = log.read_text()
-    assert not denials(text), denials(text)
-    writes = audit_entries(cluster, mark, sa["user"])
-    denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
-    assert denied == []
+    writes = writes_without_a_denial(cluster, log, mark, sa["user"])
     # The audit check means something: this identity did make the writes.
     verbs = {(e["verb"], "/".join(filter(None, (e["objectRef"]["resource"], e["objectRef"].get("subresource")))))
              for e in writes}
@@ -146,10 +153,7 @@ def test_standby_peering_needs_only_the_peering_component(cluster, tmp_path):
             assert [p["priority"] for p in (peering.get("status") or {}).values()] == [100], peering.get("status")
     finally:
         uninstall(cluster, installed)
-    text = log.read_text()
-    assert not denials(text), denials(text)
-    writes = audit_entries(cluster, mark, installed["user"])
-    assert [e["requestURI"] for e in writes if e.get("responseStatus", {}).get("code") == 403] == []
+    writes_without_a_denial(cluster, log, mark, installed["user"])
 
 
 def test_smoke_check_jobs_need_only_the_job_verbs_granted(cluster, installed_as_service_account, tmp_path):
@@ -189,11 +193,7 @@ def test_smoke_check_jobs_need_only_the_job_verbs_granted(cluster, installed_as_
                    == "v3", timeout=90, what="v3 promoted", describe=lambda: status_view(get_md(cluster, ns, name)))
         assert op.proc.poll() is None, log.read_text()[-3000:]
 
-    text = log.read_text()
-    assert not denials(text), denials(text)
-    writes = audit_entries(cluster, mark, sa["user"])
-    denied = [f"{e['verb']} {e['requestURI']}" for e in writes if e.get("responseStatus", {}).get("code") == 403]
-    assert denied == []
+    writes = writes_without_a_denial(cluster, log, mark, sa["user"])
     verbs = {e["verb"] for e in writes if e["objectRef"]["resource"] == "jobs"}
     assert {"patch", "delete"} <= verbs, verbs
     rules = [r for d in sa["docs"] if d["kind"] == "ClusterRole" for r in d.get("rules", [])

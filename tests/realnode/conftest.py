@@ -15,7 +15,6 @@ shipped table, never acts there). If the node or the images are missing the
 tests fail, naming what is missing; none is skipped."""
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 
@@ -35,8 +34,7 @@ def serving_images(cluster, request):
     from support import real_node
 
     real_node.require(cluster)
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    show = capture.global_and_fixture_disabled if capture else contextlib.nullcontext
+    show = real_node.progress_display(request)
     images = real_node.build_serving_images(show_progress=show)
     started = time.monotonic()
     imported = real_node.import_images(cluster, images)

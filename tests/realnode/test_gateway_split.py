@@ -7,7 +7,6 @@ ready, so requests flowing through the Gateway for the whole rollout, from
 the apply of v2 until the replaced pods are gone, must all be answered."""
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 
@@ -33,8 +32,7 @@ def test_the_share_answered_through_a_real_gateway_matches_the_weights_the_opera
         cluster, real_namespace, real_operator, serving_images, model_store, tmp_path, request):
     ns, name = real_namespace, "iris"
     started = time.monotonic()
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    show = capture.global_and_fixture_disabled if capture else contextlib.nullcontext
+    show = real_node.progress_display(request)
     row, old, new = two_versions_in_store(cluster, model_store, tmp_path, ns, name)
 
     with traefik_gateway(cluster, ns, tmp_path / "traefik", show) as gateway:

@@ -5,7 +5,6 @@ and every other request by v1; when the canary is aborted, header requests
 go back to v1, and none is answered with an error meanwhile."""
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 
@@ -22,8 +21,7 @@ def test_requests_with_the_canary_header_reach_the_canary_at_0_percent_and_no_ot
         cluster, real_namespace, real_operator, serving_images, model_store, tmp_path, request):
     ns, name = real_namespace, "iris-hdr"
     started = time.monotonic()
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    show = capture.global_and_fixture_disabled if capture else contextlib.nullcontext
+    show = real_node.progress_display(request)
     row, old, new = two_versions_in_store(cluster, model_store, tmp_path, ns, name)
 
     with traefik_gateway(cluster, ns, tmp_path / "traefik", show) as gateway:

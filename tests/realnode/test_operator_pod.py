@@ -7,7 +7,6 @@ ServiceAccount with no request refused, and killing its pod mid-rollout loses
 nothing: the new pod finishes the rollout with one history entry each."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -32,8 +31,7 @@ def operator_image(cluster, request) -> str:
     """The operator image (hack/images/build.sh operator: a no-op on a warm
     cache), imported into real-0 and tagged as the overlay names it."""
     real_node.require(cluster)
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    show = capture.global_and_fixture_disabled if capture else contextlib.nullcontext
+    show = real_node.progress_display(request)
     with show():
         proc = subprocess.run([str(real_node.IMAGES_BUILD), "operator"], stdout=subprocess.PIPE, stderr=None,
                               text=True, env={**os.environ, "PYTHON": str(REPO / ".venv" / "bin" / "python")})

@@ -187,3 +187,10 @@ def only_pods_left(cluster, namespace: str, selector: str, count: int):
     deleted (a wait_until probe): the replaced ones are gone, drained."""
     pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
     return len(pods) == count and not any(p.metadata.deletion_timestamp for p in pods) and pods
+
+
+def progress_display(request):
+    """A context manager factory that lets a long build or start print its
+    progress lines through pytest's output capture (a no-op without it)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    return capture.global_and_fixture_disabled if capture else contextlib.nullcontext

@@ -1030,11 +1030,7 @@ class RolloutSafety(RuleBasedStateMachine):
         names stable's, a rolled-back or a refused one); room on the node,
         the canary's pods ready, Prometheus answering; then time passes (up to
         a minute) until the canary takes weight."""
-        changes: dict = {}
-        if self.spec.invalid:
-            changes["invalid"] = None
-        if self.spec.autoscaling is None and not self.spec.replicas:
-            changes["replicas"] = 2
+        changes = self._runnable()
         if self.spec.strategy != "Canary":
             changes["strategy"] = "Canary"
         if self.spec.steps == "no-steps":
@@ -1053,6 +1049,15 @@ class RolloutSafety(RuleBasedStateMachine):
         else:
             self._healthy_world(self.spec.version)
         return self._ticks(60, until=self._taking_traffic)
+
+    def _runnable(self, **changes) -> dict:
+        """`changes` plus what makes the spec one a canary can run on: valid,
+        with replicas (none when it has some, or autoscaling)."""
+        if self.spec.invalid:
+            changes["invalid"] = None
+        if self.spec.autoscaling is None and not self.spec.replicas:
+            changes["replicas"] = 2
+        return changes
 
     def _ship_a_new_version(self) -> str | None:
         """The user names a version neither stable nor in flight (None: none
@@ -1114,11 +1119,7 @@ class RolloutSafety(RuleBasedStateMachine):
         switches); then the user approves, promotes by annotation or aborts
         (within scaleDownDelay once switched), or the new pods crash-loop, or
         nobody acts."""
-        changes: dict = {"strategy": "BlueGreen", "auto_promote": auto_promote, "provider": provider}
-        if self.spec.invalid:
-            changes["invalid"] = None
-        if self.spec.autoscaling is None and not self.spec.replicas:
-            changes["replicas"] = 2
+        changes = self._runnable(strategy="BlueGreen", auto_promote=auto_promote, provider=provider)
         if self.spec.capacity != "Surge":
             changes["capacity"] = "Surge"
         if self.spec.checks == "step-1":  # BlueGreen has no steps of the user's: refused
@@ -1175,11 +1176,7 @@ class RolloutSafety(RuleBasedStateMachine):
         runs its Job ends with `outcome`, the user perhaps promoting at once.
         `then_wait`: nobody acts for the bound, then invariant 6."""
         self._edit(checks=checks, provider=provider)
-        changes: dict = {}
-        if self.spec.invalid:
-            changes["invalid"] = None
-        if self.spec.autoscaling is None and not self.spec.replicas:
-            changes["replicas"] = 2
+        changes = self._runnable()
         if self.spec.strategy != "Canary":
             changes["strategy"] = "Canary"
         if self.spec.steps in ("no-steps", "shadow") and checks == "step-1":

@@ -36,6 +36,12 @@ def _placeholder_rule(field: str) -> dict[str, str]:
     }
 
 
+def repeated(names) -> list[str]:
+    """The names that occur more than once, sorted (a list's names must be unique)."""
+    seen = list(names)
+    return sorted({name for name in seen if seen.count(name) > 1})
+
+
 def check_placeholders(query: str | None) -> str | None:
     """Refuse a {{placeholder}} that analysis would leave in the PromQL as written
     (a misspelling would otherwise fail every query, forever). Accepts exactly
@@ -218,8 +224,7 @@ class AnalysisSpec(SpecModel):
             raise FieldProblem("prometheus", "required when metrics are set (where should queries go?)")
         if self.min_samples and not self.samples_query:
             raise FieldProblem("samplesQuery", "required when minSamples > 0 (it counts the samples)")
-        names = [metric.name for metric in self.metrics]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(metric.name for metric in self.metrics)
         if duplicates:
             raise FieldProblem("metrics", f"metric names must be unique (repeated: {', '.join(duplicates)})")
         return self
@@ -492,8 +497,7 @@ class RolloutSpec(SpecModel):
 
     @model_validator(mode="after")
     def _checks_fit_the_steps(self) -> "RolloutSpec":
-        names = [check.name for check in self.checks]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(check.name for check in self.checks)
         if duplicates:
             raise FieldProblem("checks", f"rollout.checks names must be unique (repeated: {', '.join(duplicates)})")
         for index, check in enumerate(self.checks):

@@ -73,7 +73,8 @@ class StableStatus(RoleStatus):
     spec: dict[str, Any] | None = Field(
         None,
         description="The pod-shaping part of the spec the stable revision was made from (model, runtime, "
-        "resources, podMetadata, nodeSelector, tolerations, serviceAccountName). While a newer revision "
+        "resources, podMetadata, nodeSelector, tolerations, serviceAccountName and the scheduling fields). While a "
+        "newer revision "
         "is tried out or was rolled back, the stable Deployment is rendered from it.",
     )
     runtime: dict[str, Any] | None = Field(

@@ -28,14 +28,12 @@ from typing import Any, Protocol
 
 from ..conditions import STALLED as STALLED_CONDITION
 from ..conditions import TRUE
+from ..rollout.machine import ABORTED, CANARY_STARTED, PROMOTED, ROLLED_BACK
+from ..rollout.smoke import CHECK_FAILED
 
-CANARY_STARTED = "CanaryStarted"
+# The machine's Event reasons, under the same names.
 PAUSED = "Paused"
-PROMOTED = "Promoted"
-ROLLED_BACK = "RolledBack"
-ABORTED = "Aborted"
 STALLED = "Stalled"
-CHECK_FAILED = "CheckFailed"
 EVENTS = (CANARY_STARTED, PAUSED, PROMOTED, ROLLED_BACK, ABORTED, STALLED, CHECK_FAILED)
 
 # Kubernetes Event reasons forwarded as notifications of the same name.

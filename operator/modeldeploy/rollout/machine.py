@@ -54,6 +54,7 @@ ENDPOINTS_SETTLE_SECONDS = 5.0
 INCONCLUSIVE_PAUSE = "analysis inconclusive"
 
 PROMOTED, ROLLED_BACK, ABORTED = "Promoted", "RolledBack", "Aborted"
+CANARY_STARTED = "CanaryStarted"
 # A canary held while the model is scaled to 0 (the user's choice): said in
 # the status, as an open pause is (issue 9, invariant 6).
 SCALED_TO_ZERO = "held: the model is scaled to 0 replicas; the canary walks its steps again when scaled up"
@@ -195,7 +196,7 @@ def _new_revision(ctx: _Context) -> Decision | None:
     )
     started = Event(
         NORMAL,
-        "CanaryStarted",
+        CANARY_STARTED,
         f"trying out {spec.model.version} (revision {inputs.revision}) as a canary; "
         f"stable {state.stable.model_version} (revision {state.stable.revision}) keeps serving",
     )

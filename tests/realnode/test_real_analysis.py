@@ -18,6 +18,7 @@ from support.prometheus import scraping_model_servers
 from support.waiting import wait_until
 
 NAME_LABEL = "modeldeploy.io/name"
+MIN_SAMPLES = 10
 CANARY = 'revision="{{canary.revision}}"'
 FAILED = "sum(rate(model_infer_request_failure_total{" + CANARY + "}[15s]))"
 ANSWERED = "sum(rate(model_infer_request_success_total{" + CANARY + "}[15s]))"
@@ -47,7 +48,7 @@ def test_analysis_on_mlservers_own_metrics_promotes_a_good_model_and_rolls_back_
         # once the canary takes traffic; one failed check is tolerated.
         doc = model_on_real_node(model_deployment(name, version="v2", replicas=1, rollout={
             "steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}],
-            "analysis": {"interval": "5s", "failureLimit": 1, "minSamples": 10, "samplesQuery": SAMPLES,
+            "analysis": {"interval": "5s", "failureLimit": 1, "minSamples": MIN_SAMPLES, "samplesQuery": SAMPLES,
                          "prometheus": {"address": prometheus.url},
                          "metrics": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.05}]}}))
         sklearn_from_store(doc, model_store, f"{ns}/{name}/v2", "v2")
@@ -79,10 +80,12 @@ def test_analysis_on_mlservers_own_metrics_promotes_a_good_model_and_rolls_back_
                                   describe=report)
             v3_at = time.monotonic()
             passes = [d for d in promoted["status"]["rollout"]["decisions"] if d["metric"] == "error-ratio"]
-            # A round with fewer than minSamples requests in its window is
-            # Inconclusive (the request generator slows under CI load), never
-            # a Pass; what the good model must never get is a Fail.
-            assert any(d["verdict"] == "Pass" for d in passes) and not any(d["verdict"] == "Fail" for d in passes), [
+            # Every round Passes, except one whose window held fewer than
+            # minSamples requests (the request generator slows under CI load):
+            # that one is Inconclusive, never a vacuous Pass, and never a Fail.
+            assert any(d["verdict"] == "Pass" for d in passes) and all(
+                d["verdict"] == "Pass" or (d["verdict"] == "Inconclusive" and (d.get("samples") or 0) < MIN_SAMPLES)
+                for d in passes), [
                 (d["time"], d["verdict"], d.get("value"), d.get("samples"), d["action"], d.get("message"))
                 for d in promoted["status"]["rollout"]["decisions"]]
             assert [h["result"] for h in promoted["status"]["history"]][-1] == "Promoted"

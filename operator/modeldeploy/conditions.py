@@ -54,6 +54,10 @@ MODEL_LOAD_TIMEOUT = "ModelLoadTimeout"
 # Deployment takes its pods back from the canary one by one.
 RESTORING_STABLE = "RestoringStable"
 
+# A models:/ URI the MLflow registry did not answer for (unreachable, or no
+# such version or alias): nothing serving is touched, the read is retried.
+REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+
 # The "nothing to report" side of Reconciling and Stalled
 RECONCILED = "Reconciled"
 NOT_STALLED = "NotStalled"

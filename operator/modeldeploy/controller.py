@@ -30,6 +30,7 @@ from .kube.notifier import Notifier
 from .kube.peering import PeeringGate
 from .kube.prometheus import run_plan
 from .kube.queue import ReconcileQueue
+from .kube.registry import Registry, RegistryConfig
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
 from .kube.warmup import warm
 from .kube.writing import Kube
@@ -52,6 +53,8 @@ class Controller:
     # Rollout notifications; None: no endpoints configured. (A class default
     # too: the fake cluster's controller is built without __init__.)
     notifier: Notifier | None = None
+    # models:/ URIs: the MLflow registry's answers, cached (kube/registry.py).
+    registry: Registry | None = None
 
     def __init__(self, settings: OperatorSettings, kube: Kube | None = None,
                  peering: PeeringGate | None = None, notifier: Notifier | None = None) -> None:
@@ -64,6 +67,10 @@ class Controller:
                                  workers=settings.api_workers)
         self.cache = Cache()
         self.notifier = notifier if notifier is not None else Notifier.from_settings(settings)
+        self.registry = Registry(RegistryConfig(
+            tracking_uri=settings.mlflow_tracking_uri, token=settings.mlflow_tracking_token,
+            username=settings.mlflow_tracking_username, password=settings.mlflow_tracking_password),
+            executor=self.kube.pool)
         self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
         self.started = False
         self.resyncs = 0
@@ -167,12 +174,16 @@ class Controller:
         """observe -> plan -> write -> report; every decision is plan()'s."""
         md = self.cache.models.get(key)
         if md is None or md["metadata"].get("deletionTimestamp"):
+            if self.registry is not None:
+                self.registry.forget(key)
             return None  # owner references let the garbage collector remove the children
         if self.peering is not None and not await self.peering.active(key[0], self.kube):
             # Another replica acts. When kopf resumes this one, its re-list
             # enqueues every ModelDeployment again, from fresh copies.
             return None
         world = self._observe(key, md)
+        if self.registry is not None:
+            world = replace(world, registry=await self.registry.lookup(key, md))
         step = plan(world)
         if step.queries is not None:
             world = replace(world, analysis=await run_plan(step.queries, self.kube.pool))
@@ -194,7 +205,8 @@ class Controller:
             self._take_slot(key, step)
         await self._report(md, step)
         self._remember(key, step)
-        return step.requeue_after
+        again = self.registry.due_in(key, md) if self.registry is not None else None
+        return again if step.requeue_after is None else min(step.requeue_after, again or step.requeue_after)
 
     def _observe(self, key: Key, md: dict) -> World:
         return World(model=md, children=self.cache.children_of(key), neighbours=self.cache.neighbours_of(key[0]),

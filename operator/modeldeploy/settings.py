@@ -46,3 +46,15 @@ class OperatorSettings:
     notify_config: str | None = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NOTIFY_CONFIG") or None)
     notify_endpoints: str | None = field(
         default_factory=lambda: os.environ.get("MODELDEPLOY_NOTIFY_ENDPOINTS") or None)
+    # models:/ URIs (README "Models from an MLflow registry"): the MLflow
+    # tracking server, and its credentials under MLflow's own names, set on
+    # the operator's Deployment from a Secret the admin creates (the
+    # operator's RBAC never reads Secrets).
+    mlflow_tracking_uri: str | None = field(default_factory=lambda: os.environ.get(
+        "MODELDEPLOY_MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI") or None)
+    mlflow_tracking_token: str | None = field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_TOKEN") or None)
+    mlflow_tracking_username: str | None = field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_USERNAME") or None)
+    mlflow_tracking_password: str | None = field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_PASSWORD") or None)

@@ -115,7 +115,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
 
 def test_uri_pattern_restricts_schemes(root):
     uri = root["properties"]["spec"]["properties"]["model"]["properties"]["uri"]
-    assert uri["pattern"] == "^(s3|gs|https?|pvc|hf)://.+"
+    assert uri["pattern"] == "^((s3|gs|https?|pvc|hf)://|models:/).+"
 
 
 def test_credentials_secret_name_is_a_dns_subdomain(root):

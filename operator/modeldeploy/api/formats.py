@@ -9,8 +9,9 @@ DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN_PATTERN = (
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
-URI_PATTERN = r"^(s3|gs|https?|pvc|hf)://.+"
-URI_SCHEMES = ("s3", "gs", "http", "https", "pvc", "hf")
+# models:/ is MLflow's registry scheme (one slash); its exact shape: api/registry.py.
+URI_PATTERN = r"^((s3|gs|https?|pvc|hf)://|models:/).+"
+URI_SCHEMES = ("s3", "gs", "http", "https", "pvc", "hf", "models")
 
 # Kubernetes resource quantity, e.g. "500m", "2Gi", "1.5", "1e3".
 QUANTITY_PATTERN = (
@@ -48,7 +49,7 @@ DNS1123Subdomain = Annotated[
 ModelUri = Annotated[
     str,
     Field(max_length=2048, json_schema_extra={"pattern": URI_PATTERN}),
-    _matching(URI_PATTERN, f"a model URI with a scheme among {', '.join(URI_SCHEMES)} (e.g. s3://bucket/path)"),
+    _matching(URI_PATTERN, f"a model URI with a scheme among {', '.join(URI_SCHEMES)} (e.g. s3://bucket/path, models:/fraud@champion)"),
 ]
 
 def _check_quantity(quantity: object) -> object:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from pydantic.json_schema import SkipJsonSchema
 from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
@@ -15,6 +16,7 @@ from .base import SpecModel
 from .durations import bounded_duration, parse_duration
 from .formats import DNS1123_SUBDOMAIN_PATTERN, DNS1123Label, DNS1123Subdomain, ModelUri, Quantity
 from .problems import FieldProblem
+from .registry import REGISTRY_URI_MESSAGE, REGISTRY_URI_PATTERN, RegistryRecord, is_registry_uri, parse_registry_uri
 from .rollout import RolloutSpec
 from .traffic import TrafficSpec
 
@@ -56,6 +58,20 @@ class ModelCredentials(SpecModel):
 # From 10 seconds (a toy model) to 24 hours (a large model pulled over a slow link).
 LoadTimeout = bounded_duration(10, 24 * 3600)
 
+# How often an alias is re-read: not more than every 10 seconds, at least daily.
+PollInterval = bounded_duration(10, 24 * 3600)
+
+
+class RegistryOptions(SpecModel):
+    """How a models:/ URI (an MLflow registry) is followed."""
+
+    poll_interval: PollInterval | None = Field(
+        None,
+        description="For an alias (models:/<name>@<alias>): re-read it this often, e.g. 1m; when it has moved "
+        "to another version, that version rolls out through a canary like any spec change. Left out: the alias "
+        "is read once, when the URI is first seen, and later moves are not followed.",
+    )
+
 
 class ModelSource(SpecModel):
     model_config = {
@@ -65,14 +81,25 @@ class ModelSource(SpecModel):
                     "rule": "!has(self.credentials) || !self.uri.startsWith('pvc://')",
                     "message": "spec.model.credentials: a pvc:// model is mounted, not downloaded, "
                     "so it takes no credentials",
-                }
+                },
+                {
+                    "rule": f"!self.uri.startsWith('models:') || self.uri.matches(r'{REGISTRY_URI_PATTERN}')",
+                    "message": f"spec.model.uri: {REGISTRY_URI_MESSAGE}",
+                },
+                {
+                    "rule": "!has(self.registry) || !has(self.registry.pollInterval) || "
+                    "(self.uri.startsWith('models:/') && self.uri.contains('@'))",
+                    "message": "spec.model.registry.pollInterval follows an alias: it needs a URI "
+                    "models:/<name>@<alias> (a version number never moves)",
+                },
             ]
         }
     }
 
     uri: ModelUri = Field(
-        description="Where the model lives: s3://, gs://, http(s)://, hf:// or pvc://claim/path "
-        "(the claim is mounted read-only)."
+        description="Where the model lives: s3://, gs://, http(s)://, hf://, pvc://claim/path "
+        "(the claim is mounted read-only), or an MLflow registry's models:/<name>/<version> or "
+        "models:/<name>@<alias> (resolved by the operator to the version's artifact URI)."
     )
     version: str = Field(
         min_length=1, max_length=128, description="Free text recorded in the revision history, e.g. v7."
@@ -89,6 +116,13 @@ class ModelSource(SpecModel):
         "The server gets a startup probe with this budget, and a pod past it is reported as not loading in time "
         "(a canary is rolled back). Default: the runtime's (MLServer 10m, Triton 20m, vLLM 30m).",
     )
+
+    registry: RegistryOptions | None = Field(
+        None, description="For a models:/ URI: how the operator follows the registry.")
+    # Written by the operator only, never by a user (absent from the CRD, so
+    # the API server prunes it): the registry version a models:/ URI
+    # resolved to, kept in the revision it identifies (status.stable.spec).
+    resolved: SkipJsonSchema[RegistryRecord | None] = None
 
     @property
     def load_timeout_seconds(self) -> int | None:
@@ -120,6 +154,21 @@ class ModelSource(SpecModel):
                 raise ValueError(f"pvc:// URIs start with a PersistentVolumeClaim name (got {claim!r})")
         return uri
 
+    @field_validator("uri")
+    @classmethod
+    def _registry_uri_well_formed(cls, uri: str) -> str:
+        if uri.startswith("models:"):
+            parse_registry_uri(uri)
+        return uri
+
+    @model_validator(mode="after")
+    def _poll_interval_for_aliases(self) -> "ModelSource":
+        if self.registry is not None and self.registry.poll_interval is not None and not (
+                is_registry_uri(self.uri) and "@" in self.uri):
+            raise FieldProblem(("registry", "pollInterval"), "follows an alias: it needs a URI "
+                               "models:/<name>@<alias> (a version number never moves)")
+        return self
+
     @model_validator(mode="after")
     def _credentials_only_for_downloads(self) -> "ModelSource":
         if self.credentials is not None and self.pvc_claim is not None:
@@ -132,7 +181,8 @@ class ModelSource(SpecModel):
         # hash as it did before the field existed, or every running
         # ModelDeployment would roll out when the operator is upgraded.
         dumped = handler(self)
-        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout")):
+        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout"),
+                           ("registry", "registry"), ("resolved", "resolved")):
             if getattr(self, field) is None:
                 dumped.pop(key, None)
                 dumped.pop(field, None)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from .base import StatusModel
+from .registry import ModelStatus, RegistryRecord
 
 MAX_DECISIONS = 20
 MAX_HISTORY = 10
@@ -156,6 +157,7 @@ class RolloutProgress(StatusModel):
     revision: str | None = Field(None, description="The revision tried out (in flight, or the one rolled back).")
     model_version: str | None = None
     uri: str | None = None
+    registry: RegistryRecord | None = Field(None, description="The registry version tried out (models:/ URIs).")
     step: int = 0
     total_steps: int = 0
     step_started_at: str | None = None
@@ -191,6 +193,8 @@ class HistoryEntry(StatusModel):
     uri: str
     result: str
     time: str
+    registry: RegistryRecord | None = Field(
+        None, description="For a models:/ URI: the URI asked, the registry version and its training run.")
 
 
 class ModelDeploymentStatus(StatusModel):
@@ -203,6 +207,8 @@ class ModelDeploymentStatus(StatusModel):
     capacity: CapacityStatus | None = None
     rollout: RolloutProgress | None = None
     url: str | None = None
+    model: ModelStatus | None = Field(
+        None, description="For a models:/ URI: what it resolves to now in the MLflow registry.")
     history: list[HistoryEntry] = Field(default_factory=list, max_length=MAX_HISTORY)
     message: str | None = None
 

@@ -47,6 +47,7 @@ from ..traffic.registry import weighted_providers
 from ..traffic.replicas import achieved_weights, selected_role
 from .drift import holds, needs_apply, replicas_handover
 from .kinds import PRUNABLE, ROUTE_KINDS
+from .registry import follows_registry, registry_hold_message, resolve_spec, with_registry
 from .world import World
 
 # The longest wait between two looks at something still converging: pod
@@ -102,11 +103,16 @@ def plan(world: World) -> Plan:
     if world.refused is not None:
         return _hold(world, c.INVALID_SPEC, f"spec is invalid: {world.refused}")
 
+    state = read_state(model.get("status"))
+    asked = spec
+    if follows_registry(spec):  # models:/: the artifact the registry resolved it to (reconcile/registry.py)
+        spec = resolve_spec(asked, world.registry)
+        if spec is None:
+            return _hold(world, c.REGISTRY_UNAVAILABLE, registry_hold_message(asked, world.registry, state))
     owner = Owner.from_metadata(meta)
     provider = provider_for(spec)
     observed = Observed(stable=_deployment(world, Role.STABLE), canary=_deployment(world, Role.CANARY),
                         pods=world.pods, jobs=smoke.observed_jobs(world.name, world.children))
-    state = read_state(model.get("status"))
     runtime = _runtime(spec, state, world)
     problems = pod_template_problems(spec, runtime, name=world.name)
     if problems:  # refused before any pod: what serves is not touched
@@ -148,6 +154,7 @@ def plan(world: World) -> Plan:
         revision=inputs.revision, observed=after, previous=model.get("status"), now=world.now,
         rollout=decision.report,
     )
+    status = with_registry(status, asked, spec, world.registry)
     announced = {event.reason for event in decision.events}
     events = (*decision.events, *_newly_stalled(model.get("status"), status, announced))
     return Plan(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..api.registry import RegistryLookup
 from ..rollout.admission import CanarySlots
 from ..rollout.inputs import AnalysisResults
 from ..runtimes import RuntimeTable
@@ -38,6 +39,9 @@ class World:
     write_unchanged: bool = False
     # --max-concurrent-canaries: who holds a canary slot, who waits (None: no limit).
     canary_slots: CanarySlots | None = None
+    # A models:/ spec.model.uri: what the MLflow registry answered for it
+    # (kube/registry.py); None: not asked (no such URI) or no answer yet.
+    registry: RegistryLookup | None = None
 
     @property
     def name(self) -> str:

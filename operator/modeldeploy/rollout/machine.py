@@ -185,7 +185,7 @@ def _new_revision(ctx: _Context) -> Decision | None:
     fresh = RolloutState(
         stage=Stage.CANARY,
         stable=state.stable,
-        canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri),
+        canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri, spec.model.resolved),
         step=0,
         step_started_at=inputs.now,
         canary_started_at=inputs.now,  # smoke checks: this canary's Job names derive from it
@@ -263,7 +263,7 @@ def _queued(ctx: _Context, state: RolloutState) -> Decision | None:
     line = (f"waiting for a canary slot: {admission.position} of {admission.waiting} in line, "
             f"{inputs.slots.limit} canaries at most at once (--max-concurrent-canaries)")
     held = RolloutState(stage=Stage.QUEUED, stable=state.stable,
-                        canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri),
+                        canary=CanaryRevision(inputs.revision, spec.model.version, spec.model.uri, spec.model.resolved),
                         step_started_at=since, message=line, decisions=state.decisions)
     events = () if waiting else (Event(NORMAL, "CanaryQueued", f"{spec.model.version} (revision {inputs.revision}) "
                                        f"{line}; stable {state.stable.model_version} keeps serving"),)
@@ -1043,7 +1043,7 @@ def _canary_requeue(ctx: _Context, state: RolloutState, awaiting_analysis: bool)
 def _history(inputs: Inputs, canary: CanaryRevision, result: str) -> HistoryEntry:
     return HistoryEntry(
         revision=canary.revision, model_version=canary.model_version, uri=canary.uri,
-        result=result, time=format_time(inputs.now),
+        result=result, time=format_time(inputs.now), registry=canary.registry,
     )
 
 

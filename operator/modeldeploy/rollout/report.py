@@ -137,6 +137,7 @@ def _progress(state: RolloutState, total_steps: int) -> RolloutProgress:
         revision=canary.revision if canary else None,
         model_version=canary.model_version if canary else None,
         uri=canary.uri if canary else None,
+        registry=canary.registry if canary else None,
         step=state.step,
         total_steps=total_steps,
         step_started_at=_time(state.step_started_at),

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api.registry import RegistryRecord
 from ..api.status import MAX_DECISIONS, ModelDeploymentStatus
 from ..api.status import DecisionRecord, PausedBy, Stage
 from ..status.transitions import parse_time
@@ -41,6 +42,7 @@ class CanaryRevision:
     revision: str
     model_version: str
     uri: str
+    registry: RegistryRecord | None = None  # the registry version, for a models:/ URI
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState:
         return RolloutState(stable=stable)
     canary = None
     if progress.revision:
-        canary = CanaryRevision(progress.revision, progress.model_version or "", progress.uri or "")
+        canary = CanaryRevision(progress.revision, progress.model_version or "", progress.uri or "",
+                                progress.registry)
     stage = Stage(progress.stage) if progress.stage else Stage.STABLE
     if stage != Stage.STABLE and canary is None:
         stage = Stage.STABLE  # nothing to resume without knowing which revision

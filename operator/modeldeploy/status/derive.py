@@ -232,6 +232,7 @@ def _history(
             model_version=spec.model.version,
             uri=spec.model.uri,
             result=DEPLOYED,
+            registry=spec.model.resolved,
             time=format_time(now),
         )
     )

@@ -19,8 +19,10 @@ REVISION_LENGTH = 10
 def pod_inputs(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) -> dict:
     """The parts of the spec (and the runtime resolved for it) that shape the pods."""
     dump = spec.model_dump(mode="json", by_alias=True)
+    # A models:/ URI's record (registry version, run, the URI asked) stays out:
+    # the artifact URI it resolved to identifies the revision, however it was asked.
     inputs = {
-        "model": dump["model"],
+        "model": {key: value for key, value in dump["model"].items() if key != "resolved"},
         "runtime": _fields(runtime),  # includes the table entry and storage initializer
         "resources": dump["resources"],
         "podMetadata": dump["podMetadata"],

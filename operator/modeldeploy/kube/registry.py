@@ -149,8 +149,10 @@ class Registry:
     """Per-ModelDeployment cache of registry answers, with the retry clock."""
 
     def __init__(self, config: RegistryConfig, executor: Executor | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 resolver: Callable[[RegistryConfig, str], Resolution] = resolve) -> None:
         self.config = config
+        self.resolver = resolver
         self.executor = executor
         self.clock = clock
         self._entries: dict[Any, _Entry] = {}
@@ -200,7 +202,7 @@ class Registry:
     async def _read(self, entry: _Entry, now: float) -> _Entry:
         loop = asyncio.get_running_loop()
         try:
-            resolution = await loop.run_in_executor(self.executor, resolve, self.config, entry.asked)
+            resolution = await loop.run_in_executor(self.executor, self.resolver, self.config, entry.asked)
         except (RegistryError, ValueError) as exc:
             failures = entry.failures + 1
             wait = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (failures - 1))

@@ -36,8 +36,42 @@ def make_model_store(cluster, namespace):
     cluster.apply(namespace, pvc)
 
 
+def from_registry(example) -> bool:
+    return model_deployment_in(example)["spec"]["model"]["uri"].startswith("models:/")
+
+
+# An example whose model comes from an MLflow registry needs one, and an
+# operator configured with its address: test_registry_example_... below.
+REGISTRY_EXAMPLES = [p for p in EXAMPLES if from_registry(p)]
+STORE_EXAMPLES = [p for p in EXAMPLES if not from_registry(p)]
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("example", REGISTRY_EXAMPLES, ids=[p.stem for p in REGISTRY_EXAMPLES])
+def test_registry_example_resolves_through_a_real_mlflow_and_becomes_ready(cluster, own_namespace, tmp_path,
+                                                                          example):
+    from support.mlflow_registry import running_mlflow
+    from support.process import OperatorProcess
+
+    doc = model_deployment_in(example)
+    name, uri = doc["metadata"]["name"], doc["spec"]["model"]["uri"]
+    registered, _, alias = uri.removeprefix("models:/").partition("@")
+    with running_mlflow(tmp_path / "mlflow") as mlflow, OperatorProcess(
+            cluster, own_namespace, tmp_path / "operator.log", env={"MODELDEPLOY_MLFLOW_TRACKING_URI": mlflow.url}):
+        version, run_id = mlflow.register(registered, f"s3://models/{registered}/1")
+        if alias:
+            mlflow.set_alias(registered, alias, version)
+        cluster.kubectl("apply", "-n", own_namespace, "-f", str(example))
+        cluster.kubectl("-n", own_namespace, "wait", "--for=condition=Ready", f"md/{name}", "--timeout=90s",
+                        timeout=100)
+        md = cluster.get_json("-n", own_namespace, "md", name)
+        assert (md["status"]["model"]["version"], md["status"]["model"]["runId"]) == (version, run_id)
+        pod = cluster.get_json("-n", own_namespace, "pods", "-l", f"modeldeploy.io/name={name}")["items"][0]
+        assert pod["spec"]["initContainers"][0]["args"][0] == f"s3://models/{registered}/1"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("example", STORE_EXAMPLES, ids=[p.stem for p in STORE_EXAMPLES])
 def test_example_applies_and_becomes_ready(cluster, namespace, operator, example):
     doc = model_deployment_in(example)
     name = doc["metadata"]["name"]

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..api import API_VERSION, KIND, InvalidSpec, ModelDeploymentSpec, parse_spec
+from ..api.registry import RegistryLookup, Resolution, is_registry_uri
 from ..builders import compute_revision
 from .errors import FAILED, USAGE, CliError
 from ..reconcile.plan import steady_children
@@ -100,7 +101,14 @@ def parse_documents(
 def children(model: Parsed, table: RuntimeTable) -> list[dict[str, Any]]:
     """What the operator applies for `model` once it is fully rolled out."""
     return steady_children(name=model.name, namespace=model.namespace, uid=UID_PLACEHOLDER, spec=model.raw_spec,
-                           table=table)
+                           table=table, registry=_unresolved(model.spec))
+
+
+def _unresolved(spec: ModelDeploymentSpec) -> RegistryLookup | None:
+    """Offline, no registry is asked: a models:/ URI is rendered as written
+    (the operator puts the artifact URI it resolves to in its place)."""
+    uri = spec.model.uri
+    return RegistryLookup(Resolution(asked=uri, uri=uri, version="?")) if is_registry_uri(uri) else None
 
 
 def render(path: str, text: str, table: RuntimeTable, namespace: str | None = None) -> tuple[str, list[str]]:
@@ -113,6 +121,9 @@ def render(path: str, text: str, table: RuntimeTable, namespace: str | None = No
         "# assigns the ModelDeployment's uid when it is created.",
     ]
     parts = []
+    notes = [*notes, *(f"{model.name}: {model.spec.model.uri} is rendered as written; the operator resolves it in "
+                       f"the MLflow registry and renders the version's artifact URI instead"
+                       for model in models if is_registry_uri(model.spec.model.uri))]
     for model in models:
         revision = compute_revision(model.spec, table)
         comment = (f"# {KIND} {model.namespace}/{model.name}: revision {revision}, "

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import conditions as c
 from ..api import InvalidSpec, parse_spec
+from ..api.registry import RegistryLookup
 from ..api.spec import ModelDeploymentSpec
 from ..api.status import TrafficStatus
 from ..builders.children import shared_children
@@ -389,12 +390,14 @@ def _key(manifest: dict) -> tuple[str, str]:
     return manifest["kind"], manifest["metadata"]["name"]
 
 
-def steady_children(*, name: str, namespace: str, uid: str, spec: Any, table) -> list[dict[str, Any]]:
+def steady_children(*, name: str, namespace: str, uid: str, spec: Any, table,
+                    registry: RegistryLookup | None = None) -> list[dict[str, Any]]:
     """What plan() makes the operator write for a new ModelDeployment with this
     raw `spec`: its first revision, fully rolled out, traffic 100/0 to stable.
     `modeldeploy render`, the golden tests and the benchmark's baseline use it,
     so they show the very path the operator runs. Raises InvalidSpec."""
     parse_spec(spec, known_formats=table.known_formats, name=name)  # the plan would only hold; say why
     model = {"metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1}, "spec": spec}
-    world = World(model=model, children={}, neighbours={}, pods=(), now=datetime(2000, 1, 1, tzinfo=timezone.utc), table=table)
+    world = World(model=model, children={}, neighbours={}, pods=(), now=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                  table=table, registry=registry)
     return [dict(manifest) for manifest in plan(world).desired]

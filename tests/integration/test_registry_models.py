@@ -8,6 +8,7 @@ serves."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from support.models import apply_md, condition, get_md, is_true, model_deployment, status_view, wait_ready
 from support.mlflow_registry import running_mlflow
@@ -133,3 +134,22 @@ def test_an_alias_followed_rolls_out_its_moves_and_rolls_back_a_broken_version(
         assert after.metadata.generation == stable.metadata.generation
         assert after.status.ready_replicas == 2
         assert initializer_uri(cluster, ns, "fraud-stable") == "s3://models/fraud/2"
+
+
+@pytest.mark.parametrize("uri, pattern", [
+    ("models:/fraud", "models:/<name>/<version number> or models:/<name>@<alias>"),
+    ("models:/fraud/v7", "models:/<name>/<version number> or models:/<name>@<alias>"),
+])
+def test_the_api_server_refuses_a_malformed_registry_uri_in_words(cluster, namespace, uri, pattern):
+    doc = model_deployment("malformed", replicas=1)
+    doc["spec"]["model"] = {"uri": uri, "version": "1", "format": "sklearn"}
+    refused = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert refused.returncode != 0 and pattern in refused.stderr, refused.stderr
+
+
+def test_the_api_server_refuses_a_poll_interval_on_a_version_number(cluster, namespace):
+    doc = model_deployment("pinned", replicas=1)
+    doc["spec"]["model"] = {"uri": "models:/fraud/7", "version": "7", "format": "sklearn",
+                            "registry": {"pollInterval": "1m"}}
+    refused = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert refused.returncode != 0 and "pollInterval follows an alias" in refused.stderr, refused.stderr

@@ -166,3 +166,33 @@ def test_the_termination_message_says_hit_or_miss(tmp_path):
     assert path.read_text() == "cache: miss"
     # Outside a pod there is no /dev/termination-log: a warning, not a failure.
     entrypoint.write_termination_message("cache: hit", env={entrypoint.TERMINATION_LOG_ENV: str(tmp_path / "no" / "x")})
+
+
+def test_the_examples_cleanup_evicts_old_entries_but_not_one_in_use_nor_its_lock(tmp_path):
+    """examples/13-model-cache.yaml's CronJob script (busybox there; the
+    host's sh, find and flock here): entries unused for MAX_AGE_DAYS go,
+    unless a pod holds their lock; a crashed download older than a day goes."""
+    import fcntl
+    import subprocess
+
+    import yaml
+
+    example = ENTRYPOINT.parents[3] / "examples" / "13-model-cache.yaml"
+    [cronjob] = [d for d in yaml.safe_load_all(example.read_text()) if d and d["kind"] == "CronJob"]
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    script = container["command"][-1].replace("cd /cache", f"cd {tmp_path}")
+    month_ago = time.time() - 30 * 86400
+    for name in ("a" * 64, "b" * 64, "c" * 64, ".download-" + "d" * 64 + "-x1"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.bin").write_text("w")
+        (tmp_path / f"{name}.lock").touch()
+        if name != "b" * 64:
+            os.utime(tmp_path / name, (month_ago, month_ago))
+    with open(tmp_path / ("c" * 64 + ".lock")) as held:
+        fcntl.flock(held, fcntl.LOCK_SH)  # a pod copying from it
+        out = subprocess.run(["sh", "-c", script], env={"MAX_AGE_DAYS": "14", "PATH": os.environ["PATH"]},
+                             capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["b" * 64, "c" * 64]
+    assert f"evicted {'a' * 64}" in out.stdout and f"in use, kept: {'c' * 64}" in out.stdout
+    assert (tmp_path / ("a" * 64 + ".lock")).exists()

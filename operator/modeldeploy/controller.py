@@ -40,6 +40,7 @@ from .reconcile.world import World
 from .rollout.admission import CanarySlots
 from .runtimes import load_runtime_table
 from .settings import OperatorSettings
+from .status.observed import model_cache_result
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,13 @@ class Controller:
         key = self.cache.drop_pod(body) if kind == "DELETED" else self.cache.put_pod(body)
         if key is not None and key in self.cache.models:
             self.queue.add(key)
+        # spec.model.cache: counted from the initializer's termination
+        # message; kopf gives a listing's objects no event type.
+        uid = body.get("metadata", {}).get("uid", "")
+        if kind == "DELETED":
+            metrics.forget_pod(uid)
+        else:
+            metrics.count_model_cache(uid, model_cache_result(body), listed=kind is None)
 
     # -- the reconcile -----------------------------------------------------
     async def reconcile(self, key: Key) -> float | None:

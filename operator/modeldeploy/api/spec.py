@@ -53,6 +53,31 @@ class ModelCredentials(SpecModel):
     )
 
 
+class ModelCache(SpecModel):
+    """A claim the user provides (ReadWriteMany, so pods on every node share
+    it) where the storage initializer keeps each downloaded model: every
+    later pod, canary or rollback of the same URI copies it from there
+    instead of downloading it again. Evicting old entries is the claim
+    owner's business (README: A shared model cache)."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.claimName.matches(r'{DNS1123_SUBDOMAIN_PATTERN}')",
+                    "message": "spec.model.cache.claimName must name a PersistentVolumeClaim: lowercase letters, "
+                    "digits, '-' and '.', starting and ending with a letter or digit",
+                }
+            ]
+        }
+    }
+
+    claim_name: DNS1123Subdomain = Field(
+        description="Name of a PersistentVolumeClaim in the same namespace, writable by the storage initializer "
+        "(mounted into it only; the model server gets its own copy of the model)."
+    )
+
+
 # From 10 seconds (a toy model) to 24 hours (a large model pulled over a slow link).
 LoadTimeout = bounded_duration(10, 24 * 3600)
 
@@ -65,7 +90,11 @@ class ModelSource(SpecModel):
                     "rule": "!has(self.credentials) || !self.uri.startsWith('pvc://')",
                     "message": "spec.model.credentials: a pvc:// model is mounted, not downloaded, "
                     "so it takes no credentials",
-                }
+                },
+                {
+                    "rule": "!has(self.cache) || !self.uri.startsWith('pvc://')",
+                    "message": "spec.model.cache: a pvc:// model is mounted, not downloaded, so it has nothing to cache",
+                },
             ]
         }
     }
@@ -88,6 +117,12 @@ class ModelSource(SpecModel):
         description="How long a pod may take, from being scheduled, to download and load the model, e.g. 30m. "
         "The server gets a startup probe with this budget, and a pod past it is reported as not loading in time "
         "(a canary is rolled back). Default: the runtime's (MLServer 10m, Triton 20m, vLLM 30m).",
+    )
+
+    cache: ModelCache | None = Field(
+        None,
+        description="A shared model cache: the storage initializer downloads each URI once into this claim and "
+        "copies it from there for every later pod, canary and rollback.",
     )
 
     @property
@@ -124,6 +159,8 @@ class ModelSource(SpecModel):
     def _credentials_only_for_downloads(self) -> "ModelSource":
         if self.credentials is not None and self.pvc_claim is not None:
             raise FieldProblem("credentials", "a pvc:// model is mounted, not downloaded, so it takes no credentials")
+        if self.cache is not None and self.pvc_claim is not None:
+            raise FieldProblem("cache", "a pvc:// model is mounted, not downloaded, so it has nothing to cache")
         return self
 
     @model_serializer(mode="wrap")
@@ -132,7 +169,7 @@ class ModelSource(SpecModel):
         # hash as it did before the field existed, or every running
         # ModelDeployment would roll out when the operator is upgraded.
         dumped = handler(self)
-        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout")):
+        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout"), ("cache", "cache")):
             if getattr(self, field) is None:
                 dumped.pop(key, None)
                 dumped.pop(field, None)

@@ -41,12 +41,16 @@ from .reconcile.world import World
 from .rollout.admission import CanarySlots
 from .runtimes import load_runtime_table
 from .settings import OperatorSettings
+from .status.observed import model_cache_result
 
 log = logging.getLogger(__name__)
 
 # A namespace being deleted takes a while to empty; a namespace of the same
 # name created again later is served again after this long.
 TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
+# A status write refused because the ModelDeployment changed since the pass
+# read it: planned again at once, from the copy read back.
+STALE_READ_RETRY_SECONDS = 0.0
 
 
 class Controller:
@@ -141,6 +145,13 @@ class Controller:
         key = self.cache.drop_pod(body) if kind == "DELETED" else self.cache.put_pod(body)
         if key is not None and key in self.cache.models:
             self.queue.add(key)
+        # spec.model.cache: counted from the initializer's termination
+        # message; kopf gives a listing's objects no event type.
+        uid = body.get("metadata", {}).get("uid", "")
+        if kind == "DELETED":
+            metrics.forget_pod(uid)
+        else:
+            metrics.count_model_cache(uid, model_cache_result(body), listed=kind is None)
 
     # -- the reconcile -----------------------------------------------------
     async def reconcile(self, key: Key) -> float | None:
@@ -203,7 +214,8 @@ class Controller:
             step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
                                 refused=_refusal(exc), canary_slots=self._slots()))
             self._take_slot(key, step)
-        await self._report(md, step)
+        if not await self._report(md, step):
+            return STALE_READ_RETRY_SECONDS
         self._remember(key, step)
         again = self.registry.due_in(key, md) if self.registry is not None else None
         return again if step.requeue_after is None else min(step.requeue_after, again or step.requeue_after)
@@ -276,18 +288,30 @@ class Controller:
             if body is not None:
                 self.cache.drop_child(body)
 
-    async def _report(self, md: dict, step: Plan) -> None:
+    async def _report(self, md: dict, step: Plan) -> bool:
         """Record first, then consume: the status that records a decision is
         written (and announced) before the annotation that asked for it is
         removed, so a lost status write never loses a promote or an abort, and
-        a lost annotation patch never loses the Event."""
+        a lost annotation patch never loses the Event. False: the status was
+        planned from a copy older than the ModelDeployment now is, and the API
+        server refused it; nothing of the pass is recorded or announced."""
         meta = md["metadata"]
         if step.status is not None:
             try:
-                written = await self.kube.apply_status(meta["namespace"], meta["name"], step.status)
+                written = await self.kube.apply_status(meta["namespace"], meta["name"], step.status,
+                                                       resource_version=meta.get("resourceVersion"))
             except ApiException as exc:
                 if exc.status == 404:
-                    return  # deleted meanwhile
+                    return True  # deleted meanwhile
+                if exc.status == 409:
+                    # Read it back rather than wait for its watch event: a
+                    # watch that lags (or hangs until kopf re-lists) must not
+                    # hold the rollout.
+                    log.info("%s/%s: changed since this pass read it (resourceVersion %s): its status is not "
+                             "written; planning again", meta["namespace"], meta["name"], meta.get("resourceVersion"))
+                    self.cache.put_model(await self.kube.get(MODEL_DEPLOYMENT.path(meta["namespace"], meta["name"]),
+                                                             kind=MODEL_DEPLOYMENT.kind))
+                    return False
                 raise
             self.cache.put_model(written)
             metrics.track_model(meta["namespace"], meta["name"], step.status)
@@ -313,6 +337,7 @@ class Controller:
             metrics.VERDICTS.labels(verdict).inc()
         for outcome in step.check_outcomes:  # smoke-test checks (rollout/smoke.py)
             metrics.CHECK_OUTCOMES.labels(outcome).inc()
+        return True
 
     def _notify(self, md: dict, step: Plan) -> None:
         """Queue a notification for each transition this pass recorded (its

@@ -45,6 +45,27 @@ NOTIFICATION_ATTEMPT_FAILURES = Counter("modeldeploy_notification_attempt_failur
                                         "endpoint and reason (http-<status>, timeout, or the error's type).",
                                         ["endpoint", "reason"])
 
+MODEL_CACHE = Counter("modeldeploy_model_cache_total",
+                      "Pods whose storage initializer found their model in the shared model cache (spec.model.cache) "
+                      "or downloaded it into it, by result (hit, miss); each pod counted once, when this process "
+                      "sees its initializer finish.", ["result"])
+_cache_pods: set[str] = set()  # uids of the pods counted, or seen finished in a listing, until they are deleted
+
+
+def count_model_cache(uid: str, result: str | None, *, listed: bool = False) -> None:
+    """Count a pod's model cache result once. A pod first seen in a listing
+    (the operator starting, or a watch re-listing) is remembered but not
+    counted: its initializer finished before, when it was counted already."""
+    if result is None or not uid or uid in _cache_pods:
+        return
+    _cache_pods.add(uid)
+    if not listed:
+        MODEL_CACHE.labels(result).inc()
+
+
+def forget_pod(uid: str) -> None:
+    _cache_pods.discard(uid)
+
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
     start_http_server(port, addr=address)

@@ -36,6 +36,17 @@ def make_model_store(cluster, namespace):
     cluster.apply(namespace, pvc)
 
 
+def make_cache_volume(cluster, namespace, claim):
+    """A volume for the example's own cache claim to bind to (no provisioner
+    runs here, and no default StorageClass: a claim without a class binds to
+    a volume without one)."""
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-{claim}"},
+          "spec": {"capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+                   "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/srv/models-cache"},
+                   "claimRef": {"namespace": namespace, "name": claim}}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pv))
+
+
 def from_registry(example) -> bool:
     return model_deployment_in(example)["spec"]["model"]["uri"].startswith("models:/")
 
@@ -77,6 +88,8 @@ def test_example_applies_and_becomes_ready(cluster, namespace, operator, example
     name = doc["metadata"]["name"]
     if doc["spec"]["model"]["uri"].startswith("pvc://"):
         make_model_store(cluster, namespace)
+    if doc["spec"]["model"].get("cache"):
+        make_cache_volume(cluster, namespace, doc["spec"]["model"]["cache"]["claimName"])
     cluster.kubectl("apply", "-n", namespace, "-f", str(example))
     cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", f"md/{name}", "--timeout=90s", timeout=100)
 
@@ -116,5 +129,10 @@ def test_example_applies_and_becomes_ready(cluster, namespace, operator, example
         [initializer] = pod["spec"]["initContainers"]
         assert initializer["envFrom"] == [{"secretRef": {"name": secret}}]
         assert all("envFrom" not in c for c in pod["spec"]["containers"]), "the server never sees the keys"
+    if doc["spec"]["model"].get("cache"):
+        [initializer] = pod["spec"]["initContainers"]
+        assert {"name": "MODELDEPLOY_CACHE_DIR", "value": "/mnt/model-cache"} in initializer["env"]
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+        assert claims == [doc["spec"]["model"]["cache"]["claimName"]]
     if "runtime" in doc["spec"] and "image" in doc["spec"]["runtime"]:
         assert server["image"] == doc["spec"]["runtime"]["image"]

@@ -5,6 +5,9 @@ ModelDeployment owner: plain objects are enough to show the mechanism).
 - A field we stop sending is noticed from our managedFields entry
   (needs_apply), although containment alone (holds) says all is well, and the
   apply that follows removes it (issue 9, drift removal).
+- A status written with the resourceVersion its pass planned from is refused
+  (409) once the ModelDeployment has changed: a pass planned from an older
+  copy never replaces a newer status (controller._report).
 - `spec.replicas` handed over (replicas_handover, applied first under
   HANDOVER_MANAGER) keeps its value when we stop sending it; without the
   handover it falls to the default of 1 (issue 9, defect 3).
@@ -18,10 +21,14 @@ import pytest
 
 from modeldeploy.kube.cache import _slim
 from modeldeploy.kube.clients import make_api_client
-from modeldeploy.kube.resources import DEPLOYMENT, HPA, HTTPROUTE
+from kubernetes.client.exceptions import ApiException
+
+from modeldeploy.kube.resources import DEPLOYMENT, HPA, HTTPROUTE, MODEL_DEPLOYMENT
 from modeldeploy.kube.writing import Kube
 from modeldeploy.reconcile.drift import (FIELD_MANAGER, HANDOVER_MANAGER, holds, needs_apply, owns,
                                          replicas_handover)
+from support.models import apply_md, model_deployment
+from support.operator import install_crd
 from support.waiting import wait_until
 
 
@@ -164,3 +171,28 @@ def test_the_hpa_takes_replicas_over_from_the_handover_manager(cluster, namespac
     assert HANDOVER_MANAGER not in {entry["manager"] for entry in body["metadata"]["managedFields"]}
     assert not owns(body, ("spec", "replicas"))
     assert replicas_handover(autoscaled, _slim(body)) is None and not needs_apply(autoscaled, _slim(body))
+
+
+def test_a_status_planned_from_an_older_copy_is_refused(cluster, own_namespace, kube):
+    ns = own_namespace  # no operator acts here: only this test writes the status
+    install_crd(cluster)
+    apply_md(cluster, ns, model_deployment("stale", version="v1"))
+    read_before = read(kube, MODEL_DEPLOYMENT, ns, "stale")
+    first = {"observedGeneration": 1, "message": "planned from the first copy"}
+    written = asyncio.run(kube.apply_status(ns, "stale", first,
+                                            resource_version=read_before["metadata"]["resourceVersion"]))
+    assert written["status"]["message"] == "planned from the first copy"
+
+    # The copy the next pass read is the one before that write: refused, and the newer status stays.
+    with pytest.raises(ApiException) as refused:
+        asyncio.run(kube.apply_status(ns, "stale", {"observedGeneration": 1, "message": "planned from an older copy"},
+                                      resource_version=read_before["metadata"]["resourceVersion"]))
+    assert refused.value.status == 409, refused.value.body
+    assert read(kube, MODEL_DEPLOYMENT, ns, "stale")["status"]["message"] == "planned from the first copy"
+
+    # A spec edit moves the object on too; planned from the copy read after it, the write lands.
+    apply_md(cluster, ns, model_deployment("stale", version="v2"))
+    current = read(kube, MODEL_DEPLOYMENT, ns, "stale")
+    written = asyncio.run(kube.apply_status(ns, "stale", {"observedGeneration": 2, "message": "planned from v2"},
+                                            resource_version=current["metadata"]["resourceVersion"]))
+    assert written["status"]["message"] == "planned from v2"

@@ -1085,9 +1085,12 @@ class Operator:
             step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
                                 refused=refused))
         try:
-            _drive(controller._report(world.model, step))
+            recorded = _drive(controller._report(world.model, step))
         except ApiException as exc:
             return PassResult(completed=False, error=_api_error(exc), refused=refused, plan=step, world=world)
+        if not recorded:  # the status write refused: 409, the model changed since the pass read it
+            return PassResult(completed=False, error=ApiError(409, "the object has been modified"), refused=refused,
+                              plan=step, world=world)
         return PassResult(completed=True, status_written=step.status is not None, refused=refused, plan=step,
                           world=world)
 
@@ -1121,9 +1124,17 @@ class _FakeKube:
         self.written.append((manifest["kind"], manifest["metadata"]["name"]))
         return response
 
-    async def apply_status(self, namespace: str, name: str, status: dict) -> dict:
+    async def apply_status(self, namespace: str, name: str, status: dict, *,
+                           resource_version: str | None = None) -> dict:
         with _as_api_exception():
+            current = self.cluster.models[name]["metadata"]["resourceVersion"]
+            if resource_version is not None and resource_version != current:
+                raise ApiError(409, "Operation cannot be fulfilled: the object has been modified")
             return self.cluster.write_status(name, status, respond=False)
+
+    async def get(self, path: str, *, kind: str) -> dict:
+        """A ModelDeployment read back (after a 409 on its status write)."""
+        return _clone(self.cluster.models[path.rsplit("/", 1)[-1]])
 
     async def patch_metadata(self, res, namespace: str, name: str, patch: dict) -> dict:
         for key, value in (patch.get("annotations") or {}).items():

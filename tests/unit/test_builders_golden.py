@@ -38,6 +38,11 @@ CASES = {
         "model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn",
                   "credentials": {"secretName": "fraud-model-store"}},
     },
+    # spec.model.cache: the claim in the storage initializer only, found through MODELDEPLOY_CACHE_DIR.
+    "s3-with-model-cache": {
+        "model": {"uri": "s3://models/fraud/v7", "version": "v7", "format": "sklearn",
+                  "credentials": {"secretName": "fraud-model-store"}, "cache": {"claimName": "models-cache"}},
+    },
     "pvc-single-replica": {
         "model": {"uri": "pvc://model-store/llm/mistral", "version": "2024-05", "format": "huggingface"},
     },

@@ -86,9 +86,12 @@ class FakeKube:
         self.objects[key] = live
         return copy.deepcopy(live)
 
-    async def apply_status(self, namespace, name, status):
+    async def apply_status(self, namespace, name, status, *, resource_version=None):
         self.calls.append(("apply_status", copy.deepcopy(status)))
         self._maybe_fail("apply_status", status)
+        if resource_version is not None and resource_version != self.model["metadata"]["resourceVersion"]:
+            # An apply that names a resourceVersion is a precondition, as the API server checks it.
+            raise api_error(409, "the object has been modified; please apply your changes to the latest version")
         self.model = {**self.model, "metadata": {**self.model["metadata"], "resourceVersion": self.rv()},
                       "status": copy.deepcopy(status)}
         return copy.deepcopy(self.model)
@@ -116,7 +119,7 @@ class FakeKube:
 
     async def get(self, path, *, kind):
         self.calls.append(("get", path))
-        return {}
+        return copy.deepcopy(self.model) if kind == "ModelDeployment" else {}
 
     async def list_all(self, res, namespace, selector=None):
         self.calls.append(("list", res.kind))
@@ -291,6 +294,37 @@ def test_defect10_a_lost_status_write_loses_no_request(watch_before_retry):
         assert ("patch_metadata", "ModelDeployment", {"annotations": {ABORT: None}}) in h.kube.calls
         assert ABORT not in h.kube.model["metadata"]["annotations"]
         assert h.status["rollout"]["stage"] == "RolledBack"
+    run(scenario)
+
+
+def test_a_pass_planned_from_an_older_copy_never_overwrites_a_newer_status():
+    """CI twice saw a promotion undone: after v3 was promoted (status and
+    Event), the next version's rollout began from a status that still had v3
+    in flight, so v3 was recorded Aborted and stable went back to v2. A
+    status write lands whatever the object became since the pass read it:
+    a pass planned from an older copy (its watch event not there yet) set
+    the newer status back. The write names the resourceVersion the pass
+    read; refused (409), the pass records nothing else -- no Event, no
+    request consumed -- and plans again soon, from the newer copy."""
+    async def scenario(h: Harness):
+        await h.canary_in_flight()
+        h.annotate(PROMOTE, "true")
+        newer = {**h.status, "message": "written by a pass the cache has not seen yet"}
+        h.kube.model = {**h.kube.model, "status": newer,
+                        "metadata": {**h.kube.model["metadata"], "resourceVersion": h.kube.rv()}}
+        h.kube.calls.clear()
+        requeue = await h.controller._reconcile(KEY)
+        assert [c for c in h.kube.calls if c[0] == "apply_status"], "the pass tried to record its decision"
+        assert h.status == newer, "a status planned from an older copy overwrote the newer one"
+        assert not [c for c in h.kube.calls if c[0] in ("event", "patch_metadata")], h.kube.calls
+        assert h.kube.model["metadata"]["annotations"].get(PROMOTE) == "true"
+        assert requeue == 0, requeue  # at once, from the newer copy read back (not the lagging watch)
+        await h.controller._reconcile(KEY)
+        h.sync()
+        assert h.status["rollout"]["stage"] in ("Promoting", "Stable"), h.status["rollout"]
+        await h.settle()
+        assert h.status["rollout"]["stage"] == "Stable" and h.status["stable"]["modelVersion"] == "v8"
+        assert PROMOTE not in h.kube.model["metadata"]["annotations"]
     run(scenario)
 
 

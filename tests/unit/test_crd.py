@@ -94,6 +94,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
         "$.spec",
         "$.spec.autoscaling",
         "$.spec.model",
+        "$.spec.model.cache",
         "$.spec.model.credentials",
         "$.spec.rollout",
         "$.spec.rollout.steps[]",

@@ -578,3 +578,34 @@ def test_found_a_canary_that_served_under_the_replicas_provider_was_exposed_befo
     state.switch_provider(provider="gatewayAPI")
     state.reconcile()
     state.teardown()
+
+
+
+def test_found_a_recreated_canary_gets_copies_only_once_its_pods_are_ready():
+    """Invariant 3 for shadow copies: a canary mirrored at 50% lost its
+    Deployment (the user switched the strategy to Recreate and back, the
+    status write in between lost), so the next pass re-created it with no
+    ready pod while the status still said 50% copies. The route was written
+    mirroring 50% to a backend with no endpoint: the mirror, like a weight,
+    is raised back only once the canary"s ready pods can take it."""
+    from test_rollout_safety import RolloutSafety
+
+    state = RolloutSafety()
+    state.create_models(neighbour="fraud-canary", neighbour_first=False)
+    state.blue_green_rollout(auto_promote=False, provider="gatewayAPI", then="approve")
+    state.controllers_progress()
+    state.set_capacity(capacity="Replace-surge")
+    state.edit_version(version="v1")
+    state.fix_spec()
+    state.controllers_progress()
+    state.canary_runs_a_check_that_ends(checks="pre-promotion", outcome="Complete", promote=False, provider="gatewayAPI", then_wait=False)
+    state.edit_steps(steps="approval")
+    state.edit_steps(steps="shadow")
+    state.controllers_progress()
+    state.prometheus_stays_unreachable_for(answer="unreachable", rounds=4, then_wait=True)
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=True, value="true")
+    state.set_strategy(auto_promote=False, strategy="Recreate")
+    state.status_write_fails(code=409)
+    state.promote_then_promoted_pods_crash(crash_after=0, then_wait=False, value="true")
+    state.reconcile()
+    state.teardown()

@@ -55,6 +55,31 @@ class ModelCredentials(SpecModel):
     )
 
 
+class ModelCache(SpecModel):
+    """A claim the user provides (ReadWriteMany, so pods on every node share
+    it) where the storage initializer keeps each downloaded model: every
+    later pod, canary or rollback of the same URI copies it from there
+    instead of downloading it again. Evicting old entries is the claim
+    owner's business (README: A shared model cache)."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.claimName.matches(r'{DNS1123_SUBDOMAIN_PATTERN}')",
+                    "message": "spec.model.cache.claimName must name a PersistentVolumeClaim: lowercase letters, "
+                    "digits, '-' and '.', starting and ending with a letter or digit",
+                }
+            ]
+        }
+    }
+
+    claim_name: DNS1123Subdomain = Field(
+        description="Name of a PersistentVolumeClaim in the same namespace, writable by the storage initializer "
+        "(mounted into it only; the model server gets its own copy of the model)."
+    )
+
+
 # From 10 seconds (a toy model) to 24 hours (a large model pulled over a slow link).
 LoadTimeout = bounded_duration(10, 24 * 3600)
 
@@ -92,6 +117,10 @@ class ModelSource(SpecModel):
                     "message": "spec.model.registry.pollInterval follows an alias: it needs a URI "
                     "models:/<name>@<alias> (a version number never moves)",
                 },
+                {
+                    "rule": "!has(self.cache) || !self.uri.startsWith('pvc://')",
+                    "message": "spec.model.cache: a pvc:// model is mounted, not downloaded, so it has nothing to cache",
+                },
             ]
         }
     }
@@ -117,6 +146,11 @@ class ModelSource(SpecModel):
         "(a canary is rolled back). Default: the runtime's (MLServer 10m, Triton 20m, vLLM 30m).",
     )
 
+    cache: ModelCache | None = Field(
+        None,
+        description="A shared model cache: the storage initializer downloads each URI once into this claim and "
+        "copies it from there for every later pod, canary and rollback.",
+    )
     registry: RegistryOptions | None = Field(
         None, description="For a models:/ URI: how the operator follows the registry.")
     # Written by the operator only, never by a user (absent from the CRD, so
@@ -173,6 +207,8 @@ class ModelSource(SpecModel):
     def _credentials_only_for_downloads(self) -> "ModelSource":
         if self.credentials is not None and self.pvc_claim is not None:
             raise FieldProblem("credentials", "a pvc:// model is mounted, not downloaded, so it takes no credentials")
+        if self.cache is not None and self.pvc_claim is not None:
+            raise FieldProblem("cache", "a pvc:// model is mounted, not downloaded, so it has nothing to cache")
         return self
 
     @model_serializer(mode="wrap")
@@ -181,7 +217,7 @@ class ModelSource(SpecModel):
         # hash as it did before the field existed, or every running
         # ModelDeployment would roll out when the operator is upgraded.
         dumped = handler(self)
-        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout"),
+        for field, key in (("credentials", "credentials"), ("load_timeout", "loadTimeout"), ("cache", "cache"),
                            ("registry", "registry"), ("resolved", "resolved")):
             if getattr(self, field) is None:
                 dumped.pop(key, None)

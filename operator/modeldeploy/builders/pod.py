@@ -14,6 +14,11 @@ from .security import restricted_violations
 SERVER_CONTAINER = "model-server"
 INITIALIZER_CONTAINER = "storage-initializer"
 MODEL_VOLUME = "model-dir"
+# spec.model.cache: the user's claim, in the storage initializer only, which
+# finds it through the variable (hack/images/storage-initializer).
+CACHE_VOLUME = "model-cache"
+CACHE_MOUNT_PATH = "/mnt/model-cache"
+CACHE_DIR_ENV = "MODELDEPLOY_CACHE_DIR"
 PORT_NAME = "http"
 METRICS_PORT_NAME = "metrics"  # manifests/monitoring/podmonitor.yaml scrapes it
 
@@ -46,6 +51,9 @@ def build_pod_template(
         pod_spec["initContainers"] = [_storage_initializer(spec, runtime)]
     pod_spec["containers"] = [_model_server(spec, runtime, name)]
     pod_spec["volumes"] = [_model_volume(spec)]
+    if spec.model.cache is not None:
+        pod_spec["volumes"].append({"name": CACHE_VOLUME,
+                                    "persistentVolumeClaim": {"claimName": spec.model.cache.claim_name}})
 
     template = {
         "metadata": {
@@ -128,6 +136,11 @@ def _storage_initializer(spec: ModelDeploymentSpec, runtime: ResolvedRuntime) ->
         "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": runtime.model_mount_path}],
         "securityContext": {**_container_security(), "runAsUser": initializer.run_as_user},
     }
+    if spec.model.cache is not None:
+        # Only here: the server, which runs the user's code, gets a copy of
+        # its one model in its own volume, never the shared, writable cache.
+        container["env"] = [{"name": CACHE_DIR_ENV, "value": CACHE_MOUNT_PATH}]
+        container["volumeMounts"].append({"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH})
     if spec.model.credentials is not None:
         # The user's Secret reaches this container only: the model server, which
         # runs the user's code and answers requests, never sees the keys.

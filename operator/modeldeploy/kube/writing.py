@@ -89,9 +89,17 @@ class Kube:
             query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
             content_type="application/apply-patch+yaml")
 
-    async def apply_status(self, namespace: str, name: str, status: dict) -> dict:
+    async def apply_status(self, namespace: str, name: str, status: dict, *,
+                           resource_version: str | None = None) -> dict:
+        """The status a pass planned. ``resource_version``: the copy it planned
+        from; the API server then refuses the write (409) if the object has
+        changed since, so a status planned from an older copy never replaces
+        a newer one (the status is the rollout's memory)."""
+        meta = {"name": name, "namespace": namespace}
+        if resource_version is not None:
+            meta["resourceVersion"] = resource_version
         body = {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind,
-                "metadata": {"name": name, "namespace": namespace}, "status": status}
+                "metadata": meta, "status": status}
         self._wrote("apply", "ModelDeployment/status")
         return await self._call(
             "PATCH", MODEL_DEPLOYMENT.path(namespace, name, "status"), body=body,

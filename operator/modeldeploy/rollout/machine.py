@@ -515,6 +515,17 @@ def _mirror_written(ctx: _Context, state: RolloutState) -> int:
     return state.mirror
 
 
+def _route_mirror(ctx: _Context, state: RolloutState) -> int:
+    """The copies the route is written with: the rollout's, but a route that
+    copies less (the canary re-created, its pods not ready yet; a route
+    re-created or edited down) copies more only once the canary's ready pods
+    can take them, as a weight is raised back (_route_weight; invariant 3)."""
+    mirror, carried = _mirror_written(ctx, state), ctx.inputs.mirror or 0
+    if mirror <= carried:
+        return mirror
+    return mirror if _canary_ready_for_mirror(ctx, state, mirror) else carried
+
+
 def _client_role(ctx: _Context, state: RolloutState, canary: int | None) -> str | None:
     """BlueGreen with the replicas provider: the client Service selects one
     role's pods, switched all at once (stable until the switch; the canary
@@ -745,7 +756,7 @@ def _decision(ctx, state, *, stable_spec, canary, weights, requeue, events=(), h
     canary, weights = sizes.canary, sizes.weights
     if sizes.moving:
         requeue = POLL_SECONDS if requeue is None else min(requeue, POLL_SECONDS)
-    mirror = _mirror_written(ctx, state) if canary else 0
+    mirror = _route_mirror(ctx, state) if canary else 0
     headers = _headers_to_canary(ctx, state, canary)
     client_role = _client_role(ctx, state, canary)
     report = build_report(ctx.inputs, state, provider=ctx.provider, weights=weights, base=ctx.base,

@@ -13,7 +13,7 @@ from typing import Any
 from ..api.rollout import pods_of
 from ..api.times import parse_time, parse_time_or_none
 from ..builders.labels import MODEL_VERSION, REVISION, ROLE
-from ..builders.pod import SERVER_CONTAINER
+from ..builders.pod import INITIALIZER_CONTAINER, SERVER_CONTAINER
 
 
 # The scheduler lists every node group's reason; the first few hundred
@@ -228,6 +228,24 @@ def ready_after_rollout(pods: Iterable[PodSummary], role: str, deployment: Obser
         return min(current, replicas)
     unavailable = deployment.max_unavailable if unavailable is None else unavailable
     return min(len(ready), max(min(current, replicas), replicas - unavailable))
+
+
+MODEL_CACHE_RESULTS = ("hit", "miss")
+
+
+def model_cache_result(body: Mapping[str, Any]) -> str | None:
+    """"hit" or "miss": what the storage initializer of a pod with a model
+    cache (spec.model.cache) wrote as its termination message ("cache: hit"),
+    once it finished; None before, without a cache, or when it failed."""
+    for status in (body.get("status") or {}).get("initContainerStatuses") or ():
+        if status.get("name") != INITIALIZER_CONTAINER:
+            continue
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        message = (terminated.get("message") or "").strip()
+        if terminated.get("exitCode") == 0 and message.startswith("cache: "):
+            result = message[len("cache: "):].strip()
+            return result if result in MODEL_CACHE_RESULTS else None
+    return None
 
 
 def summarize_pod(body: Mapping[str, Any]) -> PodSummary:

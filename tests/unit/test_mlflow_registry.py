@@ -287,16 +287,23 @@ def test_a_moved_alias_starts_a_canary_recorded_against_its_registry_version():
     assert loop.initializer_uri() == "s3://models/fraud/1"  # stable untouched
 
 
-def test_an_unreachable_registry_holds_what_serves():
+def test_an_unreachable_registry_keeps_the_last_answer_and_says_so():
+    """The registry down while an alias is followed: what serves is not
+    touched, the last answer stays in force (a canary in flight is still
+    judged and can still be rolled back), and Ready says RegistryUnavailable
+    without asking a person for anything (not Stalled)."""
     loop = Loop(poll="1m")
     loop.run(found(1))
     loop.run(found(1))
     before = dict(loop.children)
     step = loop.run(RegistryLookup(found(1).resolution, error="MLflow registry at x unreachable"))
     assert step.apply == () and step.prune == () and loop.children == before
-    stalled = loop.condition("Stalled")
-    assert stalled["reason"] == "RegistryUnavailable"
-    assert "stable champion (revision" in stalled["message"] and "keeps serving unchanged" in stalled["message"]
+    ready = loop.condition("Ready")
+    assert ready["status"] == "True", ready
+    assert "RegistryUnavailable: MLflow registry at x unreachable" in ready["message"]
+    assert "stays at version 1 as last read" in loop.status["message"]
+    assert loop.condition("Stalled")["status"] == "False"
     assert loop.status["model"]["version"] == "1"
     loop.run(found(1))
-    assert loop.condition("Ready")["status"] == "True" and loop.condition("Stalled")["status"] == "False"
+    assert "RegistryUnavailable" not in loop.condition("Ready")["message"]
+    assert "RegistryUnavailable" not in loop.status["message"]

@@ -25,9 +25,13 @@ def follows_registry(spec: ModelDeploymentSpec) -> bool:
 
 def resolve_spec(spec: ModelDeploymentSpec, lookup: RegistryLookup | None) -> ModelDeploymentSpec | None:
     """`spec` with its models:/ URI replaced by the artifact it resolved to;
-    None when there is no usable answer (then hold: registry_hold_message)."""
+    None when there is no usable answer (then hold: registry_hold_message).
+    A later read that failed (the registry down while an alias is followed)
+    leaves the last answer in force: the rollout goes on being judged (a
+    failing canary is still rolled back) and the status says the registry
+    is unavailable (registry_note)."""
     resolution = lookup.resolution if lookup is not None else None
-    if resolution is None or resolution.asked != spec.model.uri or (lookup.error is not None):
+    if resolution is None or resolution.asked != spec.model.uri:
         return None
     model = spec.model.model_copy(update={"uri": resolution.uri, "registry": None, "resolved": resolution.record()})
     return spec.model_copy(update={"model": model})
@@ -53,10 +57,19 @@ def following_note(spec: ModelDeploymentSpec) -> str | None:
             f"and a move rolls out without a change to this spec")
 
 
+def registry_note(spec: ModelDeploymentSpec, lookup: RegistryLookup | None) -> str | None:
+    """The last read of the registry failed, an earlier answer stays in force."""
+    if lookup is None or lookup.error is None or lookup.resolution is None:
+        return None
+    return (f"{c.REGISTRY_UNAVAILABLE}: {lookup.error}; {spec.model.uri} stays at version "
+            f"{lookup.resolution.version} as last read, the operator retries")
+
+
 def with_registry(status: dict[str, Any], asked: ModelDeploymentSpec, resolved: ModelDeploymentSpec,
                   lookup: RegistryLookup | None) -> dict[str, Any]:
     """The status with status.model (what the URI resolves to now) and, for an
-    alias followed, the note in Ready and the message."""
+    alias followed or a registry that did not answer, a note in Ready and the
+    message."""
     record = resolved.model.resolved
     if record is None:
         return status
@@ -64,9 +77,10 @@ def with_registry(status: dict[str, Any], asked: ModelDeploymentSpec, resolved: 
     model = ModelStatus(uri=record.uri, version=record.version, run_id=record.run_id,
                         resolved_uri=resolved.model.uri, poll_interval=poll)
     status = {**status, "model": model.model_dump(mode="json", by_alias=True, exclude_none=True)}
-    note = following_note(asked)
-    if note is None:
+    notes = [n for n in (registry_note(asked, lookup), following_note(asked)) if n]
+    if not notes:
         return status
+    note = "; ".join(notes)
     conditions = [_noted(cond, note) if cond.get("type") == c.READY else cond for cond in status.get("conditions", [])]
     message = status.get("message")
     return {**status, "conditions": conditions, "message": f"{message}; {note}" if message else note}

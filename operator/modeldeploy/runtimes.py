@@ -60,6 +60,14 @@ class RuntimeEntry(_TableModel):
 class StorageInitializer(_TableModel):
     image: str = Field(min_length=1)
     run_as_user: int = Field(DEFAULT_RUN_AS_USER, ge=1)
+    # The image reads MODELDEPLOY_CACHE_DIR (spec.model.cache): this project's
+    # initializer does; KServe's downloads anyway, so with such a table the
+    # operator refuses spec.model.cache in the status rather than ignore it.
+    cache: bool = False
+
+    def to_wire(self) -> dict:
+        # `cache` only when true: revisions recorded before it keep their hash.
+        return self.model_dump(mode="json", by_alias=True, exclude=None if self.cache else {"cache"})
 
 
 class RuntimeTable(_TableModel):
@@ -159,7 +167,7 @@ def runtime_to_wire(runtime: ResolvedRuntime) -> dict:
         "env": [dict(var) for var in runtime.env], "runAsUser": runtime.run_as_user,
         "modelMountPath": runtime.model_mount_path,
         "readiness": runtime.readiness.model_dump(mode="json", by_alias=True) if runtime.readiness else None,
-        "storageInitializer": runtime.storage_initializer.model_dump(mode="json", by_alias=True),
+        "storageInitializer": runtime.storage_initializer.to_wire(),
     }
     if runtime.drain_seconds:
         wire["drainSeconds"] = runtime.drain_seconds

@@ -107,3 +107,29 @@ def test_each_pod_is_counted_once_and_pods_found_by_a_listing_not_at_all():
     assert (after["miss"] - before["miss"], after["hit"] - before["hit"]) == (1, 1)
     for uid in "abcd":
         metrics.forget_pod(f"pod-{uid}")
+
+
+def test_a_cache_the_operator_s_storage_initializer_cannot_use_is_refused_in_the_status_and_touches_nothing():
+    """An operator run with a runtime table whose initializer does not read
+    the cache (KServe's image, no `cache: true`): every pod would download
+    anyway, so spec.model.cache is refused in the status, not ignored, and
+    what serves is not touched. The shipped table's initializer uses it."""
+    from test_plan import Loop
+
+    loop = Loop()
+    assert loop.table.storage_initializer.cache
+    loop.model["spec"]["model"]["cache"] = CACHE
+    loop.run(), loop.run()
+    assert loop.condition("Ready")[0] == "True"
+
+    loop = Loop()
+    loop.table = loop.table.model_copy(update={"storage_initializer": loop.table.storage_initializer.model_copy(
+        update={"image": "docker.io/kserve/storage-initializer:v0.15.0", "cache": False})})
+    loop.run(), loop.run()
+    before = {key: dict(body) for key, body in loop.children.items()}
+    loop.model["spec"]["model"]["cache"] = CACHE
+    step = loop.run()
+    assert step.apply == () and step.prune == () and loop.children == before
+    assert loop.condition("Stalled") == ("True", "InvalidSpec")
+    assert ("spec.model.cache: the operator's storage initializer docker.io/kserve/storage-initializer:v0.15.0 "
+            "does not use a model cache") in loop.status["message"], loop.status["message"]

@@ -14,7 +14,8 @@ def test_packaged_table_covers_the_documented_formats(runtime_table):
     assert runtime_table.formats["xgboost"].image == "docker.io/seldonio/mlserver:1.7.1"
     assert runtime_table.formats["pytorch"].image.startswith("nvcr.io/nvidia/tritonserver:")
     assert runtime_table.formats["llm"].image.startswith("docker.io/vllm/vllm-openai:")
-    assert runtime_table.storage_initializer.image == "docker.io/kserve/storage-initializer:v0.15.0"
+    assert runtime_table.storage_initializer.image == "ghcr.io/modeldeploy/storage-initializer:0.1.0"
+    assert runtime_table.storage_initializer.cache  # this project's image: it reads spec.model.cache
 
 
 def test_images_are_pinned(runtime_table):

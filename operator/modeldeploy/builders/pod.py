@@ -70,15 +70,23 @@ def build_pod_template(
 def pod_template_problems(spec: ModelDeploymentSpec, runtime: ResolvedRuntime, *, name: str) -> list[str]:
     """Why the pods `spec` asks for cannot be run as asked (a
     podTemplatePatch that breaks what the operator guarantees); empty when
-    they can. The message of each names the patch."""
+    they can. The message of each names the field."""
+    problems = []
+    initializer = runtime.storage_initializer
+    if spec.model.cache is not None and not initializer.cache:
+        # Asked for and impossible: said, not silently ignored (every pod would download).
+        problems.append(f"spec.model.cache: the operator's storage initializer {initializer.image} does not use a "
+                        "model cache (its runtime table entry has no `cache: true`), so every pod would still "
+                        "download the model; remove spec.model.cache or run the operator with this project's "
+                        "storage initializer (README: A shared model cache)")
     if not spec.pod_template_patch:
-        return []
+        return problems
     try:
         template = build_pod_template(spec, runtime, name=name, role=Role.CANARY, revision="check")
     except PatchError as error:
-        return [f"spec.podTemplatePatch: {error}"]
-    problems = [f"spec.podTemplatePatch breaks Pod Security restricted: {v}"
-                for v in restricted_violations(template.get("spec") or {})]
+        return [*problems, f"spec.podTemplatePatch: {error}"]
+    problems += [f"spec.podTemplatePatch breaks Pod Security restricted: {v}"
+                 for v in restricted_violations(template.get("spec") or {})]
     ours = {k: v for k, v in role_labels(name, Role.CANARY, "check").items() if k.startswith(PREFIX)}
     labels = (template.get("metadata") or {}).get("labels") or {}
     if any(labels.get(k) != v for k, v in ours.items()):

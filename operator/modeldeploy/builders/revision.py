@@ -68,7 +68,10 @@ _RUNTIME_FIELDS = dataclasses.fields(ResolvedRuntime)
 
 
 def _plain(value):
-    # Table models (e.g. the readiness probe) inside the resolved runtime.
+    # Table models (e.g. the readiness probe) inside the resolved runtime; the
+    # storage initializer as it is recorded (its `cache` only when true).
+    if hasattr(value, "to_wire"):
+        return value.to_wire()
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", by_alias=True)
     raise TypeError(f"cannot hash {type(value).__name__}")

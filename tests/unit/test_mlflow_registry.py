@@ -2,7 +2,6 @@
 a resolution (with its cache and retries), and what the pure plan does with
 a resolution, a moved alias and an unreachable registry."""
 import asyncio
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -10,13 +9,8 @@ from pydantic import ValidationError
 from modeldeploy.api.registry import RegistryLookup, Resolution, parse_registry_uri
 from modeldeploy.api.spec import ModelSource
 from modeldeploy.kube.registry import Registry, RegistryConfig, RegistryError, resolve
-from modeldeploy.reconcile.plan import plan
-from modeldeploy.reconcile.world import World
-from modeldeploy.runtimes import load_runtime_table
-from modeldeploy.status import PodSummary
+from test_plan import Loop as PlanLoop
 
-TABLE = load_runtime_table()
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 TRACKING = "http://mlflow.ml:5000"
 
 
@@ -190,40 +184,16 @@ def raw_spec(uri="models:/fraud@champion", poll=None):
     return {"model": model, "replicas": 2, "rollout": {"steps": [{"setWeight": 50}]}}
 
 
-class Loop:
-    """Just enough API server: children live as applied, pods ready at once."""
+class Loop(PlanLoop):
+    """test_plan's Loop (children live as applied, pods ready at once) over a
+    models:/ spec, each pass given what the registry answered."""
 
     def __init__(self, **raw):
-        self.model = {"metadata": {"name": "fraud", "namespace": "ml", "uid": "u", "generation": 1,
-                                   "annotations": {}}, "spec": raw_spec(**raw)}
-        self.children, self.now = {}, NOW
+        super().__init__(uid="u")
+        self.model["spec"] = raw_spec(**raw)
 
     def run(self, lookup):
-        step = plan(World(model=self.model, children=dict(self.children), neighbours=dict(self.children),
-                          pods=self.pods(), now=self.now, table=TABLE, registry=lookup))
-        for manifest in step.apply:
-            live = {**manifest, "metadata": {**manifest["metadata"], "generation": 1}}
-            if manifest["kind"] == "Deployment":
-                n = manifest["spec"].get("replicas", 1)
-                live["status"] = {"observedGeneration": 1, "replicas": n, "updatedReplicas": n, "readyReplicas": n,
-                                  "availableReplicas": n}
-            self.children[(manifest["kind"], manifest["metadata"]["name"])] = live
-        for key in step.prune:
-            self.children.pop(key, None)
-        if step.status is not None:
-            self.model = {**self.model, "status": step.status}
-        self.now += timedelta(seconds=5)
-        return step
-
-    def pods(self):
-        pods = []
-        for (kind, name), body in self.children.items():
-            if kind == "Deployment":
-                labels = body["spec"]["template"]["metadata"]["labels"]
-                pods += [PodSummary(name=f"{name}-{i}", role=labels["modeldeploy.io/role"],
-                                    revision=labels["modeldeploy.io/revision"], ready=True)
-                         for i in range(body["spec"].get("replicas", 1))]
-        return tuple(pods)
+        return super().run(registry=lookup)
 
     @property
     def status(self):

@@ -17,8 +17,8 @@ TRACKING = "http://mlflow.ml:5000"
 # -- the URI -------------------------------------------------------------------
 
 def test_a_registry_uri_names_a_version_or_an_alias():
-    assert parse_registry_uri("models:/fraud/7") == parse_registry_uri("models:/fraud/7")
-    assert (parse_registry_uri("models:/fraud/7").version, parse_registry_uri("models:/fraud/7").alias) == ("7", None)
+    ref = parse_registry_uri("models:/fraud/7")
+    assert (ref.name, ref.version, ref.alias, ref.mutable) == ("fraud", "7", None, False)
     ref = parse_registry_uri("models:/fraud detector@champion")
     assert (ref.name, ref.alias, ref.mutable) == ("fraud detector", "champion", True)
 

@@ -13,7 +13,7 @@ rollout of an alias that moved while the operator was down and is not
 followed). A failed read is retried with a bounded backoff (2 s doubling to
 60 s); meanwhile the plan holds everything as it is (RegistryUnavailable).
 
-The calls are short (3 s timeout) and run on the API worker pool, like the
+The calls are short (5 s timeout) and run on the API worker pool, like the
 Prometheus queries. Credentials are MLflow's own variables, set on the
 operator's Deployment from a Secret the admin creates (settings.py).
 """
@@ -34,7 +34,7 @@ from typing import Any
 from ..api.durations import parse_duration
 from ..api.registry import RegistryLookup, RegistryRef, Resolution, is_registry_uri, parse_registry_uri
 
-TIMEOUT_SECONDS = 3.0
+TIMEOUT_SECONDS = 5.0
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 60.0
 ARTIFACTS_SCHEME = "mlflow-artifacts:"

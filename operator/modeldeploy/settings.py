@@ -46,3 +46,6 @@ class OperatorSettings:
     notify_config: str | None = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NOTIFY_CONFIG") or None)
     notify_endpoints: str | None = field(
         default_factory=lambda: os.environ.get("MODELDEPLOY_NOTIFY_ENDPOINTS") or None)
+    # `run --shard I/N`: reconcile only the ModelDeployments of shard I of N
+    # (reconcile/shards.py); empty: all of them.
+    shard: str = field(default_factory=lambda: os.environ.get("MODELDEPLOY_SHARD", "").strip())

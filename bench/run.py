@@ -335,19 +335,24 @@ def settled_rss_mib(op: Operator, what: str) -> float:
 
 def run_shards(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dict:
     """Memory per shard against one unsharded operator, on the same N models."""
-    ns = fresh_namespace(cluster, f"bench-shards-{n}")
     docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}]) for i in range(n)]
-    op = Operator(cluster, ns, env)
-    try:
-        with watch_mds(cluster, ns, is_ready("v1")) as ready:
-            start = time.time()
-            create_all(cluster, ns, docs)
-            wait_all(ready, n, 1800, "shards: ModelDeployments Ready")
-        converge = {"seconds_all_ready": round(max(ready.seen.values()) - start, 2), **op.summary()}
-    finally:
-        op.stop()
-    log(f"shards N={n}: all Ready under one operator in {converge['seconds_all_ready']}s, "
-        f"peak RSS {converge['peak_rss_mib']} MiB")
+    # BENCH_SHARDS_REUSE=1: measure on the N models an earlier run left in
+    # bench-shards-N (kept afterwards too), skipping their creation.
+    reuse = os.environ.get("BENCH_SHARDS_REUSE") == "1"
+    ns = f"bench-shards-{n}" if reuse else fresh_namespace(cluster, f"bench-shards-{n}")
+    converge = None
+    if not reuse:
+        op = Operator(cluster, ns, env)
+        try:
+            with watch_mds(cluster, ns, is_ready("v1")) as ready:
+                start = time.time()
+                create_all(cluster, ns, docs)
+                wait_all(ready, n, 1800, "shards: ModelDeployments Ready")
+            converge = {"seconds_all_ready": round(max(ready.seen.values()) - start, 2), **op.summary()}
+        finally:
+            op.stop()
+        log(f"shards N={n}: all Ready under one operator in {converge['seconds_all_ready']}s, "
+            f"peak RSS {converge['peak_rss_mib']} MiB")
     op = Operator(cluster, ns, env, tag="-unsharded")
     try:
         unsharded = settled_rss_mib(op, "unsharded")
@@ -359,12 +364,15 @@ def run_shards(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> di
     try:
         per_shard = [settled_rss_mib(o, f"shard {i}/{shards}") for i, o in enumerate(ops)]
         log(f"shards N={n}: {shards} shards settled at {per_shard} MiB")
-        rollout = run_rollout(cluster, ns, n, docs)
+        # BENCH_SHARDS_ROLLOUT=0: memory only.
+        rollout = run_rollout(cluster, ns, n, docs, f"v{int(time.time())}") \
+            if os.environ.get("BENCH_SHARDS_ROLLOUT", "1") == "1" else None
         summaries = [o.summary() for o in ops]
     finally:
         for o in ops:
             o.stop()
-    drop_namespace(cluster, ns)
+    if not reuse:
+        drop_namespace(cluster, ns)
     return {"n": n, "shards": shards, "converge_one_operator": converge, "settled_rss_mib_unsharded": unsharded,
             "settled_rss_mib_per_shard": per_shard, "rollout_with_shards": rollout,
             "per_shard_during_rollout": summaries}

@@ -19,6 +19,11 @@ For each N (BENCH_SIZES, default 100,300,1000):
              several full resyncs: the operator's writes must be 0
   rollout    (largest N) a new model version for all N at once through a
              2-step canary: time until all are promoted, peak canaries in flight
+  shards     (BENCH_PHASES=shards, largest N) memory per shard: N models made
+             Ready by one operator, then the resident memory of a fresh
+             unsharded operator and of BENCH_SHARDS (default 3) `--shard I/K`
+             processes, each once its cache is filled and a full resync has
+             run; then a new version for all N with the shards running
 
 Results go to bench/results/<time>.json (with the machine description) and a
 plot of time-to-Ready against N (bench/results/<time>.png).
@@ -31,6 +36,7 @@ import platform
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -120,9 +126,11 @@ class Operator:
     """`modeldeploy run` in one namespace (the tests' MeteredOperator), with
     its resident memory sampled every second for the peak."""
 
-    def __init__(self, cluster: Cluster, namespace: str, env: dict[str, str]) -> None:
-        self.process = MeteredOperator(cluster, namespace, cluster.dir / "logs" / f"bench-operator-{namespace}.log",
-                                       env=env).start()
+    def __init__(self, cluster: Cluster, namespace: str, env: dict[str, str], extra_args: tuple[str, ...] = (),
+                 tag: str = "") -> None:
+        self.process = MeteredOperator(cluster, namespace,
+                                       cluster.dir / "logs" / f"bench-operator-{namespace}{tag}.log",
+                                       extra_args=extra_args, env=env).start()
         self._sampling = ExitStack()
         self.rss = self._sampling.enter_context(
             ChangeRecorder(lambda: self.process.samples()["process_resident_memory_bytes"], period=1.0))
@@ -310,6 +318,66 @@ def run_queue(cluster: Cluster, n: int, env: dict[str, str], limit: int) -> dict
     return result
 
 
+def settled_rss_mib(op: Operator, what: str) -> float:
+    """Resident memory once the operator's cache is filled, a full resync has
+    run and its queue is idle: the largest of five samples a second apart."""
+    def probe() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{op.process.port}/healthz", timeout=2) as resp:
+            return json.loads(resp.read())
+    wait_until(lambda: (p := probe()).get("resyncs", 0) >= 1 and p.get("idle"), timeout=600,
+               what=f"{what}: a full resync done and idle", describe=probe)
+    samples = []
+    for _ in range(5):
+        samples.append(op.metrics()["process_resident_memory_bytes"])
+        time.sleep(1)
+    return round(max(samples) / 2**20, 1)
+
+
+def run_shards(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dict:
+    """Memory per shard against one unsharded operator, on the same N models."""
+    docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}]) for i in range(n)]
+    # BENCH_SHARDS_REUSE=1: measure on the N models an earlier run left in
+    # bench-shards-N (kept afterwards too), skipping their creation.
+    reuse = os.environ.get("BENCH_SHARDS_REUSE") == "1"
+    ns = f"bench-shards-{n}" if reuse else fresh_namespace(cluster, f"bench-shards-{n}")
+    converge = None
+    if not reuse:
+        op = Operator(cluster, ns, env)
+        try:
+            with watch_mds(cluster, ns, is_ready("v1")) as ready:
+                start = time.time()
+                create_all(cluster, ns, docs)
+                wait_all(ready, n, 1800, "shards: ModelDeployments Ready")
+            converge = {"seconds_all_ready": round(max(ready.seen.values()) - start, 2), **op.summary()}
+        finally:
+            op.stop()
+        log(f"shards N={n}: all Ready under one operator in {converge['seconds_all_ready']}s, "
+            f"peak RSS {converge['peak_rss_mib']} MiB")
+    op = Operator(cluster, ns, env, tag="-unsharded")
+    try:
+        unsharded = settled_rss_mib(op, "unsharded")
+    finally:
+        op.stop()
+    log(f"shards N={n}: unsharded operator settled at {unsharded} MiB")
+    ops = [Operator(cluster, ns, env, extra_args=("--shard", f"{i}/{shards}"), tag=f"-shard{i}")
+           for i in range(shards)]
+    try:
+        per_shard = [settled_rss_mib(o, f"shard {i}/{shards}") for i, o in enumerate(ops)]
+        log(f"shards N={n}: {shards} shards settled at {per_shard} MiB")
+        # BENCH_SHARDS_ROLLOUT=0: memory only.
+        rollout = run_rollout(cluster, ns, n, docs, f"v{int(time.time())}") \
+            if os.environ.get("BENCH_SHARDS_ROLLOUT", "1") == "1" else None
+        summaries = [o.summary() for o in ops]
+    finally:
+        for o in ops:
+            o.stop()
+    if not reuse:
+        drop_namespace(cluster, ns)
+    return {"n": n, "shards": shards, "converge_one_operator": converge, "settled_rss_mib_unsharded": unsharded,
+            "settled_rss_mib_per_shard": per_shard, "rollout_with_shards": rollout,
+            "per_shard_during_rollout": summaries}
+
+
 def machine(cluster: Cluster) -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
@@ -360,6 +428,9 @@ def main() -> int:
         # --max-concurrent-canaries at the largest N (BENCH_MAX_CANARIES, default 20).
         results["queue"] = run_queue(cluster, max(sizes), tuned, int(os.environ.get("BENCH_MAX_CANARIES", 20)))
     if phases == "queue":
+        return _write(results, plot_it=False)
+    if phases == "shards":
+        results["shards"] = run_shards(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SHARDS", 3)))
         return _write(results, plot_it=False)
     for n in sizes:
         results["direct"].append(run_direct(cluster, n))

@@ -24,8 +24,8 @@ from kubernetes.client.exceptions import ApiException
 from . import metrics
 from .api.status import Stage
 from .api.times import parse_time_or_none
-from .kube.cache import Cache, Key
-from .kube.clients import make_api_client
+from .kube.cache import Cache, Key, pod_owner
+from .kube.clients import USER_AGENT, make_api_client
 from .kube.notifier import Notifier
 from .kube.peering import PeeringGate
 from .kube.prometheus import run_plan
@@ -37,6 +37,7 @@ from .kube.writing import Kube
 from .notify import notification, read_subscription, transitions
 from .reconcile.drift import HANDOVER_MANAGER
 from .reconcile.plan import Plan, plan
+from .reconcile.shards import parse_shard
 from .reconcile.world import World
 from .rollout.admission import CanarySlots
 from .runtimes import load_runtime_table
@@ -67,9 +68,13 @@ class Controller:
         # own timers and resync do not act on its frozen cache.
         self.peering = peering
         self.table = load_runtime_table(settings.runtime_table)
-        self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers),
-                                 workers=settings.api_workers)
-        self.cache = Cache()
+        # `run --shard I/N`: only the ModelDeployments of this shard are
+        # cached and reconciled; every other watch event is dropped on arrival.
+        self.shard = parse_shard(settings.shard) if settings.shard else None
+        agent = f"{USER_AGENT} shard {self.shard}" if self.shard else USER_AGENT
+        self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers,
+                                                 user_agent=agent), workers=settings.api_workers)
+        self.cache = Cache(owns=self.shard.owns) if self.shard else Cache()
         self.notifier = notifier if notifier is not None else Notifier.from_settings(settings)
         self.registry = Registry(RegistryConfig(
             tracking_uri=settings.mlflow_tracking_uri, token=settings.mlflow_tracking_token,
@@ -92,6 +97,9 @@ class Controller:
         # Before any pass, and before kopf starts its watches (start() runs in
         # its startup handler): a pass planned from a half-filled cache acts
         # on a world that is not there (kube/warmup.py).
+        if self.shard:
+            log.info("shard %s: reconciling only the ModelDeployments whose sha256(namespace/name) mod %d is %d",
+                     self.shard, self.shard.count, self.shard.index)
         began = time.perf_counter()
         found = await warm(self.kube, self.cache, self.settings.namespaces)
         log.info("cache filled before the first pass in %.2fs: %s", time.perf_counter() - began,
@@ -124,6 +132,8 @@ class Controller:
     # -- watch events ------------------------------------------------------
     def on_model_event(self, kind: str | None, body: dict) -> None:
         meta = body["metadata"]
+        if not self.cache.owns((meta["namespace"], meta["name"])):
+            return  # another shard's
         if kind == "DELETED":
             self.cache.drop_model(meta["namespace"], meta["name"])
             metrics.forget_model(meta["namespace"], meta["name"])
@@ -142,6 +152,9 @@ class Controller:
         # readiness flip on a settled revision is noticed at once, at the
         # cost of one cache update per pod change; only a change of what the
         # plan reads (readiness, restarts, waiting reasons) costs a pass.
+        owner = pod_owner(body)
+        if owner is not None and not self.cache.owns(owner):
+            return  # another shard's model: not cached, not counted here
         key = self.cache.drop_pod(body) if kind == "DELETED" else self.cache.put_pod(body)
         if key is not None and key in self.cache.models:
             self.queue.add(key)

@@ -58,3 +58,6 @@ class OperatorSettings:
         default_factory=lambda: os.environ.get("MLFLOW_TRACKING_USERNAME") or None)
     mlflow_tracking_password: str | None = field(
         default_factory=lambda: os.environ.get("MLFLOW_TRACKING_PASSWORD") or None)
+    # `run --shard I/N`: reconcile only the ModelDeployments of shard I of N
+    # (reconcile/shards.py); empty: all of them.
+    shard: str = field(default_factory=lambda: os.environ.get("MODELDEPLOY_SHARD", "").strip())

@@ -15,7 +15,7 @@ from support.install import MANIFESTS, apply_docs, build, delete_docs, find, rel
 from support.operator import install_crd
 from support.waiting import wait_until
 
-VARIANTS = ["", "overlays/namespaced", "overlays/with-gateway-api", "overlays/with-istio"]
+VARIANTS = ["", "overlays/namespaced", "overlays/with-gateway-api", "overlays/with-istio", "overlays/sharded"]
 
 
 @pytest.mark.e2e
@@ -23,8 +23,10 @@ VARIANTS = ["", "overlays/namespaced", "overlays/with-gateway-api", "overlays/wi
 def test_variant_builds_and_the_api_server_accepts_it(cluster, variant, tmp_path):
     docs = build(cluster, MANIFESTS / variant)
     kinds = sorted(d["kind"] for d in docs)
-    for kind in ("CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "Deployment", "Service"):
+    for kind in ("CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "Service"):
         assert kind in kinds, kinds
+    # The sharded variant runs a StatefulSet instead of the Deployment.
+    assert ("StatefulSet" if variant == "overlays/sharded" else "Deployment") in kinds, kinds
     # Server-side dry run: schemas, RBAC object validity and admission, nothing persisted.
     # Names are moved so the dry run does not meet objects of a real install.
     suffix = f"-{uuid.uuid4().hex[:6]}"
@@ -99,3 +101,35 @@ def test_base_deployment_runs_under_pod_security_restricted(cluster, base_in_own
     del rogue["spec"]["securityContext"]["runAsUser"]
     proc = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(rogue), check=False)
     assert proc.returncode != 0 and 'violates PodSecurity "restricted' in proc.stderr, proc.stderr
+
+
+@pytest.mark.e2e
+def test_sharded_overlay_runs_one_pod_per_shard_each_told_its_ordinal(cluster):
+    """overlays/sharded applied as shipped (namespace and cluster-scoped names
+    moved): three operator pods under Pod Security "restricted", and each
+    carries the apps.kubernetes.io/pod-index label its --shard=$(SHARD_INDEX)/3
+    reads through the downward API, equal to the ordinal in its name."""
+    suffix = f"-{uuid.uuid4().hex[:6]}"
+    system_ns = f"mdshard{suffix}"
+    docs = relocate([d for d in build(cluster, MANIFESTS / "overlays" / "sharded")
+                     if d["kind"] != "CustomResourceDefinition"], system_namespace=system_ns, suffix=suffix)
+    install_crd(cluster)
+    try:
+        apply_docs(cluster, docs)
+
+        def running():
+            pods = cluster.core.list_namespaced_pod(system_ns,
+                                                    label_selector="app.kubernetes.io/name=modeldeploy-operator")
+            up = [p for p in pods.items if p.status.phase == "Running"]
+            return len(up) == 3 and up
+        pods = wait_until(running, timeout=90, what="three operator shards running",
+                          describe=lambda: cluster.kubectl("-n", system_ns, "get", "sts,pods,events",
+                                                           check=False).stdout)
+        indexes = {p.metadata.name: p.metadata.labels.get("apps.kubernetes.io/pod-index") for p in pods}
+        assert indexes == {f"modeldeploy-operator-{i}": str(i) for i in range(3)}, indexes
+        container = pods[0].spec.containers[0]
+        assert "--shard=$(SHARD_INDEX)/3" in container.args
+        env = {e.name: e for e in container.env}
+        assert env["SHARD_INDEX"].value_from.field_ref.field_path == "metadata.labels['apps.kubernetes.io/pod-index']"
+    finally:
+        delete_docs(cluster, docs)

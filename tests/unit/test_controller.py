@@ -129,6 +129,9 @@ class FakeKube:
             return [copy.deepcopy(pod) for pod in pods_of(self.objects).values()]
         return [copy.deepcopy(body) for (kind, _), body in self.objects.items() if kind == res.kind]
 
+    async def list_pages(self, res, namespace, selector=None):
+        yield await self.list_all(res, namespace, selector)
+
     def close(self):
         self.pool.shutdown(wait=False, cancel_futures=True)
 

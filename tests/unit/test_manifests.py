@@ -299,3 +299,42 @@ def model_metric_families() -> set[str]:
     names = {m for p in dashboard["panels"] for t in p.get("targets", [])
              for m in re.findall(r"\b([a-z_]+)\{", t["expr"]) if not m.startswith("modeldeploy_")}
     return {re.sub(r"_(total|sum|count|bucket)$", "", n) for n in names}
+
+
+# -- the sharded variant (overlays/sharded) ------------------------------------------
+
+SHARDED = MANIFESTS / "overlays" / "sharded"
+
+
+def test_sharded_statefulset_runs_one_shard_per_ordinal_with_n_equal_to_replicas(deployment):
+    (sts,) = load_docs(SHARDED / "statefulset.yaml")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {var["name"]: var for var in container["env"]}
+    assert env["SHARD_INDEX"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
+    assert env["POD_ID"] == {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    replicas = sts["spec"]["replicas"]
+    shards = []
+    for ordinal in range(replicas):
+        # As the kubelet expands $(SHARD_INDEX) in the pod of that ordinal.
+        args = [a.replace("$(SHARD_INDEX)", str(ordinal)) for a in container["args"]]
+        parsed = build_parser().parse_args(args)
+        assert parsed.command == "run" and parsed.metrics_port == 8080
+        shards.append(parsed.shard)
+    assert shards == [f"{i}/{replicas}" for i in range(replicas)]
+    # Otherwise the base's pod: the same security, probes, resources and image.
+    base_pod = deployment["spec"]["template"]["spec"]
+    pod = sts["spec"]["template"]["spec"]
+    assert {k: v for k, v in pod.items() if k != "containers"} == \
+        {k: v for k, v in base_pod.items() if k != "containers"}
+    (base_container,) = base_pod["containers"]
+    assert {k: v for k, v in container.items() if k not in ("args", "env")} == \
+        {k: v for k, v in base_container.items() if k not in ("args", "env")}
+    assert sts["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_sharded_overlay_replaces_the_deployment():
+    (kustomization,) = load_docs(SHARDED / "kustomization.yaml")
+    assert "statefulset.yaml" in kustomization["resources"]
+    (delete,) = [yaml.safe_load(p["patch"]) for p in kustomization["patches"] if p["target"]["kind"] == "Deployment"]
+    assert delete["$patch"] == "delete" and delete["metadata"]["name"] == "modeldeploy-operator"

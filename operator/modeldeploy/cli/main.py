@@ -106,6 +106,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> str:
+    """--shard I/N, checked here so a wrong one stops `run` with a usage
+    error naming the problem; the controller parses it again from the
+    environment (MODELDEPLOY_SHARD, as a StatefulSet's pod sets it)."""
+    from ..reconcile.shards import parse_shard
+
+    try:
+        return str(parse_shard(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _check_notify_config() -> None:
     """A notification config that cannot be read stops `run` here, with the
     reason; in kopf's startup handler it would be retried for ever."""
@@ -134,6 +146,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["MODELDEPLOY_NOTIFY_CONFIG"] = args.notify_config
     if args.max_concurrent_canaries is not None:
         os.environ["MODELDEPLOY_MAX_CONCURRENT_CANARIES"] = str(args.max_concurrent_canaries)
+    if args.shard:
+        os.environ["MODELDEPLOY_SHARD"] = args.shard
     _check_notify_config()
     if args.install_crd:
         _install_crd(args.kubeconfig, args.runtimes)
@@ -259,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve Prometheus metrics on this port at /metrics (default: off)")
     run.add_argument("--peering", default="", help="KopfPeering name for standby replicas (default: standalone)")
     run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    # argparse checks a string default with `type` too: a bad $MODELDEPLOY_SHARD is refused the same way.
+    run.add_argument("--shard", type=_shard, metavar="I/N", default=os.environ.get("MODELDEPLOY_SHARD") or None,
+                     help="reconcile only shard I of N (0 <= I < N): the ModelDeployments whose "
+                          "sha256(namespace/name) mod N is I; run N replicas, one per shard "
+                          "(default: $MODELDEPLOY_SHARD, else all; see the README's Sharding)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
 

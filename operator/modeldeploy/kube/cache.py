@@ -4,6 +4,7 @@ reconcile makes no request at all."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..api import KIND
 from ..builders.labels import NAME
@@ -37,6 +38,19 @@ def _newer_or_equal(candidate: dict, current: dict | None) -> bool:
         return True
 
 
+def _everything(key: Key) -> bool:
+    return True
+
+
+def _name_only(body: dict) -> dict:
+    """What a neighbour must still tell when its owner is another shard's:
+    its kind, name and controller (plan.py _taken, a NameConflict), nothing
+    of its spec or status."""
+    meta = body.get("metadata", {})
+    kept = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "ownerReferences") if k in meta}
+    return {"apiVersion": body.get("apiVersion"), "kind": body["kind"], "metadata": kept}
+
+
 def owner_key(body: dict) -> Key | None:
     meta = body.get("metadata", {})
     for ref in meta.get("ownerReferences") or []:
@@ -61,10 +75,15 @@ class Cache:
     by_namespace: dict[str, dict[tuple[str, str], dict]] = field(default_factory=dict)
     # Pods of each ModelDeployment, reduced to what the plan reads.
     pods: dict[Key, dict[str, PodSummary]] = field(default_factory=dict)
+    # With `run --shard I/N`: the ModelDeployments this replica reconciles.
+    # Another shard's models and pods are not kept, and its children only by
+    # name and controller (to tell a NameConflict), so each shard holds about
+    # 1/N of the objects.
+    owns: Callable[[Key], bool] = _everything
 
     def put_model(self, body: dict) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if _newer_or_equal(body, self.models.get(key)):
+        if self.owns(key) and _newer_or_equal(body, self.models.get(key)):
             self.models[key] = _slim(body)
 
     def drop_model(self, namespace: str, name: str) -> None:
@@ -76,12 +95,12 @@ class Cache:
         before = neighbours.get(ident)
         if not _newer_or_equal(body, before):
             return owner_key(body)
-        slim = neighbours[ident] = _slim(body)
         key = owner_key(body)
+        slim = neighbours[ident] = _slim(body) if key is None or self.owns(key) else _name_only(body)
         if before is not None and owner_key(before) not in (None, key):
             self.drop_child(before)  # its controller changed: no longer the old owner's child
             neighbours[ident] = slim
-        if key is not None:
+        if key is not None and self.owns(key):
             self.children.setdefault(key, {})[ident] = slim
         return key
 
@@ -106,7 +125,7 @@ class Cache:
     def put_pod(self, body: dict) -> Key | None:
         """Store a pod's summary; the owner's key when it changed (worth a pass)."""
         key = pod_owner(body)
-        if key is None:
+        if key is None or not self.owns(key):
             return None
         summary = summarize_pod(body)
         slot = self.pods.setdefault(key, {})

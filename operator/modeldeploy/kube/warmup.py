@@ -75,16 +75,18 @@ async def warm(kube: Kube, cache: Cache, patterns: list[str]) -> dict[str, int]:
              (POD, MANAGED_SELECTOR)]
     for namespace in await scopes(kube, patterns):
         for res, selector in kinds:
+            put = cache.put_model if res is MODEL_DEPLOYMENT else cache.put_pod if res is POD else cache.put_child
             try:
-                items = await kube.list_all(res, namespace, selector)
+                # Page by page into the cache, which keeps what it owns (a
+                # shard: about 1/N): the whole list is never held at once.
+                async for page in kube.list_pages(res, namespace, selector):
+                    for item in page:
+                        put(item)
+                    found[res.kind] = found.get(res.kind, 0) + len(page)
             except ApiException as exc:
                 if exc.status not in (403, 404):
                     raise
                 log.info("not listing %s before the first pass (%s): its watch fills the cache", res.plural,
                          exc.status)
                 continue
-            put = cache.put_model if res is MODEL_DEPLOYMENT else cache.put_pod if res is POD else cache.put_child
-            for item in items:
-                put(item)
-            found[res.kind] = found.get(res.kind, 0) + len(items)
     return found

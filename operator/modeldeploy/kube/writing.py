@@ -138,19 +138,23 @@ class Kube:
         """Every object of a kind (in one namespace, or all: None), a page of
         500 at a time. List items carry no kind: it is set on each, as a watch
         event would have it."""
-        items: list[dict] = []
-        query = [("limit", "500")] + ([("labelSelector", selector)] if selector else [])
+        return [item async for page in self.list_pages(res, namespace, selector) for item in page]
+
+    async def list_pages(self, res: Resource, namespace: str | None, selector: str | None = None,
+                         limit: int = 500):
+        """The same, one page at a time: a caller that keeps only part of
+        each page (a shard) never holds the whole list."""
+        query = [("limit", str(limit))] + ([("labelSelector", selector)] if selector else [])
         token = None
         while True:
             self.reads[("list", res.kind)] += 1
             metrics.API_READS.labels("list", res.kind).inc()
             data = await self._call("GET", res.collection(namespace),
                                     query=query + ([("continue", token)] if token else []))
-            for item in data.get("items", []):
-                items.append({"apiVersion": res.api_version, "kind": res.kind, **item})
+            yield [{"apiVersion": res.api_version, "kind": res.kind, **item} for item in data.get("items", [])]
             token = (data.get("metadata") or {}).get("continue")
             if not token:
-                return items
+                return
 
     async def event(self, involved: dict, *, type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""

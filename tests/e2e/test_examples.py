@@ -134,5 +134,11 @@ def test_example_applies_and_becomes_ready(cluster, namespace, operator, example
         assert {"name": "MODELDEPLOY_CACHE_DIR", "value": "/mnt/model-cache"} in initializer["env"]
         claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
         assert claims == [doc["spec"]["model"]["cache"]["claimName"]]
+    for field in ("priorityClassName", "runtimeClassName", "affinity", "imagePullSecrets"):
+        if field in doc["spec"]:  # scheduling controls reach the pod as a pod spec has them
+            assert pod["spec"][field] == doc["spec"][field], field
+    if doc["spec"].get("podTemplatePatch"):
+        volumes = {v["name"] for v in pod["spec"]["volumes"]}
+        assert {v["name"] for v in doc["spec"]["podTemplatePatch"]["spec"].get("volumes", ())} <= volumes
     if "runtime" in doc["spec"] and "image" in doc["spec"]["runtime"]:
         assert server["image"] == doc["spec"]["runtime"]["image"]

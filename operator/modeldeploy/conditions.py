@@ -48,6 +48,9 @@ UNSCHEDULABLE = "Unschedulable"
 LOADING_MODEL = "LoadingModel"
 # A new revision waiting for a canary slot (--max-concurrent-canaries).
 CANARY_QUEUED = "CanaryQueued"
+# A new revision while the model is scaled to zero (replicas 0, or KEDA's
+# minReplicas 0): its canary starts when the model scales up; no deadline.
+WAITING_FOR_SCALE_UP = "WaitingForScaleUp"
 CHECK_RUNNING = "CheckRunning"  # a smoke-test Job (spec.rollout.checks) gates the canary
 MODEL_LOAD_TIMEOUT = "ModelLoadTimeout"
 # Capacity mode Replace: after a promotion (or a canary dropped), the stable

@@ -19,6 +19,9 @@ def by_kind(children):
 def test_every_child_is_owned_and_labelled(minimal_spec, runtime_table):
     minimal_spec.update(autoscaling={"minReplicas": 2, "maxReplicas": 4}, resources={"requests": {"cpu": "1"}})
     children = children_of(minimal_spec, runtime_table)
+    # The ScaledObject replaces the HPA under engine KEDA (tests/unit/test_autoscaling_engines.py).
+    minimal_spec["autoscaling"] |= {"engine": "KEDA", "keda": {"triggers": [{"type": "cpu", "metadata": {"value": "60"}}]}}
+    children += [c for c in children_of(minimal_spec, runtime_table) if c["kind"] == "ScaledObject"]
     # Check Jobs come only while a smoke check runs (tests/unit/test_smoke_checks_machine.py).
     assert {(c["apiVersion"], c["kind"]) for c in children} == {(k.api_version, k.kind) for k in BUILT_KINDS
                                                                 if k.kind != "Job"}

@@ -61,6 +61,30 @@ CASES = {
         "runtimeClassName": "nvidia",
         "imagePullSecrets": [{"name": "registry-credentials"}],
     },
+    # Issue 14: an HPA on model metrics (requests per second per pod, a
+    # queue's depth, DCGM GPU utilisation) instead of CPU, no CPU request needed...
+    "hpa-custom-metrics": {
+        "model": {"uri": "s3://models/llm/v3", "version": "v3", "format": "huggingface"},
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 8, "metrics": [
+            {"type": "Pods", "pods": {"metric": {"name": "vllm_requests_per_second"},
+                                      "target": {"type": "AverageValue", "averageValue": "20"}}},
+            {"type": "External", "external": {"metric": {"name": "queue_depth",
+                                                         "selector": {"matchLabels": {"queue": "llm"}}},
+                                              "target": {"type": "Value", "value": "100"}}},
+            {"type": "Object", "object": {
+                "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "fraud"},
+                "metric": {"name": "DCGM_FI_DEV_GPU_UTIL"}, "target": {"type": "Value", "value": "80"}}}]},
+    },
+    # ...and a KEDA ScaledObject in the HPA's place, to zero and back.
+    "keda-scale-to-zero": {
+        "model": {"uri": "s3://models/llm/v3", "version": "v3", "format": "huggingface"},
+        "autoscaling": {"minReplicas": 0, "maxReplicas": 4, "engine": "KEDA", "keda": {
+            "pollingInterval": 15, "cooldownPeriod": 600,
+            "triggers": [{"type": "prometheus", "metadata": {
+                "serverAddress": "http://prometheus.monitoring:9090",
+                "query": 'sum(rate(vllm_request_success_total{model_name="fraud"}[1m]))',
+                "threshold": "5", "activationThreshold": "0"}}]}},
+    },
     "custom-image-recreate": {
         "model": {"uri": "https://example.com/models/fraud.tar.gz", "version": "v9"},
         "runtime": {

@@ -63,8 +63,15 @@ def test_free_form_only_where_meant(root):
     # spec.affinity and spec.topologySpreadConstraints: the pod spec's own
     # types (issue 14), passed through as tolerations are; spec.podTemplatePatch
     # a patch of the pod template; spec.rollout.checks[].job.template: a JobSpec,
-    # checked by the operator (api/rollout.py CheckJob).
-    assert free_form == ["$.spec.runtime.env[].valueFrom", "$.spec.tolerations[]", "$.spec.affinity",
+    # checked by the operator (api/rollout.py CheckJob). spec.autoscaling.metrics[]'s
+    # members and their targets: HPA v2 metric sources, passed to the HPA;
+    # a KEDA trigger's authenticationRef (api/autoscaling.py, issue 14).
+    metric = "$.spec.autoscaling.metrics[]."
+    assert free_form == ["$.spec.runtime.env[].valueFrom",
+                         *(f"{metric}{m}{t}" for m in ("resource", "pods", "object", "external", "containerResource")
+                           for t in ("", ".target")),
+                         "$.spec.autoscaling.keda.triggers[].authenticationRef",
+                         "$.spec.tolerations[]", "$.spec.affinity",
                          "$.spec.topologySpreadConstraints[]", "$.spec.podTemplatePatch",
                          "$.spec.rollout.checks[].job.template", "$.status.stable.spec",
                          "$.status.stable.runtime"]
@@ -93,6 +100,7 @@ def test_cross_field_rules_have_readable_messages(root, known_formats):
         "$",
         "$.spec",
         "$.spec.autoscaling",
+        "$.spec.autoscaling.metrics[]",
         "$.spec.model",
         "$.spec.model.cache",
         "$.spec.model.credentials",

@@ -12,6 +12,8 @@ from pydantic import (
     model_validator,
 )
 
+from .autoscaling import (KEDA_NEEDS_TRIGGERS, KEDA_ONLY, METRICS_ARE_HPA, ZERO_NEEDS_KEDA, ZERO_NEEDS_SURGE,
+                          EngineName, KedaSpec, MetricSpec)
 from .base import SpecModel
 from .durations import bounded_duration, parse_duration
 from .formats import DNS1123_SUBDOMAIN_PATTERN, DNS1123Label, DNS1123Subdomain, ModelUri, Quantity
@@ -284,20 +286,38 @@ class Autoscaling(SpecModel):
                 {
                     "rule": "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
                     "message": "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
-                }
+                },
+                # Issue 14: custom metrics, KEDA and scale to zero (api/autoscaling.py).
+                {"rule": "!has(self.minReplicas) || self.minReplicas >= 1 || "
+                         "(has(self.engine) && self.engine == 'KEDA')", "message": ZERO_NEEDS_KEDA},
+                {"rule": "!has(self.engine) || self.engine != 'KEDA' || has(self.keda)",
+                 "message": KEDA_NEEDS_TRIGGERS},
+                {"rule": "!has(self.keda) || (has(self.engine) && self.engine == 'KEDA')", "message": KEDA_ONLY},
+                {"rule": "!has(self.metrics) || !has(self.engine) || self.engine == 'HPA'",
+                 "message": METRICS_ARE_HPA},
             ]
         }
     }
 
-    min_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    min_replicas: int = Field(1, ge=0, le=MAX_REPLICAS,
+                              description="0 (scale to zero) only with engine KEDA.")
     max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
     target_cpu_utilization_percentage: int = Field(
         80,
         ge=1,
         le=100,
         alias="targetCPUUtilizationPercentage",  # spelled as in HPA autoscaling/v1
-        description="Average CPU use, as a percent of requests.cpu, the HPA aims for."
+        description="Average CPU use, as a percent of requests.cpu, the HPA aims for (when metrics is not set)."
     )
+    # Issue 14. Left out of the manifests the operator writes while unset.
+    engine: EngineName | None = Field(
+        None, description="HPA (default): a HorizontalPodAutoscaler; KEDA: a KEDA ScaledObject (keda.sh/v1alpha1), "
+        "which also scales to and from zero.")
+    metrics: list[MetricSpec] | None = Field(
+        None, min_length=1, max_length=16,
+        description="HPA autoscaling/v2 metric specs (Resource, Pods, Object, External, ContainerResource), passed "
+        "to the HPA as written, instead of the CPU target.")
+    keda: KedaSpec | None = Field(None, description="engine KEDA: the ScaledObject's triggers.")
     replicas: int | None = Field(
         None, ge=0, le=MAX_REPLICAS,
         description="Written by the HPA through the scale subresource under rollout.capacity.mode Replace: the "
@@ -310,7 +330,24 @@ class Autoscaling(SpecModel):
             raise FieldProblem(
                 "minReplicas", f"must be <= maxReplicas (got {self.min_replicas} > {self.max_replicas})"
             )
+        if self.min_replicas == 0 and not self.keda_engine:
+            raise FieldProblem("minReplicas", ZERO_NEEDS_KEDA.removeprefix("autoscaling.minReplicas "))
+        if self.keda_engine and self.keda is None:
+            raise FieldProblem("keda", KEDA_NEEDS_TRIGGERS)
+        if self.keda is not None and not self.keda_engine:
+            raise FieldProblem("keda", KEDA_ONLY.removeprefix("autoscaling.keda "))
+        if self.metrics is not None and self.keda_engine:
+            raise FieldProblem("metrics", METRICS_ARE_HPA.removeprefix("autoscaling.metrics "))
         return self
+
+    @property
+    def keda_engine(self) -> bool:
+        return self.engine == "KEDA"
+
+    @property
+    def on_cpu(self) -> bool:
+        """Scales on CPU utilization by default (no metrics, engine HPA): needs requests.cpu."""
+        return self.metrics is None and not self.keda_engine
 
     def total(self, running: int) -> int:
         """The pods both roles share in capacity mode Replace: what the HPA
@@ -369,9 +406,16 @@ class ModelDeploymentSpec(SpecModel):
                     "message": "set either spec.replicas or spec.autoscaling, not both",
                 },
                 {
-                    "rule": "!has(self.autoscaling) || (has(self.resources) && "
+                    "rule": "!has(self.autoscaling) || has(self.autoscaling.metrics) || "
+                    "(has(self.autoscaling.engine) && self.autoscaling.engine == 'KEDA') || (has(self.resources) && "
                     "has(self.resources.requests) && 'cpu' in self.resources.requests)",
                     "message": "spec.autoscaling scales on CPU use, so it needs spec.resources.requests.cpu",
+                },
+                {
+                    "rule": "!has(self.autoscaling) || !has(self.autoscaling.minReplicas) || "
+                    "self.autoscaling.minReplicas >= 1 || !has(self.rollout) || !has(self.rollout.capacity) || "
+                    "!has(self.rollout.capacity.mode) || self.rollout.capacity.mode != 'Replace'",
+                    "message": ZERO_NEEDS_SURGE,
                 },
                 {
                     "rule": "!has(self.rollout) || !has(self.rollout.steps) || "
@@ -473,7 +517,10 @@ class ModelDeploymentSpec(SpecModel):
     def _cross_field_rules(self, info: ValidationInfo) -> "ModelDeploymentSpec":
         if self.replicas is not None and self.autoscaling is not None:
             raise FieldProblem((), "set either spec.replicas or spec.autoscaling, not both")
-        if self.autoscaling is not None and "cpu" not in self.resources.requests:
+        if self.autoscaling is not None and self.autoscaling.min_replicas == 0 \
+                and self.rollout.capacity.mode == "Replace":
+            raise FieldProblem(("autoscaling", "minReplicas"), ZERO_NEEDS_SURGE.removeprefix("autoscaling.minReplicas "))
+        if self.autoscaling is not None and self.autoscaling.on_cpu and "cpu" not in self.resources.requests:
             raise FieldProblem(
                 ("resources", "requests", "cpu"),
                 "required with spec.autoscaling: CPU utilization is measured against it",

@@ -22,8 +22,7 @@ def build_autoscaler(owner: Owner, autoscaling: Autoscaling, *, floor: int | Non
     `whole_model` (capacity mode Replace): the HPA scales the ModelDeployment
     itself through its scale subresource, averaging the CPU of both roles'
     pods; the rollout splits that total between stable and canary (issue 11)."""
-    target = ({"apiVersion": API_VERSION, "kind": KIND, "name": owner.name} if whole_model
-              else {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(owner.name, Role.STABLE)})
+    target = scale_target(owner, whole_model=whole_model)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -32,17 +31,36 @@ def build_autoscaler(owner: Owner, autoscaling: Autoscaling, *, floor: int | Non
             "scaleTargetRef": target,
             "minReplicas": max(autoscaling.min_replicas, floor or 0),
             "maxReplicas": autoscaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": autoscaling.target_cpu_utilization_percentage,
-                        },
-                    },
-                }
-            ],
+            "metrics": autoscaler_metrics(autoscaling),
         },
     }
+
+
+def autoscaler_metrics(autoscaling: Autoscaling) -> list[dict[str, Any]]:
+    """spec.autoscaling.metrics as written (requests per second, queue depth,
+    GPU utilisation...), else CPU utilization at the spec's target. Under
+    capacity mode Replace the HPA averages Resource and Pods metrics over
+    both roles' pods (the scale subresource's selector), so a per-pod target
+    keeps meaning the same as traffic moves to the canary."""
+    if autoscaling.metrics is not None:
+        return [metric.manifest() for metric in autoscaling.metrics]
+    return [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {
+                    "type": "Utilization",
+                    "averageUtilization": autoscaling.target_cpu_utilization_percentage,
+                },
+            },
+        }
+    ]
+
+
+def scale_target(owner: Owner, *, whole_model: bool) -> dict[str, str]:
+    """What an autoscaler (HPA or KEDA's ScaledObject) scales: the stable
+    Deployment, or in capacity mode Replace the ModelDeployment itself."""
+    if whole_model:
+        return {"apiVersion": API_VERSION, "kind": KIND, "name": owner.name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(owner.name, Role.STABLE)}

@@ -4,15 +4,16 @@ from typing import Any
 
 from ..api.spec import ModelDeploymentSpec
 from .autoscaler import build_autoscaler
-from .kinds import DEPLOYMENT, HPA, JOB, PDB, SERVICE
+from .kinds import DEPLOYMENT, HPA, JOB, PDB, SCALED_OBJECT, SERVICE
 from .disruption import build_disruption_budget
 from .naming import Role
+from .scaledobject import build_scaled_object
 from .ownership import Owner
 from .service import build_preview_service, build_role_service, build_service
 
 # What the builders write (reconcile.kinds adds the traffic providers' routes).
 # JOB: the smoke-test checks (builders/job.py), built by reconcile.plan from the decision.
-BUILT_KINDS = (DEPLOYMENT, SERVICE, HPA, PDB, JOB)
+BUILT_KINDS = (DEPLOYMENT, SERVICE, HPA, PDB, JOB, SCALED_OBJECT)
 
 
 def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,
@@ -27,8 +28,9 @@ def shared_children(owner: Owner, spec: ModelDeploymentSpec, *, weighted: bool,
     if spec.rollout.strategy == "BlueGreen":
         children.append(build_preview_service(owner))
     if spec.autoscaling is not None:
-        children.append(build_autoscaler(owner, spec.autoscaling, floor=autoscaler_floor,
-                                         whole_model=spec.hpa_governs_total))
+        # engine KEDA: a ScaledObject in the HPA's place (switching engine prunes the other).
+        build = build_scaled_object if spec.autoscaling.keda_engine else build_autoscaler
+        children.append(build(owner, spec.autoscaling, floor=autoscaler_floor, whole_model=spec.hpa_governs_total))
     if spec.wants_disruption_budget:
         children.append(build_disruption_budget(owner))
     return children

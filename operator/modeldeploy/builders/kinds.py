@@ -24,3 +24,5 @@ SERVICE = Kind("v1", "Service", "services")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 JOB = Kind("batch/v1", "Job", "jobs")
+# spec.autoscaling.engine KEDA (builders/scaledobject.py); watched only where KEDA's CRDs are installed.
+SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")

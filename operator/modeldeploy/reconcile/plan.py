@@ -372,7 +372,9 @@ def _requeue(decision: Decision, status: dict, spec: ModelDeploymentSpec, now: d
     deadline passes (pod changes arrive as watch events before that)."""
     waits = [decision.requeue_after] if decision.requeue_after is not None else []
     reconciling = next((cond for cond in status.get("conditions", []) if cond["type"] == c.RECONCILING), None)
-    if reconciling is not None and reconciling["status"] == c.TRUE:
+    # A revision waiting for the model to scale up from zero has no deadline:
+    # the scale-up arrives as a watch event on the stable Deployment.
+    if reconciling is not None and reconciling["status"] == c.TRUE and reconciling["reason"] != c.WAITING_FOR_SCALE_UP:
         deadline = parse_time(reconciling["lastTransitionTime"]) + timedelta(
             seconds=spec.rollout.progress_deadline_seconds)
         waits.append(min(CONVERGING_POLL_SECONDS, max(1.0, (deadline - now).total_seconds() + 1)))

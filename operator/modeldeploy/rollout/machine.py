@@ -163,9 +163,25 @@ def _scaled_to_zero(ctx: _Context) -> Decision | None:
         return _decision(ctx, held, stable_spec=_stable_spec(ctx, held), canary=None, weights=ALL_STABLE,
                          requeue=None)
     history, events = _aborted(ctx, state, "scaled to 0 replicas")
-    idle = RolloutState(stable=state.stable, decisions=state.decisions)
+    # The new revision waits, said in the status (WaitingForScaleUp), with no
+    # deadline: a model scaled to zero by KEDA may wait hours for a request.
+    idle = RolloutState(stable=state.stable, decisions=state.decisions, message=_waits_at_zero(ctx))
     return _decision(ctx, idle, stable_spec=_stable_spec(ctx, idle), canary=None, weights=ALL_STABLE,
                      requeue=None, events=events, history=history)
+
+
+def _waits_at_zero(ctx: _Context) -> str:
+    """Why a new revision does not start its canary at 0 replicas: there is
+    no stable pod to compare it with nor traffic to try it on, and serving
+    it untried on the next scale-up would skip the rollout (issue 14)."""
+    spec, inputs = ctx.inputs.spec, ctx.inputs
+    if spec.autoscaling is not None:
+        by = "its autoscaler (KEDA, minReplicas 0)" if spec.autoscaling.keda_engine else "hand (0 replicas)"
+        when = "when the autoscaler scales the model up (a request or a trigger)"
+    else:
+        by, when = "spec.replicas 0", "when spec.replicas is raised"
+    return (f"{spec.model.version} (revision {inputs.revision}) waits: the model is scaled to zero by {by}; "
+            f"its canary starts {when}")
 
 
 def _new_revision(ctx: _Context) -> Decision | None:

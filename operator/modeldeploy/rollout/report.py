@@ -186,6 +186,10 @@ def _shadow(state: RolloutState, mirror: int) -> str:
 def _health(state: RolloutState, total_steps: int, rounding: str = "", unschedulable: str = "",
             loading: str = "", shadow: str = "") -> Health | None:
     canary, stable = state.canary, state.stable
+    if canary is None and stable is not None and state.stage == Stage.STABLE and state.message:
+        # A new revision waiting while the model is scaled to zero (machine._waits_at_zero).
+        return converging(c.WAITING_FOR_SCALE_UP, f"{state.message}; stable {stable.model_version} "
+                                                  f"(revision {stable.revision}) serves when scaled up")
     if canary is None or stable is None or state.stage == Stage.STABLE:
         return None  # the steady state: assess() judges the stable revision
     tried = f"{canary.model_version} (revision {canary.revision})"

@@ -167,7 +167,7 @@ status:
 }
 
 install_crds() {
-  # Gateway API (standard channel) and Istio networking CRDs, taken from the
+  # Gateway API (standard channel), Istio networking and KEDA CRDs, taken from the
   # pinned Go modules' own YAML so no download other than the module proxy.
   local gw istio
   gw=$(cd "$here/k8s" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
@@ -175,11 +175,16 @@ install_crds() {
   "$kubectl" apply --server-side -f "$gw/config/crd/standard/" >/dev/null
   "${PYTHON:-python3}" "$here/select-istio-crds.py" "$istio/kubernetes/customresourcedefinitions.gen.yaml" \
     | "$kubectl" apply --server-side -f - 2>&1 >/dev/null | { grep -v 'unrecognized format "binary"' >&2 || true; }
+  # KEDA's ScaledObject and TriggerAuthentication (spec.autoscaling.engine KEDA), from its module too.
+  local keda
+  keda=$(cd "$here/keda" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  "$kubectl" apply --server-side -f "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
+    -f "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" >/dev/null
   # kubectl wait fails at once (not waits) while a new CRD has no status
   # yet ("accessor error: <nil>"), so it is polled.
   wait_for 60 "the route CRDs Established" "$kubectl" wait --for=condition=Established --timeout=5s \
     crd/httproutes.gateway.networking.k8s.io crd/virtualservices.networking.istio.io \
-    crd/destinationrules.networking.istio.io
+    crd/destinationrules.networking.istio.io crd/scaledobjects.keda.sh
 }
 
 # One function per process, shared by `up` and `restart` so a restarted

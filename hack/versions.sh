@@ -8,3 +8,6 @@ GATEWAY_API_VERSION=v1.6.1
 ISTIO_API_VERSION=v1.28.0
 # The Gateway API data plane of the real-node tests (hack/build-traefik.sh; hack/traefik/go.mod pins it too).
 TRAEFIK_VERSION=v3.7.13
+# KEDA's CRDs (ScaledObject, TriggerAuthentication) come from its Go module (hack/keda/go.mod pins the same;
+# v2.21 needs Go 1.27, so the newest release our Go builds).
+KEDA_VERSION=v2.20.2

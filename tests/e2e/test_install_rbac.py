@@ -1,7 +1,7 @@
 """The RBAC in manifests/ is enough: the operator, run as the ServiceAccount
 the manifests create with a token the API server mints for it, takes a
-ModelDeployment through a Gateway API canary to promotion, autoscales it,
-scales it back and takes it off Gateway API, and never receives a 403 --
+ModelDeployment through a Gateway API canary to promotion, autoscales it
+(HPA, then KEDA), scales it back and takes it off Gateway API, and never receives a 403 --
 while it still cannot read a Secret, not even the one the ModelDeployment
 names for its storage initializer. (That it is no more than enough was
 shown by removing one verb at a time; see the README's Permissions.)"""
@@ -104,10 +104,19 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
         wait_until(lambda: cluster.get_json("-n", ns, "hpa", name), timeout=30, what="the HPA")
         wait_until(lambda: get_md(cluster, ns, name)["spec"]["autoscaling"].get("replicas") == 2, timeout=30,
                    what="the model's scale set", describe=lambda: get_md(cluster, ns, name)["spec"])
+        # engine KEDA: a ScaledObject in the HPA's place, the HPA and PDB
+        # pruned (KEDA's CRDs are installed; KEDA itself does not run here).
+        keda = copy.deepcopy(autoscaled)
+        keda["spec"]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 4, "engine": "KEDA", "keda": {"triggers": [
+            {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}]}}
+        keda["spec"]["rollout"] = {k: v for k, v in keda["spec"]["rollout"].items() if k != "capacity"}
+        apply_md(cluster, ns, keda)
+        wait_until(lambda: cluster.kubectl("-n", ns, "get", "hpa,pdb,scaledobject", "-o", "name").stdout.split()
+                   == [f"scaledobject.keda.sh/{name}"], timeout=30, what="the ScaledObject, the HPA and PDB pruned")
         single = model_v(doc, "v2", replicas=1)
         apply_md(cluster, ns, single)
-        wait_until(lambda: not cluster.kubectl("-n", ns, "get", "hpa,pdb", "-o", "name").stdout.strip(),
-                   timeout=30, what="the HPA and PDB pruned")
+        wait_until(lambda: not cluster.kubectl("-n", ns, "get", "hpa,pdb,scaledobject", "-o", "name").stdout.strip(),
+                   timeout=30, what="the ScaledObject pruned")
         # Off Gateway API: the HTTPRoute is pruned.
         unrouted = copy.deepcopy(single)
         del unrouted["spec"]["traffic"]
@@ -126,7 +135,8 @@ def test_operator_as_its_service_account_rolls_out_without_a_403(cluster, instal
             ("patch", "modeldeployments"), ("patch", "modeldeployments/status"), ("create", "events"),
             ("patch", "modeldeployments/scale"),
             ("patch", "horizontalpodautoscalers"), ("delete", "horizontalpodautoscalers"),
-            ("delete", "poddisruptionbudgets"), ("delete", "httproutes")} <= verbs, sorted(verbs)
+            ("delete", "poddisruptionbudgets"), ("delete", "httproutes"),
+            ("patch", "scaledobjects"), ("delete", "scaledobjects")} <= verbs, sorted(verbs)
 
 
 def test_service_account_cannot_read_secrets(cluster, installed_as_service_account):

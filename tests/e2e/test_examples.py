@@ -103,9 +103,16 @@ def test_example_applies_and_becomes_ready(cluster, namespace, operator, example
     limits = doc["spec"].get("resources", {}).get("limits", {})
     if "nvidia.com/gpu" in limits:
         assert server["resources"]["limits"]["nvidia.com/gpu"] == limits["nvidia.com/gpu"]
-    if "autoscaling" in doc["spec"]:
+    if doc["spec"].get("autoscaling", {}).get("engine") == "KEDA":
+        # A ScaledObject in the HPA's place, accepted by KEDA's CRD.
+        scaled = cluster.get_json("-n", namespace, "scaledobject", name)
+        assert scaled["spec"]["minReplicaCount"] == doc["spec"]["autoscaling"]["minReplicas"]
+        assert scaled["spec"]["triggers"] == doc["spec"]["autoscaling"]["keda"]["triggers"]
+    elif "autoscaling" in doc["spec"]:
         hpa = cluster.get_json("-n", namespace, "hpa", name)
         assert hpa["spec"]["minReplicas"] == doc["spec"]["autoscaling"]["minReplicas"]
+        if "metrics" in doc["spec"]["autoscaling"]:
+            assert hpa["spec"]["metrics"] == doc["spec"]["autoscaling"]["metrics"]
     if doc["spec"]["model"]["uri"].startswith("pvc://"):
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
         claims = [v["persistentVolumeClaim"] for v in volumes.values() if "persistentVolumeClaim" in v]

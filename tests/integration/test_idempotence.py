@@ -15,6 +15,13 @@ def test_steady_state_resync_writes_nothing(cluster, namespace, operator):
     apply_md(cluster, namespace, model_deployment("quiet-a", replicas=2))
     apply_md(cluster, namespace, model_deployment(
         "quiet-b", replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 4}))
+    # Issue 14: an HPA on a Pods metric, and a KEDA ScaledObject (its CRD's defaults).
+    apply_md(cluster, namespace, model_deployment("quiet-metrics", replicas=None, autoscaling={
+        "maxReplicas": 4, "metrics": [{"type": "Pods", "pods": {
+            "metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "20"}}}]}))
+    apply_md(cluster, namespace, model_deployment("quiet-keda", replicas=None, autoscaling={
+        "minReplicas": 0, "maxReplicas": 4, "engine": "KEDA", "keda": {"triggers": [
+            {"type": "prometheus", "metadata": {"serverAddress": "http://p:9090", "query": "q", "threshold": "5"}}]}}))
     # Routes whose lists the API server fills with defaults (issue 12's
     # header rule, backendRefs' group and kind, a rule's path match).
     apply_md(cluster, namespace, model_deployment("quiet-routed", replicas=1, traffic={**GATEWAY, "canaryHeaders": [
@@ -30,6 +37,8 @@ def test_steady_state_resync_writes_nothing(cluster, namespace, operator):
     wait_ready(cluster, namespace, "quiet-b")
     wait_ready(cluster, namespace, "quiet-routed")
     wait_ready(cluster, namespace, "quiet-mesh")
+    wait_ready(cluster, namespace, "quiet-metrics")
+    wait_ready(cluster, namespace, "quiet-keda")
     wait_until(lambda: is_true(get_md(cluster, namespace, "quiet-broken"), "Stalled"), timeout=60,
                what="the crash-looping one to stall",
                describe=lambda: status_view(get_md(cluster, namespace, "quiet-broken")))

@@ -740,17 +740,21 @@ class FakeCluster:
         self._changed(obj, before)
 
     def hpa_sync(self) -> None:
-        """The HPA controller: scale each target to what the load wants, within min/max."""
+        """The HPA controller: scale each target to what the load wants, within
+        min/max. KEDA (a ScaledObject) does the same, and scales to and from 0
+        too: `hpa_wants` 0 is no request at all."""
         for (kind, name), obj in list(self.objects.items()):
-            if kind != "HorizontalPodAutoscaler":
+            if kind not in ("HorizontalPodAutoscaler", "ScaledObject"):
                 continue
             spec = obj.body["spec"]
+            if kind == "ScaledObject":  # KEDA's names for the bounds
+                spec = {**spec, "minReplicas": spec["minReplicaCount"], "maxReplicas": spec["maxReplicaCount"]}
             if spec["scaleTargetRef"]["kind"] == "ModelDeployment":
                 self._scale_model(spec)
                 continue
             target = self.objects.get(("Deployment", spec["scaleTargetRef"]["name"]))
-            if target is None or target.body["spec"].get("replicas", 1) == 0:
-                continue  # scaling disabled at 0
+            if target is None or (kind != "ScaledObject" and target.body["spec"].get("replicas", 1) == 0):
+                continue  # an HPA's scaling is disabled at 0
             want = min(max(self.hpa_wants, spec.get("minReplicas", 1)), spec["maxReplicas"])
             if target.body["spec"].get("replicas") != want:
                 self.update_scale("Deployment", spec["scaleTargetRef"]["name"], want)

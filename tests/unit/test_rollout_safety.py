@@ -97,6 +97,7 @@ from modeldeploy.builders.labels import MODEL_VERSION, REVISION, ROLE
 from modeldeploy.rollout import ABORT, PROMOTE
 from modeldeploy.rollout.capacity import Budget, carriers
 from modeldeploy.rollout.blue_green import effective_steps
+from modeldeploy.conditions import WAITING_FOR_SCALE_UP
 from modeldeploy.rollout.machine import SCALED_TO_ZERO, _budget
 from modeldeploy.builders.pod import load_budget
 from modeldeploy.runtimes import load_runtime_table, resolve_runtime
@@ -166,6 +167,7 @@ class SpecState:
     image: str | None = None
     replicas: int | None = 2
     autoscaling: tuple[int, int] | None = None
+    keda: bool = False  # autoscaling.engine KEDA (issue 14): minReplicas may be 0
     provider: str = "replicas"
     steps: str = "one-step"
     strategy: str = "Canary"
@@ -190,6 +192,10 @@ class SpecState:
             raw.setdefault("runtime", {})["env"] = [{"name": "MODELDEPLOY_MODEL_DIR", "value": "/tmp/x"}]
         if self.autoscaling is not None:
             raw["autoscaling"] = {"minReplicas": self.autoscaling[0], "maxReplicas": self.autoscaling[1]}
+            if self.keda:
+                raw["autoscaling"] |= {"engine": "KEDA", "keda": {"triggers": [
+                    {"type": "prometheus", "metadata": {"serverAddress": "http://p:9090", "query": "q",
+                                                        "threshold": "5"}}]}}
         else:
             raw["replicas"] = self.replicas
         rollout: dict = {"strategy": self.strategy, "progressDeadlineSeconds": DEADLINE}
@@ -661,6 +667,9 @@ def invariant_rollout_ends(status: dict, name: str = NAME, silent: bool = False)
                              f"not say what it waits for: {status.get('message')!r}")
     if stage == "Canary" and rollout.get("pausedReason") == SCALED_TO_ZERO:
         return  # held while the user keeps the model at 0 replicas, and the status says so
+    if stage == "Stable" and _condition(status, "Ready").get("reason") == WAITING_FOR_SCALE_UP \
+            and "waits: the model is scaled to zero" in (status.get("message") or ""):
+        return  # a new revision not started while the model is at 0 (issue 14), and the status says so
     if stage not in ("Canary", "Promoting") and _condition(status, "Ready").get("status") == "True":
         return
     raise AssertionError(f"invariant 6: {name} has not ended: stage {stage}, phase {status.get('phase')}, "
@@ -819,9 +828,15 @@ class RolloutSafety(RuleBasedStateMachine):
     def edit_replicas(self, replicas: int) -> None:
         self._edit(replicas=replicas, autoscaling=None)
 
-    @rule(min_replicas=st.integers(1, 3), extra=st.integers(0, 3))
-    def edit_autoscaling(self, min_replicas: int, extra: int) -> None:
-        self._edit(autoscaling=(min_replicas, min_replicas + extra), replicas=None)
+    @rule(min_replicas=st.integers(1, 3), extra=st.integers(0, 3), keda=st.booleans())
+    def edit_autoscaling(self, min_replicas: int, extra: int, keda: bool) -> None:
+        self._edit(autoscaling=(min_replicas, min_replicas + extra), replicas=None, keda=keda)
+
+    @rule(extra=st.integers(1, 3))
+    def edit_keda_to_zero(self, extra: int) -> None:
+        """Issue 14: KEDA with minReplicas 0 (capacity mode Replace refuses
+        it, a spec held as invalid)."""
+        self._edit(autoscaling=(0, extra), replicas=None, keda=True)
 
     @rule(how=st.sampled_from(["reserved-env", "unknown-format"]))
     def break_spec(self, how: str) -> None:
@@ -919,7 +934,7 @@ class RolloutSafety(RuleBasedStateMachine):
     def prometheus_answers(self, answer: str) -> None:
         self.cluster.prometheus.answer = answer
 
-    @rule(replicas=st.integers(1, 6))
+    @rule(replicas=st.integers(0, 6))  # 0: no request at all (KEDA scales to zero at minReplicas 0)
     def load_asks_hpa_for(self, replicas: int) -> None:
         self.cluster.hpa_wants = replicas
 
@@ -1057,6 +1072,8 @@ class RolloutSafety(RuleBasedStateMachine):
             changes["invalid"] = None
         if self.spec.autoscaling is None and not self.spec.replicas:
             changes["replicas"] = 2
+        if self.spec.autoscaling is not None and self.spec.autoscaling[0] == 0:
+            changes["autoscaling"] = (1, self.spec.autoscaling[1])  # at zero a new revision waits (issue 14)
         return changes
 
     def _ship_a_new_version(self) -> str | None:

@@ -159,3 +159,18 @@ def test_a_promote_at_zero_is_refused_aloud():
     decision = world.reconcile()
     assert "RequestIgnored" in {event.reason for event in decision.events}
     assert world.status["stable"]["modelVersion"] == "v1"
+
+
+def test_the_keda_module_pins_the_release_whose_crds_the_cluster_installs():
+    """hack/cluster.sh installs KEDA's CRDs from the module at KEDA_VERSION;
+    hack/keda/go.mod pins the same release, with KEDA's own replace block."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    pinned = re.search(r"^KEDA_VERSION=(\S+)$", (repo / "hack" / "versions.sh").read_text(), re.M).group(1)
+    mod = (repo / "hack" / "keda" / "go.mod").read_text()
+    assert f"\tgithub.com/kedacore/keda/v2 {pinned} " in mod
+    assert "\tk8s.io/client-go => k8s.io/client-go v0.35.5\n" in mod  # KEDA's replace block, repeated
+    script = (repo / "hack" / "cluster.sh").read_text()
+    assert 'github.com/kedacore/keda/v2@$KEDA_VERSION' in script and "keda.sh_scaledobjects.yaml" in script

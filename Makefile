@@ -9,7 +9,7 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 # The cluster scripts run small Python helpers with the venv's interpreter.
 export PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: help venv deps cluster-up cluster-down cluster-status binaries traefik test test-unit lint crds demo bench run
+.PHONY: help venv deps cluster-up cluster-down cluster-status binaries traefik keda test test-unit lint crds demo bench run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ binaries: deps ## build the control plane's binaries from Go modules (cached out
 
 traefik: deps ## build Traefik, the real-node tests' Gateway API data plane, from Go modules (cached; first time about 8 min)
 	@hack/build-traefik.sh >/dev/null
+
+keda: deps ## build KEDA's operator, which scales a model to and from zero in one test, from Go modules (cached; first time about 20 min)
+	@hack/build-keda.sh >/dev/null
 
 cluster-up: venv deps ## start the local control plane (idempotent); prints export KUBECONFIG=...
 	@hack/cluster.sh up

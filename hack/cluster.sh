@@ -175,11 +175,11 @@ install_crds() {
   "$kubectl" apply --server-side -f "$gw/config/crd/standard/" >/dev/null
   "${PYTHON:-python3}" "$here/select-istio-crds.py" "$istio/kubernetes/customresourcedefinitions.gen.yaml" \
     | "$kubectl" apply --server-side -f - 2>&1 >/dev/null | { grep -v 'unrecognized format "binary"' >&2 || true; }
-  # KEDA's ScaledObject and TriggerAuthentication (spec.autoscaling.engine KEDA), from its module too.
+  # KEDA's CRDs (ScaledObject for spec.autoscaling.engine KEDA, and the rest
+  # KEDA's operator watches when a test runs it), from its module too.
   local keda
   keda=$(cd "$here/keda" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  "$kubectl" apply --server-side -f "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
-    -f "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" >/dev/null
+  "$kubectl" apply --server-side -f "$keda/config/crd/bases/" >/dev/null
   # kubectl wait fails at once (not waits) while a new CRD has no status
   # yet ("accessor error: <nil>"), so it is polled.
   wait_for 60 "the route CRDs Established" "$kubectl" wait --for=condition=Established --timeout=5s \

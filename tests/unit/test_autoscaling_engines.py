@@ -173,4 +173,5 @@ def test_the_keda_module_pins_the_release_whose_crds_the_cluster_installs():
     assert f"\tgithub.com/kedacore/keda/v2 {pinned} " in mod
     assert "\tk8s.io/client-go => k8s.io/client-go v0.35.5\n" in mod  # KEDA's replace block, repeated
     script = (repo / "hack" / "cluster.sh").read_text()
-    assert 'github.com/kedacore/keda/v2@$KEDA_VERSION' in script and "keda.sh_scaledobjects.yaml" in script
+    assert 'github.com/kedacore/keda/v2@$KEDA_VERSION' in script and "config/crd/bases/" in script
+    assert "crd/scaledobjects.keda.sh" in script  # waited for, Established

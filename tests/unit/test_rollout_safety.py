@@ -829,7 +829,7 @@ class RolloutSafety(RuleBasedStateMachine):
         self._edit(replicas=replicas, autoscaling=None)
 
     @rule(min_replicas=st.integers(1, 3), extra=st.integers(0, 3), keda=st.booleans())
-    def edit_autoscaling(self, min_replicas: int, extra: int, keda: bool) -> None:
+    def edit_autoscaling(self, min_replicas: int, extra: int, keda: bool = False) -> None:
         self._edit(autoscaling=(min_replicas, min_replicas + extra), replicas=None, keda=keda)
 
     @rule(extra=st.integers(1, 3))

@@ -104,7 +104,8 @@ class MlflowServer:
         request = urllib.request.Request(f"{self.url}/api/2.0/mlflow/{path}{query}", data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            # 30 s: on the shared 2 cores under load a first runs/create took more than 10.
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"mlflow {method} {path}: HTTP {exc.code} {exc.read()[:500]!r}") from None

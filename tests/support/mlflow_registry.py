@@ -104,7 +104,7 @@ class MlflowServer:
         request = urllib.request.Request(f"{self.url}/api/2.0/mlflow/{path}{query}", data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            # Generous: a loaded 2-core machine makes the first writes to a new sqlite store slow.
+            # Generous: on the shared 2 cores under load a first runs/create took more than 10 s.
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:

@@ -11,56 +11,26 @@ through its REST API only (registered models, runs, versions, aliases), as
 the operator does."""
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import subprocess
-import sys
-import tomllib
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.model_store import CACHE, REPO, free_port
+from support.model_store import free_port
 from support.process import stop_process
+from support.tool_venv import group_venv
 from support.waiting import wait_until
 
 GROUP = "mlflow-registry"
 
 
-def requirements() -> list[str]:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return list(project["optional-dependencies"][GROUP])
-
-
 def registry_venv() -> Path:
-    """mlflow's venv, built once per set of requirements and Python version;
-    concurrent test workers wait for the one building it."""
-    reqs = requirements()
-    key = hashlib.sha256(json.dumps([reqs, sys.version_info[:2]]).encode()).hexdigest()[:10]
-    home = CACHE / f"{GROUP}-{key}"
-    venv, done = home / "venv", home / "venv" / ".installed"
-    if done.exists():
-        return venv
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            print(f"mlflow registry: installing {' '.join(reqs)} into {venv} (first time only, about 3 min)",
-                  file=sys.stderr, flush=True)
-            log = home / "install.log"
-            with log.open("w") as out:
-                steps = [[sys.executable, "-m", "venv", "--clear", str(venv)],
-                         [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", *reqs]]
-                for step in steps:
-                    if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                        tail = log.read_text()[-2000:]
-                        raise AssertionError(f"mlflow registry: {' '.join(step)} failed ({log}):\n{tail}")
-            done.touch()
-    return venv
+    """mlflow's venv (the `mlflow-registry` group of pyproject.toml)."""
+    return group_venv(GROUP, "mlflow registry", "about 3 min")
 
 
 @dataclass

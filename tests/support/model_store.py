@@ -19,15 +19,11 @@ address."""
 from __future__ import annotations
 
 import base64
-import fcntl
-import hashlib
 import json
 import os
 import secrets
 import socket
 import subprocess
-import sys
-import tomllib
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -35,11 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support.process import stop_process
+from support.tool_venv import group_venv
 from support.waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 CLIENT = Path(__file__).with_name("model_store_client.py")
-CACHE = Path(os.environ.get("MODELDEPLOY_CACHE", Path.home() / ".cache" / "modeldeploy"))
 BIND_ENV = "MODEL_STORE_BIND"
 REGION = "us-east-1"
 # The IAM calls setup() makes before any key exists (create user, policy, key):
@@ -47,37 +42,9 @@ REGION = "us-east-1"
 UNAUTHENTICATED_CALLS = 3
 
 
-def requirements() -> list[str]:
-    """The `model-store` group of pyproject.toml (installed here, never into .venv)."""
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return list(project["optional-dependencies"]["model-store"])
-
-
 def store_venv() -> Path:
-    """The model store's venv, built once per set of requirements and Python
-    version; concurrent test workers wait for the one building it."""
-    reqs = requirements()
-    key = hashlib.sha256(json.dumps([reqs, sys.version_info[:2]]).encode()).hexdigest()[:10]
-    home = CACHE / f"model-store-{key}"
-    venv, done = home / "venv", home / "venv" / ".installed"
-    if done.exists():
-        return venv
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            print(f"model store: installing {' '.join(reqs)} into {venv} (first time only, about 2.5 min)",
-                  file=sys.stderr, flush=True)
-            log = home / "install.log"
-            with log.open("w") as out:
-                steps = [[sys.executable, "-m", "venv", "--clear", str(venv)],
-                         [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", *reqs]]
-                for step in steps:
-                    if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                        tail = log.read_text()[-2000:]
-                        raise AssertionError(f"model store: {' '.join(step)} failed ({log}):\n{tail}")
-            done.touch()
-    return venv
+    """The model store's venv (the `model-store` group of pyproject.toml)."""
+    return group_venv("model-store", "model store", "about 2.5 min")
 
 
 def free_port(bind: str) -> int:

@@ -8,3 +8,5 @@ GATEWAY_API_VERSION=v1.6.1
 ISTIO_API_VERSION=v1.28.0
 # The Gateway API data plane of the real-node tests (hack/build-traefik.sh; hack/traefik/go.mod pins it too).
 TRAEFIK_VERSION=v3.7.13
+# The peer `make bench` measures the operator against (hack/build-argo-rollouts.sh; hack/argo-rollouts/go.mod pins it too).
+ARGO_ROLLOUTS_VERSION=v1.10.1

@@ -24,6 +24,11 @@ For each N (BENCH_SIZES, default 100,300,1000):
              unsharded operator and of BENCH_SHARDS (default 3) `--shard I/K`
              processes, each once its cache is filled and a full resync has
              run; then a new version for all N with the shards running
+  argo       the peer, Argo Rollouts v1.10.1 (bench/argo_peer.py): N Rollouts
+             with the same pod template and canary steps, alone and with each
+             model's Service and PDB; time until all Healthy with 2 ready,
+             writes per Rollout, its API requests by verb, peak RSS, CPU
+             seconds (BENCH_PHASES=argo runs only direct, operator and argo)
 
 Results go to bench/results/<time>.json (with the machine description) and a
 plot of time-to-Ready against N (bench/results/<time>.png).
@@ -57,6 +62,8 @@ from support.operator import AuditLog, NamespaceWrites, install_crd  # noqa: E40
 from support.process import MeteredOperator  # noqa: E402
 from support.sampling import ChangeRecorder, FirstTimes  # noqa: E402
 from support.waiting import wait_until  # noqa: E402
+
+import argo_peer  # noqa: E402  (bench/, the script's own directory)
 
 PLURAL = "modeldeployments"
 CLIENT_THREADS = 16
@@ -170,6 +177,22 @@ def create_all(cluster: Cluster, namespace: str, docs: list[dict]) -> dict[str, 
     return sent
 
 
+def server_side_apply(cluster: Cluster, ns: str, manifest: dict, manager: str) -> None:
+    kind = manifest["kind"]
+    path = {"Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments",
+            "Service": f"/api/v1/namespaces/{ns}/services",
+            "PodDisruptionBudget": f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+            "Rollout": f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts"}[kind]
+    req = cluster.api.param_serialize("PATCH", f"{path}/{manifest['metadata']['name']}",
+                                      query_params=[("fieldManager", manager), ("force", "true")],
+                                      body=manifest, auth_settings=["BearerToken"],
+                                      header_params={"Content-Type": "application/apply-patch+yaml"})
+    resp = cluster.api.call_api(*req)
+    resp.read()
+    if resp.status >= 300:
+        raise RuntimeError(f"{kind} apply: HTTP {resp.status} {resp.data[:200]!r}")
+
+
 def run_direct(cluster: Cluster, n: int) -> dict:
     """The limit: the rendered children applied with one client, no operator."""
     ns = fresh_namespace(cluster, f"bench-direct-{n}")
@@ -184,18 +207,7 @@ def run_direct(cluster: Cluster, n: int) -> dict:
             manifests.append(child)
 
     def apply(manifest: dict) -> None:
-        kind = manifest["kind"]
-        path = {"Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments",
-                "Service": f"/api/v1/namespaces/{ns}/services",
-                "PodDisruptionBudget": f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"}[kind]
-        req = cluster.api.param_serialize("PATCH", f"{path}/{manifest['metadata']['name']}",
-                                          query_params=[("fieldManager", "bench-direct"), ("force", "true")],
-                                          body=manifest, auth_settings=["BearerToken"],
-                                          header_params={"Content-Type": "application/apply-patch+yaml"})
-        resp = cluster.api.call_api(*req)
-        resp.read()
-        if resp.status >= 300:
-            raise RuntimeError(f"{kind} apply: HTTP {resp.status} {resp.data[:200]!r}")
+        server_side_apply(cluster, ns, manifest, "bench-direct")
 
     with FirstTimes(cluster.apps.list_namespaced_deployment, (ns,), deployment_available) as deps:
         start = time.time()
@@ -245,6 +257,52 @@ def run_operator(cluster: Cluster, n: int, env: dict[str, str], label: str, extr
     finally:
         op.stop()
     drop_namespace(cluster, ns)
+    return result
+
+
+def run_argo(cluster: Cluster, home, n: int, with_service_and_pdb: bool) -> dict:
+    """Argo Rollouts, the peer (bench/argo_peer.py): N Rollouts (and, in the
+    second variant, each model's Service and PDB) applied at once to a fresh
+    namespace with rollouts-controller running; time until every Rollout is
+    Healthy with 2 ready."""
+    label = "argo-rollout-service-pdb" if with_service_and_pdb else "argo-rollout"
+    ns = fresh_namespace(cluster, f"bench-{label}-{n}")
+    table = load_runtime_table()
+    steps = [{"setWeight": 50}, {"pause": {"duration": "5s"}}]  # as the operator's run
+    docs = []
+    for i in range(n):
+        doc = model(f"m{i:04d}")
+        children = steady_children(name=doc["metadata"]["name"], namespace=ns,
+                                   uid="00000000-0000-0000-0000-000000000000", spec=doc["spec"], table=table)
+        docs += argo_peer.rollout_objects(children, steps, with_service_and_pdb)
+    controller = argo_peer.RolloutsController(cluster, home, ns, cluster.dir / "logs" / f"bench-{label}-{n}.log")
+    try:
+        writes = NamespaceWrites(AuditLog(cluster), ns)
+        with FirstTimes(cluster.custom.list_namespaced_custom_object,
+                        (argo_peer.GROUP, argo_peer.VERSION, ns, argo_peer.PLURAL), argo_peer.healthy(2)) as ready:
+            start, sent = time.time(), {}
+            with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+                list(pool.map(lambda d: (sent.setdefault(d["metadata"]["name"], time.time()),
+                                         server_side_apply(cluster, ns, d, "bench-argo")), docs))
+            applied = time.time() - start
+            wait_all(ready, n, 1800, f"{label}: Rollouts Healthy with 2 ready")
+        took = max(ready.seen.values()) - start
+        entries = writes.since_mark((argo_peer.AGENT,))
+        by_verb = dict(Counter(e["verb"] for e in entries))
+        # Argo writes the ReplicaSets itself (the operator leaves that to the controller manager).
+        by_resource = dict(Counter((e.get("objectRef") or {}).get("resource", "?") for e in entries))
+        to_ready = [ready.seen[k] - sent[k] for k in ready.seen]
+        result = {"n": n, "config": label, "seconds_all_ready": round(took, 2), "objects": len(docs),
+                  "create_to_ready_p50": percentile(to_ready, 50), "create_to_ready_p95": percentile(to_ready, 95),
+                  "create_to_ready_p99": percentile(to_ready, 99),
+                  "apply_seconds": round(applied, 2),
+                  "apiserver_writes_by_verb": by_verb, "apiserver_writes_by_resource": by_resource,
+                  "writes_per_model": round(sum(by_verb.values()) / n, 2), **controller.summary()}
+    finally:
+        controller.stop()
+    drop_namespace(cluster, ns)
+    log(f"{label} N={n}: all Healthy in {took:.1f}s; {result['writes_per_model']} writes/rollout; "
+        f"requests {result['requests_by_verb']}; peak RSS {result['peak_rss_mib']} MiB, CPU {result['cpu_seconds']}s")
     return result
 
 
@@ -395,12 +453,17 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, label in (("direct", "direct apply (the limit)"), ("operator", "operator"), ("naive", "naive operator")):
-        points = sorted((r["n"], r.get("seconds_all_available", r.get("seconds_all_ready")))
-                        for r in results[key])
+    argo = results.get("argo", [])
+    for key, label, runs in (
+            ("direct", "direct apply (the limit)", results["direct"]), ("operator", "operator", results["operator"]),
+            ("naive", "naive operator", results["naive"]),
+            ("argo", "Argo Rollouts: Rollout", [r for r in argo if r["config"] == "argo-rollout"]),
+            ("argo", "Argo Rollouts: Rollout+Service+PDB",
+             [r for r in argo if r["config"] == "argo-rollout-service-pdb"])):
+        points = sorted((r["n"], r.get("seconds_all_available", r.get("seconds_all_ready"))) for r in runs)
         if points:
             ax.plot(*zip(*points), marker="o", label=label)
-    ax.set_xlabel("ModelDeployments created at once (2 replicas each)")
+    ax.set_xlabel("ModelDeployments (or Argo Rollouts) created at once (2 replicas each)")
     ax.set_ylabel("seconds until all Ready / Available")
     ax.set_title(f"Time to Ready on {results['machine']['cpus']} cores (kube {results['machine']['kubernetes']})")
     ax.grid(alpha=0.3)
@@ -416,7 +479,7 @@ def main() -> int:
     cluster = Cluster(SESSION_CLUSTER_DIR, started_here=False, connections=CLIENT_THREADS * 2)
     install_crd(cluster)
     results: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(cluster),
-                     "direct": [], "operator": [], "naive": []}
+                     "direct": [], "operator": [], "naive": [], "argo": []}
     # On top of the tests' settings (support.operator.TEST_ENV), whose short resync this replaces.
     tuned = {"MODELDEPLOY_RESYNC_SECONDS": os.environ["MODELDEPLOY_RESYNC_SECONDS"]}
     naive = {**tuned, "MODELDEPLOY_NAIVE": "1", "MODELDEPLOY_CONCURRENCY": "1", "MODELDEPLOY_API_WORKERS": "1"}
@@ -424,6 +487,12 @@ def main() -> int:
     # (a quick check of a change); the default runs everything.
     phases = os.environ.get("BENCH_PHASES", "all")
     full = phases == "all"
+    # BENCH_PHASES=argo: direct, operator and the Argo Rollouts peer only.
+    argo_home = None
+    if phases in ("all", "argo"):
+        argo_home = argo_peer.build()
+        argo_peer.install(cluster, argo_home)
+        results["machine"]["argo_rollouts"] = argo_home.name
     if phases in ("all", "queue"):
         # --max-concurrent-canaries at the largest N (BENCH_MAX_CANARIES, default 20).
         results["queue"] = run_queue(cluster, max(sizes), tuned, int(os.environ.get("BENCH_MAX_CANARIES", 20)))
@@ -435,9 +504,12 @@ def main() -> int:
     for n in sizes:
         results["direct"].append(run_direct(cluster, n))
         results["operator"].append(run_operator(cluster, n, tuned, "operator", extra=full and n == max(sizes)))
+        if argo_home:
+            results["argo"] += [run_argo(cluster, argo_home, n, with_service_and_pdb=False),
+                                run_argo(cluster, argo_home, n, with_service_and_pdb=True)]
     if full:
         results["naive"].append(run_operator(cluster, max(sizes), naive, "naive"))
-    for r in results["operator"]:
+    for r in results["operator"] + results["argo"]:
         d = next(d for d in results["direct"] if d["n"] == r["n"])
         r["ratio_to_direct"] = round(r["seconds_all_ready"] / d["seconds_all_available"], 2)
     top = next(r for r in results["operator"] if r["n"] == max(sizes))
@@ -445,6 +517,8 @@ def main() -> int:
         r["ratio_to_operator"] = round(r["seconds_all_ready"] / top["seconds_all_ready"], 2)
     _write(results, plot_it=True)
     summary = {r["n"]: r["ratio_to_direct"] for r in results["operator"]}
+    for r in results["argo"]:
+        log(f"{r['config']} time / direct-apply time at N={r['n']}: {r['ratio_to_direct']}")
     log(f"operator time / direct-apply time by N: {summary}"
         + "".join(f"; naive / tuned at N={r['n']}: {r['ratio_to_operator']}" for r in results["naive"]))
     return 0

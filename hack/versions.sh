@@ -11,3 +11,5 @@ TRAEFIK_VERSION=v3.7.13
 # KEDA's CRDs (ScaledObject, TriggerAuthentication) come from its Go module (hack/keda/go.mod pins the same;
 # v2.21 needs Go 1.27, so the newest release our Go builds).
 KEDA_VERSION=v2.20.2
+# The peer `make bench` measures the operator against (hack/build-argo-rollouts.sh; hack/argo-rollouts/go.mod pins it too).
+ARGO_ROLLOUTS_VERSION=v1.10.1

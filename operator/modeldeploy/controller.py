@@ -216,16 +216,19 @@ class Controller:
         try:
             await self._write_children(step)
         except ApiException as exc:
-            if exc.status != 422:
+            refused = _refusal(exc)
+            if refused is None:
                 raise
             # The API server refuses a child built from this spec (e.g. an
-            # environment variable name it does not accept). No retry can fix
+            # environment variable name it does not accept, or a kind whose
+            # CRDs are not installed). Retrying the same writes cannot fix
             # that: plan again knowing it, which holds everything as it is,
             # from the cache as the writes that did land left it (a pass can
-            # scale stable before the canary's apply is refused).
+            # scale stable before the canary's apply is refused). The next
+            # full resync tries again (someone may install the CRDs).
             seen = self._observe(key, md)
             step = plan(replace(world, children=seen.children, neighbours=seen.neighbours, pods=seen.pods,
-                                refused=_refusal(exc), canary_slots=self._slots()))
+                                refused=refused, canary_slots=self._slots()))
             self._take_slot(key, step)
         if not await self._report(md, step):
             return STALE_READ_RETRY_SECONDS
@@ -293,7 +296,11 @@ class Controller:
                 # Another manager (the HPA) already set replicas: it owns the
                 # count, and our apply without replicas leaves it alone.
         for manifest in step.apply:
-            self.cache.put_child(await self.kube.apply(manifest))
+            try:
+                self.cache.put_child(await self.kube.apply(manifest))
+            except ApiException as exc:
+                exc.child = manifest  # which child (a 404 for a kind not served names none): _refusal
+                raise
         namespace = step.desired[0]["metadata"]["namespace"] if step.desired else None
         for kind, name in step.prune:
             body = self.cache.neighbours_of(namespace).get((kind, name))
@@ -388,13 +395,31 @@ def _recorded_stage(md: dict) -> tuple[str | None, datetime | None]:
     return rollout.get("stage"), parse_time_or_none(rollout.get("stepStartedAt"))
 
 
-def _refusal(exc: ApiException) -> str:
-    """'spec: ...' from the API server's 422 Status for a child."""
+# A path the API server does not serve (a kind whose CRD is not installed):
+# its mux answers a bare "404 page not found", no Status; a Status with this
+# message is the other form it takes. A namespace that does not exist is a
+# Status saying `namespaces "x" not found`.
+NOT_SERVED = "the server could not find the requested resource"
+
+
+def _refusal(exc: ApiException) -> str | None:
+    """'spec: ...' when the API server will not take a child built from this
+    spec as it is: a 422 for the child, or a 404 for a kind it does not serve
+    (e.g. a KEDA ScaledObject without KEDA installed). None: anything else,
+    which the queue retries."""
     try:
-        message = json.loads(exc.body or "{}").get("message") or exc.reason
+        status = json.loads(exc.body or "")
+        message = status.get("message") or exc.reason if isinstance(status, dict) else None
     except ValueError:
-        message = exc.reason
-    return f"spec: the API server refused a child built from it: {message}"[:900]
+        message = None  # not a Status
+    if exc.status == 422:
+        return f"spec: the API server refused a child built from it: {message or exc.reason}"[:900]
+    child = getattr(exc, "child", None)
+    if exc.status == 404 and child is not None and (message is None or NOT_SERVED in message):
+        return (f"spec: it needs a {child['kind']} ({child['apiVersion']}), which this cluster's API server does "
+                f"not serve (its CustomResourceDefinition is not installed); install it, or change the spec so "
+                f"it needs none. Tried again at every full resync")[:900]
+    return None
 
 
 def _namespace_going_away(exc: ApiException) -> bool:

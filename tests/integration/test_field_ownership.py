@@ -196,3 +196,25 @@ def test_a_status_planned_from_an_older_copy_is_refused(cluster, own_namespace, 
     written = asyncio.run(kube.apply_status(ns, "stale", {"observedGeneration": 2, "message": "planned from v2"},
                                             resource_version=current["metadata"]["resourceVersion"]))
     assert written["status"]["message"] == "planned from v2"
+
+
+def test_a_kind_the_api_server_does_not_serve_is_told_from_a_missing_namespace(cluster, kube):
+    """controller._refusal reads the real API server's answers: an apply to a
+    kind whose CRD is not installed (a bare 404 from its mux) is a refusal
+    that names the kind; a namespace that does not exist is not (retried)."""
+    from modeldeploy.controller import _refusal
+
+    child = {"apiVersion": "keda.sh/v9", "kind": "ScaledObject", "metadata": {"name": "x", "namespace": "default"}}
+    with pytest.raises(ApiException) as not_served:
+        asyncio.run(kube._call("PATCH", "/apis/keda.sh/v9/namespaces/default/scaledobjects/x", body=child,
+                               query=[("fieldManager", FIELD_MANAGER)], content_type="application/apply-patch+yaml"))
+    not_served.value.child = child
+    assert not_served.value.status == 404
+    assert "it needs a ScaledObject (keda.sh/v9), which this cluster's API server does not serve" in \
+        _refusal(not_served.value)
+
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "nowhere-x1"}}
+    with pytest.raises(ApiException) as no_namespace:
+        asyncio.run(kube.apply(deployment))
+    no_namespace.value.child = deployment
+    assert no_namespace.value.status == 404 and _refusal(no_namespace.value) is None, no_namespace.value.body

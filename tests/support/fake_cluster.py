@@ -1080,9 +1080,9 @@ class Operator:
         try:
             _drive(controller._write_children(step))
         except ApiException as exc:
-            if exc.status != 422:
-                return PassResult(completed=False, error=_api_error(exc), plan=step, world=world)
             refused = _refusal(exc)
+            if refused is None:
+                return PassResult(completed=False, error=_api_error(exc), plan=step, world=world)
             # As the controller: plan again from the cache as the writes that
             # landed left it.
             seen = self.observe(name, cache)

@@ -37,6 +37,14 @@ def api_error(status: int, message: str = "") -> ApiException:
     return exc
 
 
+def not_served() -> ApiException:
+    """The API server's answer for a path it does not serve (no CRD for the
+    kind): its mux's bare 404, not a Status (seen on the local control plane)."""
+    exc = ApiException(status=404, reason="Not Found")
+    exc.body = "404 page not found\n"
+    return exc
+
+
 class FakeKube:
     """The controller's `kube`: records every call, in order; `fail` maps a
     call name to a function (args) -> exception or None."""
@@ -297,6 +305,35 @@ def test_defect10_a_lost_status_write_loses_no_request(watch_before_retry):
         assert ("patch_metadata", "ModelDeployment", {"annotations": {ABORT: None}}) in h.kube.calls
         assert ABORT not in h.kube.model["metadata"]["annotations"]
         assert h.status["rollout"]["stage"] == "RolledBack"
+    run(scenario)
+
+
+def test_a_child_of_a_kind_the_cluster_does_not_serve_is_said_in_the_status_and_touches_nothing():
+    """A spec that needs a kind whose CRDs are not installed (a KEDA
+    ScaledObject without KEDA, say): the API server answers its apply with a
+    404 for the path. Before, the pass failed and was retried for ever with
+    nothing in the status; now it is held and said, naming the kind."""
+    async def scenario(h: Harness):
+        await h.settle()
+        h.edit(version="v7", traffic={"provider": "gatewayAPI",
+                                      "gatewayAPI": {"parentRefs": [{"name": "public-gw", "namespace": "gateways"}]}})
+        h.kube.fail["apply"] = lambda manifest, manager: not_served() if manifest["kind"] == "HTTPRoute" else None
+        await h.controller._reconcile(KEY)
+        stalled = next(c for c in h.status["conditions"] if c["type"] == "Stalled")
+        assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec"), stalled
+        assert "it needs a HTTPRoute (gateway.networking.k8s.io/v1), which this cluster's API server does not " \
+               "serve" in stalled["message"], stalled["message"]
+
+        # A 404 that is not about the kind (e.g. the namespace gone) is not a refusal: retried.
+        h.kube.fail["apply"] = lambda manifest, manager: (
+            api_error(404, 'namespaces "ml" not found') if manifest["kind"] == "HTTPRoute" else None)
+        with pytest.raises(ApiException):
+            await h.controller._reconcile(KEY)
+
+        del h.kube.fail["apply"]  # the CRDs installed: the next pass applies it
+        await h.settle()
+        assert ("HTTPRoute", NAME) in h.kube.objects
+        assert h.condition("Stalled")[0] == "False"
     run(scenario)
 
 

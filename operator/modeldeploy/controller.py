@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Callable
 
 from kubernetes.client.exceptions import ApiException
 
@@ -32,7 +33,7 @@ from .kube.prometheus import run_plan
 from .kube.queue import ReconcileQueue
 from .kube.registry import Registry, RegistryConfig
 from .kube.resources import CHILD_KINDS, MODEL_DEPLOYMENT
-from .kube.warmup import warm
+from .kube.warmup import matches, warm
 from .kube.writing import Kube
 from .notify import notification, read_subscription, transitions
 from .reconcile.drift import HANDOVER_MANAGER
@@ -74,7 +75,7 @@ class Controller:
         agent = f"{USER_AGENT} shard {self.shard}" if self.shard else USER_AGENT
         self.kube = kube or Kube(make_api_client(settings.kubeconfig, pool_size=settings.api_workers,
                                                  user_agent=agent), workers=settings.api_workers)
-        self.cache = Cache(owns=self.shard.owns) if self.shard else Cache()
+        self.cache = Cache(owns=_ours(settings.namespaces, self.shard))
         self.notifier = notifier if notifier is not None else Notifier.from_settings(settings)
         self.registry = Registry(RegistryConfig(
             tracking_uri=settings.mlflow_tracking_uri, token=settings.mlflow_tracking_token,
@@ -393,6 +394,16 @@ def _recorded_stage(md: dict) -> tuple[str | None, datetime | None]:
     """A model this process has not planned yet: where its status says it stands."""
     rollout = (md.get("status") or {}).get("rollout") or {}
     return rollout.get("stage"), parse_time_or_none(rollout.get("stepStartedAt"))
+
+
+def _ours(namespaces: list[str], shard) -> Callable[[Key], bool]:
+    """The ModelDeployments this replica caches and reconciles: those in a
+    namespace it watches, whatever listed them (a model another listing
+    brought in would never get a watch event: its copy would go stale and be
+    planned from), and with --shard, those of its shard."""
+    def ours(key: Key) -> bool:
+        return (not namespaces or matches(key[0], namespaces)) and (shard is None or shard.owns(key))
+    return ours
 
 
 # A path the API server does not serve (a kind whose CRD is not installed):

@@ -130,7 +130,13 @@ def wait_until_watching_new_namespaces(cluster: Cluster, timeout: float = 90) ->
 def running_operator(cluster: Cluster, extra_env: dict[str, str] | None = None):
     install_crd(cluster)
     wait_until_served(cluster)
-    env = {"KUBECONFIG": str(cluster.kubeconfig), **TEST_ENV, **(extra_env or {})}
+    # The controller reads its namespaces from the environment, as `modeldeploy
+    # run --namespace` sets them; kopf's own `run` (this runner) sets only
+    # kopf's. Without it the warm-up listed every namespace, and the resync
+    # reconciled other tests' models from copies no watch kept fresh (CI saw
+    # promotions undone and revisions flip between two runtime tables).
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "MODELDEPLOY_NAMESPACES": f"{SESSION_PREFIX}-*", **TEST_ENV,
+           **(extra_env or {})}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     port = free_port()

@@ -337,6 +337,26 @@ def test_a_child_of_a_kind_the_cluster_does_not_serve_is_said_in_the_status_and_
     run(scenario)
 
 
+def test_a_model_outside_the_watched_namespaces_is_never_cached_nor_reconciled_whatever_listed_it():
+    """CI saw two operators act on one model: the tests' in-process operator
+    (kopf watching only its session's namespaces) listed every namespace in
+    its warm-up, and its resync then reconciled other tests' models from
+    copies no watch kept fresh, with another runtime table (the revision
+    flipped between two values, each pass aborting the other's canary). A
+    model in a namespace the operator does not watch is now dropped on
+    arrival, however it arrived."""
+    controller = Controller(OperatorSettings(namespaces=["team-*", "models"]), kube=FakeKube())
+    controller.queue = FakeQueue()
+    try:
+        for namespace in ("team-a", "models", "ml", "other-team-a"):
+            controller.on_model_event(None, {"metadata": {"name": "fraud", "namespace": namespace,
+                                                          "resourceVersion": "1"}, "spec": spec()})
+        assert sorted(controller.cache.models) == [("models", "fraud"), ("team-a", "fraud")]
+        assert sorted(controller.queue.added) == [("models", "fraud"), ("team-a", "fraud")]
+    finally:
+        controller.kube.close()
+
+
 def test_a_pass_planned_from_an_older_copy_never_overwrites_a_newer_status():
     """CI twice saw a promotion undone: after v3 was promoted (status and
     Event), the next version's rollout began from a status that still had v3

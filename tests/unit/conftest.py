@@ -23,3 +23,15 @@ def known_formats(runtime_table):
 def minimal_spec():
     """A fresh copy of the smallest valid spec, safe to mutate."""
     return copy.deepcopy(MINIMAL_SPEC)
+
+
+@pytest.fixture(autouse=True)
+def _no_in_process_operator_settings(monkeypatch):
+    """A unit test builds its own OperatorSettings from a clean environment.
+    An integration test's in-process operator (tests/support/operator.py)
+    puts the controller's settings in os.environ for the rest of the session,
+    and in one xdist worker the unit tests that follow would inherit them:
+    its namespaces would make every Controller built here drop the models of
+    namespace "ml" (seen in CI: 20 controller tests failed that passed alone)."""
+    for name in ("MODELDEPLOY_NAMESPACES", "MODELDEPLOY_RESYNC_SECONDS", "MODELDEPLOY_SHARD"):
+        monkeypatch.delenv(name, raising=False)

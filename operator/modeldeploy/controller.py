@@ -53,6 +53,10 @@ TERMINATING_NAMESPACE_QUIET_SECONDS = 30.0
 # A status write refused because the ModelDeployment changed since the pass
 # read it: planned again at once, from the copy read back.
 STALE_READ_RETRY_SECONDS = 0.0
+# How far ahead of other waiting passes a model with no children yet goes:
+# a burst of new models is served first, but no other pass (a canary's next
+# step, a crash loop seen) waits more than this longer than in plain order.
+NEW_MODEL_HEAD_START_SECONDS = 30.0
 
 
 class Controller:
@@ -81,7 +85,11 @@ class Controller:
             tracking_uri=settings.mlflow_tracking_uri, token=settings.mlflow_tracking_token,
             username=settings.mlflow_tracking_username, password=settings.mlflow_tracking_password),
             executor=self.kube.pool)
-        self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency)
+        # A model with no children yet goes ahead of other models' passes
+        # (most of them status refreshes): in a burst of new models, each
+        # gets its Deployment before the first ones' pods are reported on.
+        self.queue = ReconcileQueue(self.reconcile, concurrency=settings.concurrency,
+                                    urgent=self._has_no_children, head_start=NEW_MODEL_HEAD_START_SECONDS)
         self.started = False
         self.resyncs = 0
         self._tasks: list[asyncio.Task] = []
@@ -129,6 +137,9 @@ class Controller:
             while not self.queue.idle:
                 await asyncio.sleep(0.05)
             self.resyncs += 1
+
+    def _has_no_children(self, key: Key) -> bool:
+        return key in self.cache.models and not self.cache.children.get(key)
 
     # -- watch events ------------------------------------------------------
     def on_model_event(self, kind: str | None, body: dict) -> None:

@@ -656,3 +656,18 @@ def test_watch_events_enqueue_the_owner_only_when_it_is_known():
         assert KEY not in h.controller.cache.models
         assert await h.controller._reconcile(KEY) is None
     run(scenario)
+
+
+def test_a_model_goes_ahead_in_the_queue_until_its_first_children_are_written():
+    # In a burst of new models, each one's Deployment is written before other
+    # models' status refreshes (kube/queue.py head start).
+    async def scenario(h: Harness):
+        c = h.controller
+        assert c._has_no_children(KEY), "a new model is urgent"
+        assert not c._has_no_children((NS, "unknown")), "a key with no model is not"
+        await h.step()
+        assert ("Deployment", "fraud-stable") in h.kube.objects
+        assert not c._has_no_children(KEY), "once its children exist it waits its turn"
+        # The real queue asks the controller, at every wait for a slot.
+        assert Controller(OperatorSettings(), kube=FakeKube()).queue._urgent.__name__ == "_has_no_children"
+    run(scenario)

@@ -154,6 +154,80 @@ def test_at_most_concurrency_keys_are_reconciled_at_once():
     run(main())
 
 
+def test_triggers_while_a_key_waits_for_a_slot_cost_no_extra_pass():
+    # The pass that has not started yet reads the cache those triggers updated.
+    async def main():
+        rec = Recorder(gated=True)
+        queue = ReconcileQueue(rec, concurrency=1)
+        queue.add("busy")
+        queue.add("a")
+        await spin()
+        for _ in range(5):
+            queue.add("a")
+        rec.gate.set()
+        await settled(queue)
+        assert rec.keys() == ["busy", "a"]
+        await queue.close()
+    run(main())
+
+
+# -- urgent keys (models with no children yet) ---------------------------------------------
+
+
+def test_an_urgent_key_goes_ahead_of_keys_that_asked_before_it():
+    async def main():
+        rec = Recorder(gated=True)
+        queue = ReconcileQueue(rec, concurrency=1, urgent=lambda key: key.startswith("new"), head_start=30)
+        queue.add("busy")
+        await spin()
+        for key in ("old1", "new1", "old2", "new2"):
+            queue.add(key)
+            await asyncio.sleep(0.002)  # distinct arrival times
+        rec.gate.set()
+        await settled(queue)
+        assert rec.keys() == ["busy", "new1", "new2", "old1", "old2"]
+        await queue.close()
+    run(main())
+
+
+def test_no_key_waits_more_than_the_head_start_longer_than_in_order():
+    # A key that asked more than head_start before an urgent one still goes first.
+    async def main():
+        rec = Recorder(gated=True)
+        queue = ReconcileQueue(rec, concurrency=1, urgent=lambda key: key.startswith("new"), head_start=0.02)
+        queue.add("busy")
+        await spin()
+        queue.add("old")
+        await asyncio.sleep(0.05)
+        queue.add("new")
+        rec.gate.set()
+        await settled(queue)
+        assert rec.keys() == ["busy", "old", "new"]
+        await queue.close()
+    run(main())
+
+
+def test_a_key_cancelled_while_it_waits_leaves_its_slot_to_the_next():
+    async def main():
+        rec = Recorder(gated=True)
+        queue = ReconcileQueue(rec, concurrency=1)
+        queue.add("busy")
+        queue.add("a")
+        queue.add("b")
+        await spin()
+        waiting_a = [t for t in queue._tasks if t.get_coro().cr_frame.f_locals.get("key") == "a"]
+        assert len(waiting_a) == 1
+        waiting_a[0].cancel()
+        rec.gate.set()
+        await settled(queue)
+        assert rec.keys() == ["busy", "b"]
+        queue.add("c")
+        await settled(queue)
+        assert rec.keys() == ["busy", "b", "c"], "the slot count survived the cancellation"
+        await queue.close()
+    run(main())
+
+
 # -- later ---------------------------------------------------------------------------------
 
 

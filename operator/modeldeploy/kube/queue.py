@@ -3,7 +3,12 @@
 * a key is reconciled by at most one task at a time;
 * triggers that arrive while a key is being reconciled coalesce into one
   more pass afterwards (a burst of watch events costs one reconcile, not N);
-* at most ``concurrency`` keys are reconciled at once;
+* at most ``concurrency`` keys are reconciled at once; when more wait,
+  they are let in by when they asked, except that an *urgent* key (the
+  controller's: a ModelDeployment with no children yet) counts as having
+  asked ``head_start`` seconds earlier. In a burst of new models, each one's
+  first children are written before other models' status refreshes, yet no
+  pass waits more than ``head_start`` seconds longer than in plain order;
 * ``later(key, seconds)`` asks for a pass at a point in time (pauses,
   analysis intervals, deadlines) and keeps only the earliest such request;
 * a failing reconcile is retried with capped exponential back-off, so bad
@@ -12,6 +17,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from typing import Awaitable, Callable, Hashable
 
@@ -20,11 +27,49 @@ log = logging.getLogger(__name__)
 Reconcile = Callable[[Hashable], Awaitable["float | None"]]
 
 
+def _never(key: Hashable) -> bool:
+    return False
+
+
+class _Slots:
+    """A semaphore whose waiters are let in by a due time rather than by
+    arrival (asyncio.Semaphore is first come, first served)."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: list[tuple[float, int, asyncio.Future]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, due: float) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        granted = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (due, next(self._order), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release()  # let in just as it was cancelled: pass the slot on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, granted = heapq.heappop(self._waiting)
+            if not granted.done():  # a cancelled waiter is skipped
+                granted.set_result(None)
+                return
+        self._free += 1
+
+
 class ReconcileQueue:
     def __init__(self, reconcile: Reconcile, *, concurrency: int = 8,
-                 backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+                 backoff_base: float = 0.5, backoff_max: float = 60.0,
+                 urgent: Callable[[Hashable], bool] = _never, head_start: float = 30.0) -> None:
         self._reconcile = reconcile
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = _Slots(concurrency)
+        self._urgent = urgent
+        self._head_start = head_start
         self._running: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
@@ -63,9 +108,16 @@ class ReconcileQueue:
     async def _work(self, key: Hashable) -> None:
         try:
             while True:
+                due = asyncio.get_running_loop().time()
+                await self._slots.acquire(due - self._head_start if self._urgent(key) else due)
+                # Triggers that came while it waited for a slot are seen by
+                # this pass (the cache is updated before a trigger): only
+                # those from here on ask for one more.
                 self._dirty.discard(key)
-                async with self._slots:
+                try:
                     requeue = await self._one_pass(key)
+                finally:
+                    self._slots.release()
                 if requeue is not None:
                     self.later(key, requeue)
                 if key not in self._dirty or self._closed:

@@ -24,6 +24,11 @@ For each N (BENCH_SIZES, default 100,300,1000):
              unsharded operator and of BENCH_SHARDS (default 3) `--shard I/K`
              processes, each once its cache is filled and a full resync has
              run; then a new version for all N with the shards running
+  scale      (BENCH_PHASES=scale, largest N) N models with 1 replica each under
+             one operator: time to all Ready, peak RSS, CPU, event-loop lag;
+             then two full resyncs with nothing changed (writes must be 0),
+             the last one's duration; with BENCH_SCALE_SHARDS=K the same N in
+             a fresh namespace under K shards (time, RSS and CPU per shard)
   argo       the peer, Argo Rollouts v1.10.1 (bench/argo_peer.py): N Rollouts
              with the same pod template and canary steps, alone and with each
              model's Service and PDB; time until all Healthy with 2 ready,
@@ -83,9 +88,9 @@ def percentile(values: list[float], p: float) -> float | None:
     return round(ordered[k], 3)
 
 
-def model(name: str, version: str = "v1", steps: list | None = None) -> dict:
+def model(name: str, version: str = "v1", steps: list | None = None, replicas: int = 2) -> dict:
     # Small requests, so N models with 2 replicas each fit on the kwok nodes.
-    return model_deployment(name, version=version, replicas=2,
+    return model_deployment(name, version=version, replicas=replicas,
                             resources={"requests": {"cpu": "10m", "memory": "32Mi"}},
                             **({"rollout": {"steps": steps}} if steps is not None else {}))
 
@@ -145,6 +150,11 @@ class Operator:
     def metrics(self) -> dict[str, float]:
         return self.process.samples()
 
+    def probe(self) -> dict:
+        """The liveness endpoint's answer: kopf's probes (resyncs, idle)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.process.port}/healthz", timeout=5) as resp:
+            return json.loads(resp.read())
+
     def summary(self) -> dict:
         m = self.metrics()
         peak_rss = max([*self.rss.seen, m.get("process_resident_memory_bytes", 0)])
@@ -187,8 +197,17 @@ def server_side_apply(cluster: Cluster, ns: str, manifest: dict, manager: str) -
                                       query_params=[("fieldManager", manager), ("force", "true")],
                                       body=manifest, auth_settings=["BearerToken"],
                                       header_params={"Content-Type": "application/apply-patch+yaml"})
-    resp = cluster.api.call_api(*req)
-    resp.read()
+    for attempt in range(1, 4):
+        resp = cluster.api.call_api(*req)
+        resp.read()
+        # Retried as a client (and the operator's queue) would: an overload
+        # answer, or a Service whose ClusterIP the API server's allocator
+        # failed to reserve (its own loopback request timed out in a burst).
+        transient = resp.status in (429, 500, 503, 504) or b"failed to allocate IP" in resp.data
+        if resp.status < 300 or not transient or attempt == 3:
+            break
+        log(f"{kind} {manifest['metadata']['name']} apply: HTTP {resp.status}, retrying ({attempt}/3)")
+        time.sleep(attempt)
     if resp.status >= 300:
         raise RuntimeError(f"{kind} apply: HTTP {resp.status} {resp.data[:200]!r}")
 
@@ -436,6 +455,70 @@ def run_shards(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> di
             "per_shard_during_rollout": summaries}
 
 
+def converge(cluster: Cluster, ns: str, docs: list[dict], operators: list[Operator], what: str) -> dict:
+    """Create `docs` at once with `operators` running; time until all are Ready."""
+    n = len(docs)
+    with watch_mds(cluster, ns, is_ready("v1")) as ready, \
+            FirstTimes(cluster.apps.list_namespaced_deployment, (ns,), lambda d: True,
+                       key=lambda d: d["metadata"]["name"].removesuffix("-stable")) as first_child:
+        start = time.time()
+        sent = create_all(cluster, ns, docs)
+        created = time.time() - start
+        wait_all(ready, n, 3 * 3600, f"{what}: ModelDeployments Ready")
+    to_ready = [ready.seen[k] - sent[k] for k in sent]
+    to_child = [first_child.seen[k] - sent[k] for k in sent if k in first_child.seen]
+    return {"seconds_all_ready": round(max(ready.seen.values()) - start, 2), "create_seconds": round(created, 2),
+            "create_to_ready_p50": percentile(to_ready, 50), "create_to_ready_p99": percentile(to_ready, 99),
+            "create_to_first_child_p50": percentile(to_child, 50),
+            "create_to_first_child_p99": percentile(to_child, 99)}
+
+
+def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dict:
+    """The largest N (BENCH_PHASES=scale): N ModelDeployments with 1 replica
+    each under one operator, then a quiet window spanning full resyncs (the
+    operator's writes must be 0) and each resync's duration; then, with
+    BENCH_SCALE_SHARDS=K > 1, the same N in a fresh namespace under K shards."""
+    docs = [model(f"m{i:05d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}], replicas=1)
+            for i in range(n)]
+    ns = fresh_namespace(cluster, f"bench-scale-{n}")
+    op = Operator(cluster, ns, env)
+    try:
+        one = converge(cluster, ns, docs, [op], "scale, one operator")
+        one.update(op.summary())
+        log(f"scale N={n}: all Ready under one operator in {one['seconds_all_ready']}s "
+            f"(create->first child p50 {one['create_to_first_child_p50']}s); peak RSS {one['peak_rss_mib']} MiB, "
+            f"CPU {one['cpu_seconds']}s, loop lag max {one['event_loop_lag_max_seconds']}s")
+        writes = NamespaceWrites(AuditLog(cluster), ns)
+        # Resyncs counted from here: the quiet window spans at least two whole ones.
+        first = op.probe()["resyncs"]
+        wait_until(lambda: op.probe()["resyncs"] >= first + 2, timeout=3600,
+                   what="two full resyncs with nothing changed", describe=op.probe)
+        one["steady"] = {"writes_by_verb": writes_by_verb(writes),
+                         "resync_seconds": round(op.metrics()["modeldeploy_resync_duration_seconds"], 2),
+                         "settled_rss_mib": round(op.metrics()["process_resident_memory_bytes"] / 2**20, 1),
+                         "event_loop_lag_max_seconds": round(op.metrics()["modeldeploy_event_loop_lag_max_seconds"], 3)}
+        log(f"scale N={n}: steady {one['steady']}")
+    finally:
+        op.stop()
+    drop_namespace(cluster, ns)
+    result = {"n": n, "replicas": 1, "one_operator": one}
+    if shards > 1:
+        ns = fresh_namespace(cluster, f"bench-scale-{n}-sharded")
+        ops = [Operator(cluster, ns, env, extra_args=("--shard", f"{i}/{shards}"), tag=f"-shard{i}")
+               for i in range(shards)]
+        try:
+            split = converge(cluster, ns, docs, ops, f"scale, {shards} shards")
+            split["per_shard"] = [o.summary() for o in ops]
+        finally:
+            for o in ops:
+                o.stop()
+        drop_namespace(cluster, ns)
+        log(f"scale N={n}: all Ready under {shards} shards in {split['seconds_all_ready']}s; per shard "
+            f"RSS {[s['peak_rss_mib'] for s in split['per_shard']]} MiB, CPU {[s['cpu_seconds'] for s in split['per_shard']]}s")
+        result["shards"] = {"count": shards, **split}
+    return result
+
+
 def machine(cluster: Cluster) -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
@@ -497,6 +580,10 @@ def main() -> int:
         # --max-concurrent-canaries at the largest N (BENCH_MAX_CANARIES, default 20).
         results["queue"] = run_queue(cluster, max(sizes), tuned, int(os.environ.get("BENCH_MAX_CANARIES", 20)))
     if phases == "queue":
+        return _write(results, plot_it=False)
+    if phases == "scale":
+        # The largest N only, 1 replica per model (KWOK_NODES=11 holds 10,000 pods).
+        results["scale"] = run_scale(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SCALE_SHARDS", 0)))
         return _write(results, plot_it=False)
     if phases == "shards":
         results["shards"] = run_shards(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SHARDS", 3)))

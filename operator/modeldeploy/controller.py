@@ -132,10 +132,12 @@ class Controller:
         # In a steady state it writes nothing, so it is cheap to keep.
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
+            began = time.perf_counter()
             for key in list(self.cache.models):
                 self.queue.add(key)
             while not self.queue.idle:
                 await asyncio.sleep(0.05)
+            metrics.RESYNC_SECONDS.set(time.perf_counter() - began)
             self.resyncs += 1
 
     def _has_no_children(self, key: Key) -> bool:

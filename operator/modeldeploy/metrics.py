@@ -35,6 +35,8 @@ PHASE = Gauge("modeldeploy_phase", "1 for the ModelDeployment's current phase (s
 _phases: dict[tuple[str, str], str] = {}
 LOOP_LAG = Gauge("modeldeploy_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer, last sample.")
 LOOP_LAG_MAX = Gauge("modeldeploy_event_loop_lag_max_seconds", "The worst event-loop lag seen since start.")
+RESYNC_SECONDS = Gauge("modeldeploy_resync_duration_seconds",
+                       "How long the last full resync took: every ModelDeployment enqueued until the queue is idle.")
 QUEUE_DEPTH = Gauge("modeldeploy_reconcile_in_flight", "ModelDeployments being reconciled right now.")
 NOTIFICATIONS = Counter("modeldeploy_notifications_total",
                         "Rollout notifications, by endpoint, event and result (delivered, failed after every "

@@ -486,3 +486,8 @@ def test_a_cancelled_reconcile_is_not_counted_as_a_failure():
         await queue.close()
         assert queue.errors == 0
     run(main())
+
+
+def test_capped_backoff_doubles_from_the_first_wait_up_to_the_cap():
+    from modeldeploy.backoff import capped_backoff
+    assert [capped_backoff(0.5, 3.0, attempt) for attempt in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]

@@ -22,6 +22,8 @@ import itertools
 import logging
 from typing import Awaitable, Callable, Hashable
 
+from ..backoff import capped_backoff
+
 log = logging.getLogger(__name__)
 
 Reconcile = Callable[[Hashable], Awaitable["float | None"]]
@@ -135,7 +137,7 @@ class ReconcileQueue:
             self.errors += 1
             failures = self._failures[key] = self._failures.get(key, 0) + 1
             base, cap = self._backoff
-            delay = min(cap, base * 2 ** (failures - 1))
+            delay = capped_backoff(base, cap, failures)
             log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, failures, delay)
             return delay
         self._failures.pop(key, None)

@@ -31,6 +31,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..backoff import capped_backoff
 from ..api.durations import parse_duration
 from ..api.registry import RegistryLookup, RegistryRef, Resolution, is_registry_uri, parse_registry_uri
 
@@ -205,6 +206,6 @@ class Registry:
             resolution = await loop.run_in_executor(self.executor, self.resolver, self.config, entry.asked)
         except (RegistryError, ValueError) as exc:
             failures = entry.failures + 1
-            wait = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (failures - 1))
+            wait = capped_backoff(BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, failures)
             return replace(entry, error=str(exc), failures=failures, retry_at=now + wait)
         return _Entry(asked=entry.asked, resolution=resolution, read_at=now)

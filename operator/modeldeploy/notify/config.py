@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from ..api.base import SpecModel
+from ..backoff import capped_backoff
 
 
 class ConfigError(ValueError):
@@ -56,5 +57,5 @@ def backoff_delays(policy: RetryPolicy) -> tuple[float, ...]:
     """The waits between attempts: initial, doubling, capped; one fewer than
     the attempts. Their sum bounds how long a notification is retried (plus
     one timeout per attempt)."""
-    return tuple(min(policy.max_delay_seconds, policy.initial_delay_seconds * 2 ** i)
-                 for i in range(policy.max_attempts - 1))
+    return tuple(capped_backoff(policy.initial_delay_seconds, policy.max_delay_seconds, failure)
+                 for failure in range(1, policy.max_attempts))

@@ -27,7 +27,8 @@ For each N (BENCH_SIZES, default 100,300,1000):
   scale      (BENCH_PHASES=scale, largest N) N models with 1 replica each under
              one operator: time to all Ready, peak RSS, CPU, event-loop lag;
              then two full resyncs with nothing changed (writes must be 0),
-             the last one's duration; with BENCH_SCALE_SHARDS=K the same N in
+             the last one's duration; a restarted operator's memory once its
+             first resync is done; with BENCH_SCALE_SHARDS=K the same N in
              a fresh namespace under K shards (time, RSS and CPU per shard)
   argo       the peer, Argo Rollouts v1.10.1 (bench/argo_peer.py): N Rollouts
              with the same pod template and canary steps, alone and with each
@@ -398,11 +399,8 @@ def run_queue(cluster: Cluster, n: int, env: dict[str, str], limit: int) -> dict
 def settled_rss_mib(op: Operator, what: str) -> float:
     """Resident memory once the operator's cache is filled, a full resync has
     run and its queue is idle: the largest of five samples a second apart."""
-    def probe() -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{op.process.port}/healthz", timeout=2) as resp:
-            return json.loads(resp.read())
-    wait_until(lambda: (p := probe()).get("resyncs", 0) >= 1 and p.get("idle"), timeout=600,
-               what=f"{what}: a full resync done and idle", describe=probe)
+    wait_until(lambda: (p := op.probe()).get("resyncs", 0) >= 1 and p.get("idle"), timeout=1800,
+               what=f"{what}: a full resync done and idle", describe=op.probe)
     samples = []
     for _ in range(5):
         samples.append(op.metrics()["process_resident_memory_bytes"])
@@ -500,6 +498,16 @@ def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dic
         log(f"scale N={n}: steady {one['steady']}")
     finally:
         op.stop()
+    # A restart at N: kopf's and the warm-up's listings of every kind, then
+    # a full resync over N models planned from a cold process.
+    op = Operator(cluster, ns, env, tag="-restarted")
+    try:
+        one["restarted"] = {"settled_rss_mib": settled_rss_mib(op, "restarted operator"),
+                            "resync_seconds": round(op.metrics()["modeldeploy_resync_duration_seconds"], 2),
+                            **{k: v for k, v in op.summary().items() if k in ("peak_rss_mib", "cpu_seconds")}}
+    finally:
+        op.stop()
+    log(f"scale N={n}: restarted {one['restarted']}")
     drop_namespace(cluster, ns)
     result = {"n": n, "replicas": 1, "one_operator": one}
     if shards > 1:

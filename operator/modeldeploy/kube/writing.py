@@ -20,6 +20,10 @@ from .resources import EVENT, MODEL_DEPLOYMENT, Resource, resource_of
 
 log = logging.getLogger(__name__)
 
+# Objects per page of a list (the warm-up, kopf's own listings): a page is
+# parsed and dropped before the next, so memory never holds a whole list.
+LIST_PAGE_SIZE = 500
+
 
 # Characters a YAML 1.1 reader does not take raw inside a string as they are
 # (besides the C0 controls, which JSON escapes anyway): DEL, the C1 controls,
@@ -141,7 +145,7 @@ class Kube:
         return [item async for page in self.list_pages(res, namespace, selector) for item in page]
 
     async def list_pages(self, res: Resource, namespace: str | None, selector: str | None = None,
-                         limit: int = 500):
+                         limit: int = LIST_PAGE_SIZE):
         """The same, one page at a time: a caller that keeps only part of
         each page (a shard) never holds the whole list."""
         query = [("limit", str(limit))] + ([("labelSelector", selector)] if selector else [])

@@ -491,3 +491,26 @@ def test_a_cancelled_reconcile_is_not_counted_as_a_failure():
 def test_capped_backoff_doubles_from_the_first_wait_up_to_the_cap():
     from modeldeploy.backoff import capped_backoff
     assert [capped_backoff(0.5, 3.0, attempt) for attempt in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_passes_that_never_suspend_still_let_the_loop_run_between_them():
+    # A steady full resync: no pass makes a request, so none awaits anything.
+    # Seen at 3,000 models: every pass ran in one turn of the loop and timers
+    # (the liveness probe, watch events) waited 5.3 s.
+    async def main():
+        done = []
+
+        async def plan_only(key):
+            done.append(key)
+
+        queue = ReconcileQueue(plan_only, concurrency=4)
+        for key in range(400):
+            queue.add(key)
+        seen_by_timer = []
+        asyncio.get_running_loop().call_soon(lambda: seen_by_timer.append(len(done)))
+        await settled(queue)
+        assert len(done) == 400
+        assert seen_by_timer and seen_by_timer[0] <= 8, \
+            f"a callback scheduled with the passes waited for {seen_by_timer} of them"
+        await queue.close()
+    run(main())

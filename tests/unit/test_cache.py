@@ -283,3 +283,24 @@ def test_drop_pod():
     assert cache.drop_pod(pod("fraud-stable-b")) == (NS, "fraud")
     assert (NS, "fraud") not in cache.pods
     assert cache.drop_pod(pod("fraud-stable-b")) is None
+
+
+def test_cached_objects_share_their_keys_and_short_strings_and_keep_every_value():
+    # 10,000 models' children repeat the same keys and values; each watch
+    # event is parsed into its own copies of them (json builds new strings).
+    import json
+    cache = Cache()
+    long_value = "x" * 200
+    for name in ("fraud", "churn"):
+        body = json.loads(json.dumps(child(kind="Deployment", name=f"{name}-stable", owner=name,
+                                           status={"conditions": [{"type": "Available", "status": "True",
+                                                                   "message": long_value}]})))
+        cache.put_child(body)
+        assert cache.children_of((NS, name))[("Deployment", f"{name}-stable")] == body, "no value changed"
+    fraud = cache.children_of((NS, "fraud"))[("Deployment", "fraud-stable")]
+    churn = cache.children_of((NS, "churn"))[("Deployment", "churn-stable")]
+    fraud_keys = {k: k for k in fraud["status"]["conditions"][0]}
+    for key in churn["status"]["conditions"][0]:
+        assert fraud_keys[key] is key, f"key {key!r} is stored once"
+    assert fraud["status"]["conditions"][0]["status"] is churn["status"]["conditions"][0]["status"]
+    assert fraud["apiVersion"] is churn["apiVersion"]

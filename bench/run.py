@@ -471,11 +471,13 @@ def converge(cluster: Cluster, ns: str, docs: list[dict], operators: list[Operat
             "create_to_first_child_p99": percentile(to_child, 99)}
 
 
-def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dict:
+def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int, save) -> dict:
     """The largest N (BENCH_PHASES=scale): N ModelDeployments with 1 replica
     each under one operator, then a quiet window spanning full resyncs (the
     operator's writes must be 0) and each resync's duration; then, with
-    BENCH_SCALE_SHARDS=K > 1, the same N in a fresh namespace under K shards."""
+    BENCH_SCALE_SHARDS=K > 1, the same N in a fresh namespace under K shards.
+    `save(result)` after each step: a run of an hour leaves what it measured
+    even if a later step fails or is stopped."""
     docs = [model(f"m{i:05d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}], replicas=1)
             for i in range(n)]
     ns = fresh_namespace(cluster, f"bench-scale-{n}")
@@ -483,6 +485,8 @@ def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dic
     try:
         one = converge(cluster, ns, docs, [op], "scale, one operator")
         one.update(op.summary())
+        result = {"n": n, "replicas": 1, "one_operator": one}
+        save(result)
         log(f"scale N={n}: all Ready under one operator in {one['seconds_all_ready']}s "
             f"(create->first child p50 {one['create_to_first_child_p50']}s); peak RSS {one['peak_rss_mib']} MiB, "
             f"CPU {one['cpu_seconds']}s, loop lag max {one['event_loop_lag_max_seconds']}s")
@@ -496,6 +500,7 @@ def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dic
                          "settled_rss_mib": round(op.metrics()["process_resident_memory_bytes"] / 2**20, 1),
                          "event_loop_lag_max_seconds": round(op.metrics()["modeldeploy_event_loop_lag_max_seconds"], 3)}
         log(f"scale N={n}: steady {one['steady']}")
+        save(result)
     finally:
         op.stop()
     # A restart at N: kopf's and the warm-up's listings of every kind, then
@@ -508,9 +513,11 @@ def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dic
     finally:
         op.stop()
     log(f"scale N={n}: restarted {one['restarted']}")
-    drop_namespace(cluster, ns)
-    result = {"n": n, "replicas": 1, "one_operator": one}
+    save(result)
     if shards > 1:
+        # The first namespace's deletion (N models and all their children)
+        # would compete with the shards' run: it is gone first.
+        cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=1800s", timeout=1860)
         ns = fresh_namespace(cluster, f"bench-scale-{n}-sharded")
         ops = [Operator(cluster, ns, env, extra_args=("--shard", f"{i}/{shards}"), tag=f"-shard{i}")
                for i in range(shards)]
@@ -524,6 +531,9 @@ def run_scale(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dic
         log(f"scale N={n}: all Ready under {shards} shards in {split['seconds_all_ready']}s; per shard "
             f"RSS {[s['peak_rss_mib'] for s in split['per_shard']]} MiB, CPU {[s['cpu_seconds'] for s in split['per_shard']]}s")
         result["shards"] = {"count": shards, **split}
+        save(result)
+    else:
+        drop_namespace(cluster, ns)
     return result
 
 
@@ -591,8 +601,10 @@ def main() -> int:
         return _write(results, plot_it=False)
     if phases == "scale":
         # The largest N only, 1 replica per model (KWOK_NODES=11 holds 10,000 pods).
-        results["scale"] = run_scale(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SCALE_SHARDS", 0)))
-        return _write(results, plot_it=False)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run_scale(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SCALE_SHARDS", 0)),
+                  save=lambda part: _write({**results, "scale": part}, plot_it=False, stamp=stamp))
+        return 0
     if phases == "shards":
         results["shards"] = run_shards(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SHARDS", 3)))
         return _write(results, plot_it=False)
@@ -619,8 +631,8 @@ def main() -> int:
     return 0
 
 
-def _write(results: dict, plot_it: bool) -> int:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+def _write(results: dict, plot_it: bool, stamp: str | None = None) -> int:
+    stamp = stamp or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = REPO / "bench" / "results" / f"{stamp}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     if plot_it:

@@ -54,6 +54,9 @@ def test_metrics_follow_a_rollout(cluster, tmp_path):
                    and m["status"]["stable"]["modelVersion"] == "v2", timeout=60, what="promotion")
         wait_until(lambda: value(scrape(port), "modeldeploy_rollouts_total", result="Promoted") == 1,
                    timeout=15, what="one Promoted rollout counted", describe=lambda: scrape(port))
+        # The tests' operator resyncs every few seconds: the last one's length is served.
+        wait_until(lambda: value(scrape(port), "modeldeploy_resync_duration_seconds") > 0, timeout=30,
+                   what="the duration of a full resync", describe=lambda: scrape(port))
     finally:
         op.kill()
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

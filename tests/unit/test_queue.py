@@ -174,37 +174,32 @@ def test_triggers_while_a_key_waits_for_a_slot_cost_no_extra_pass():
 # -- urgent keys (models with no children yet) ---------------------------------------------
 
 
-def test_an_urgent_key_goes_ahead_of_keys_that_asked_before_it():
+def passes_in_order(head_start: float, arrivals: list[tuple[str, float]]) -> list:
+    """The order of passes with one slot held by "busy" while `arrivals`
+    (key, pause after it) come in; keys named new* are urgent."""
     async def main():
         rec = Recorder(gated=True)
-        queue = ReconcileQueue(rec, concurrency=1, urgent=lambda key: key.startswith("new"), head_start=30)
+        queue = ReconcileQueue(rec, concurrency=1, urgent=lambda key: key.startswith("new"), head_start=head_start)
         queue.add("busy")
         await spin()
-        for key in ("old1", "new1", "old2", "new2"):
+        for key, pause in arrivals:
             queue.add(key)
-            await asyncio.sleep(0.002)  # distinct arrival times
+            await asyncio.sleep(pause)
         rec.gate.set()
         await settled(queue)
-        assert rec.keys() == ["busy", "new1", "new2", "old1", "old2"]
         await queue.close()
-    run(main())
+        return rec.keys()
+    return run(main())
+
+
+def test_an_urgent_key_goes_ahead_of_keys_that_asked_before_it():
+    arrivals = [(key, 0.002) for key in ("old1", "new1", "old2", "new2")]  # distinct arrival times
+    assert passes_in_order(30, arrivals) == ["busy", "new1", "new2", "old1", "old2"]
 
 
 def test_no_key_waits_more_than_the_head_start_longer_than_in_order():
     # A key that asked more than head_start before an urgent one still goes first.
-    async def main():
-        rec = Recorder(gated=True)
-        queue = ReconcileQueue(rec, concurrency=1, urgent=lambda key: key.startswith("new"), head_start=0.02)
-        queue.add("busy")
-        await spin()
-        queue.add("old")
-        await asyncio.sleep(0.05)
-        queue.add("new")
-        rec.gate.set()
-        await settled(queue)
-        assert rec.keys() == ["busy", "old", "new"]
-        await queue.close()
-    run(main())
+    assert passes_in_order(0.02, [("old", 0.05), ("new", 0)]) == ["busy", "old", "new"]
 
 
 def test_a_key_cancelled_while_it_waits_leaves_its_slot_to_the_next():

@@ -509,3 +509,19 @@ def test_passes_that_never_suspend_still_let_the_loop_run_between_them():
             f"a callback scheduled with the passes waited for {seen_by_timer} of them"
         await queue.close()
     run(main())
+
+
+def test_a_key_cancelled_in_the_turn_it_got_a_free_slot_gives_the_slot_back():
+    async def main():
+        rec = Recorder()
+        queue = ReconcileQueue(rec, concurrency=1)
+        queue.add("a")
+        await asyncio.sleep(0)  # "a" took the free slot and yields one turn
+        for task in list(queue._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        queue.add("b")
+        await settled(queue)
+        assert rec.keys() == ["b"], "the slot was not lost with the cancelled key"
+        await queue.close()
+    run(main())

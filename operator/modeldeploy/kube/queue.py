@@ -50,7 +50,11 @@ class _Slots:
             # this every queued pass ran in one turn and the loop stalled for
             # all of them (5.3 s at 3,000 models: watch events, timers and
             # the liveness probe waited). Now `size` passes run per turn.
-            await asyncio.sleep(0)
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                self.release()  # cancelled before its pass: the slot is not kept
+                raise
             return
         granted = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (due, next(self._order), granted))

@@ -153,8 +153,12 @@ class Controller:
             metrics.forget_model(meta["namespace"], meta["name"])
             self._remember((meta["namespace"], meta["name"]), None)
             return
-        self.cache.put_model(body)
-        self.queue.add((meta["namespace"], meta["name"]))
+        # A listing (kind None: kopf's first one, or a re-list after a
+        # watch error) plans every model once; a watch event plans only a
+        # change: the echo of our own status write (already stored from its
+        # response) would cost a pass that finds nothing to do.
+        if self.cache.put_model(body) or kind is None:
+            self.queue.add((meta["namespace"], meta["name"]))
 
     def on_child_event(self, kind: str | None, body: dict) -> None:
         key = self.cache.drop_child(body) if kind == "DELETED" else self.cache.put_child(body)

@@ -605,7 +605,10 @@ def main() -> int:
     if phases == "queue":
         return _write(results, plot_it=False)
     if phases == "scale":
-        # The largest N only, 1 replica per model (KWOK_NODES=11 holds 10,000 pods).
+        # The largest N only, 1 replica per model. A pod asks for 100m of CPU
+        # (its storage initializer's request), so a 64-CPU kwok node holds
+        # 640: KWOK_NODES=16 for 10,000 (11 held 7,040; the rest were
+        # reported InsufficientCapacity).
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         run_scale(cluster, max(sizes), tuned, int(os.environ.get("BENCH_SCALE_SHARDS", 0)),
                   save=lambda part: _write({**results, "scale": part}, plot_it=False, stamp=stamp))

@@ -11,7 +11,7 @@ import pytest
 
 from modeldeploy.builders.labels import NAME as NAME_LABEL, ROLE
 from modeldeploy.rollout.capacity import Budget, RolePods, backward, carriers, forward
-from support.fake_cluster import CRASH_LOOP, CRASH_PERIOD, FakeCluster, Operator
+from support.fake_cluster import CRASH_LOOP, CRASH_PERIOD, NEVER_READY, READY, FakeCluster, Operator
 
 NAME = "fraud"
 TRAFFIC = {"replicas": {"provider": "replicas"},
@@ -685,3 +685,41 @@ def test_found_a_refused_pass_reports_the_split_stables_new_strategy_leaves():
     state.set_capacity(capacity="Replace")
     state.api_server_refuses_this_version()
     state.teardown()
+
+
+def test_a_crash_looping_canary_pod_walked_back_stays_while_it_is_the_only_ready_pod():
+    """Stable's pods stop being ready while the canary's crash-loop, and the
+    user moves on to a new version: the canary is walked back first. Its
+    looping pod is no capacity to hand anything to, but between two crashes
+    it is ready and serves; while stable has no ready pod it is not taken
+    away (it was, leaving nothing ready: found by the property test, see
+    test_rollout_safety_found.py). Once stable is ready again the canary
+    goes and the new version's canary starts."""
+    cluster = FakeCluster(capacity=2)
+    operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    cluster.create_model(NAME, spec("v1", steps=steps))
+    drive(cluster, operator, watch, stable_at("v1"), whole=False)
+    cluster.edit_spec(NAME, spec("v2", steps=steps))
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    cluster.behave("v1", NEVER_READY)
+    cluster.behave("v2", CRASH_LOOP)
+    cluster.sync()
+    cluster.later(CRASH_PERIOD)  # two crashes: a loop, not a one-off restart
+    for _ in range(CRASH_PERIOD):  # to a moment between two crashes
+        if watch.ready("canary") == 1:
+            break
+        cluster.later(1)
+        cluster.sync()
+    assert (watch.ready("stable"), watch.ready("canary")) == (0, 1), "no moment with the canary's pod ready"
+    cluster.edit_spec(NAME, spec("v3", steps=steps))
+    for _ in range(30):  # a minute: three crash cycles
+        before = watch.ready()
+        assert operator.reconcile(NAME).completed
+        cluster.sync()
+        assert watch.ready() >= min(before, 1), f"the operator took the last ready pod away ({before} ready before)"
+        cluster.later(2)
+        cluster.sync()
+    cluster.behave("v1", READY)
+    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("stage") == "Canary"
+          and (s.get("canary") or {}).get("modelVersion") == "v3", whole=False)

@@ -1,16 +1,14 @@
 """Sequences the rollout-safety property test (test_rollout_safety.py) found,
 replayed step by step as plain regression tests: each keeps failing the way
 hypothesis saw it until the defect is fixed, whatever seed a later run draws."""
-import pytest
-
 from test_rollout_safety import RolloutSafety
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "found by CI on 2026-12-07 (seed 33832658213758568865842215705858132113), also on the commit before that "
-    "session's changes; not fixed yet: under capacity Replace, an abort while a superseding canary's pods "
-    "crash-loop leaves 0 ready pods where 1 was (invariant 5)"))
 def test_found_an_abort_under_capacity_replace_after_a_crash_looping_supersede_keeps_a_ready_pod():
+    """Found by CI on 2026-12-07 (seed 33832658213758568865842215705858132113):
+    under capacity Replace, a new revision while a rolled-back canary's pods
+    crash-loop and stable's never get ready; the walk-back took the canary's
+    looping pod away while it was the only ready one (invariant 5)."""
     state = RolloutSafety()
     state.create_models(neighbour='fraud-canary', neighbour_first=False)
     state.status_write_fails(code=409)

@@ -912,13 +912,18 @@ def _role_pods(ctx: _Context) -> tuple[RolePods, RolePods]:
         # loadTimeout is taken away as one that carries nothing (all found by
         # the property test).
         # A crash-looping pod is ready between two crashes: it is no capacity
-        # to hand traffic or pods back to (Argo Rollouts #3020).
+        # to hand traffic or pods back to (Argo Rollouts #3020), so it is not
+        # ready for sure. But while it is ready it serves: it is not taken
+        # away as one that carries nothing (a rolled-back canary's looping pod
+        # was removed while stable had no ready pod, leaving none; found by
+        # the property test). It goes when stable covers the floor, or during
+        # its back-off, when it serves nothing.
         said = deployment.ready_replicas if deployment is not None else 0
-        said = max(0, said - sum(1 for p in pods if p.ready and crash_looping(p, now)))
+        looping_ready = sum(1 for p in pods if p.ready and crash_looping(p, now))
         current = sum(1 for p in pods if p.ready and not crash_looping(p, now)
                       and deployment is not None and p.revision == deployment.revision)
-        failing = sum(1 for p in pods if _failing(p, now))
-        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, said, current),
+        failing = sum(1 for p in pods if not p.ready and _failing(p, now))
+        return RolePods(replicas=replicas, pods=len(pods), ready=min(replicas, max(0, said - looping_ready), current),
                         ready_at_most=min(replicas, max(said, len(pods) - failing)))
     return role("stable", observed.stable), role("canary", observed.canary)
 

@@ -167,6 +167,8 @@ class Operator:
             "peak_rss_mib": round(peak_rss / 2**20, 1),
             "cpu_seconds": round(m.get("process_cpu_seconds_total", 0), 1),
             "event_loop_lag_max_seconds": round(m.get("modeldeploy_event_loop_lag_max_seconds", 0), 3),
+            "gc_pause_max_seconds": round(m.get("modeldeploy_gc_pause_max_seconds", 0), 3),
+            "gc_full_collections": m.get('modeldeploy_gc_pause_seconds_count{generation="2"}', 0),
             "reconciles": m.get('modeldeploy_reconciles_total{result="ok"}', 0),
             "reconcile_errors": m.get('modeldeploy_reconciles_total{result="error"}', 0),
             "writes_by_kind": writes, "reads_by_kind": reads,
@@ -381,6 +383,7 @@ def run_queue(cluster: Cluster, n: int, env: dict[str, str], limit: int) -> dict
             create_all(cluster, ns, docs)
             wait_all(ready, n, 1800, "queue: ModelDeployments Ready")
         unlimited = run_rollout(cluster, ns, n, docs, "v2")
+        unlimited["operator"] = op.summary()  # the burst of N models, then N canaries at once
         op.stop()
         op = Operator(cluster, ns, {**env, "MODELDEPLOY_MAX_CONCURRENT_CANARIES": str(limit)})
         limited = run_rollout(cluster, ns, n, docs, "v3")

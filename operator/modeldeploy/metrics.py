@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -35,6 +36,10 @@ PHASE = Gauge("modeldeploy_phase", "1 for the ModelDeployment's current phase (s
 _phases: dict[tuple[str, str], str] = {}
 LOOP_LAG = Gauge("modeldeploy_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer, last sample.")
 LOOP_LAG_MAX = Gauge("modeldeploy_event_loop_lag_max_seconds", "The worst event-loop lag seen since start.")
+GC_PAUSE = Histogram("modeldeploy_gc_pause_seconds",
+                     "How long each garbage collection stopped the process, by generation (2: a full one).",
+                     ["generation"], buckets=(0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5))
+GC_PAUSE_MAX = Gauge("modeldeploy_gc_pause_max_seconds", "The longest garbage collection since start.")
 RESYNC_SECONDS = Gauge("modeldeploy_resync_duration_seconds",
                        "How long the last full resync took: every ModelDeployment enqueued until the queue is idle.")
 QUEUE_DEPTH = Gauge("modeldeploy_reconcile_in_flight", "ModelDeployments being reconciled right now.")
@@ -102,9 +107,48 @@ def _remove(gauge: Gauge, *labels: str) -> None:
         pass
 
 
+class GcTimer:
+    """Times the garbage collector's pauses (gc.callbacks). A collection can
+    start inside any allocation, also while a metric's lock is held, so the
+    callback only notes the pause; `flush` hands the notes to the metrics."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self.worst = 0.0
+        self._began: float | None = None
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif self._began is not None:
+            self.pauses.append((info["generation"], time.perf_counter() - self._began))
+            self._began = None
+
+    def flush(self) -> None:
+        pauses, self.pauses = self.pauses, []
+        for generation, seconds in pauses:
+            GC_PAUSE.labels(str(generation)).observe(seconds)
+            self.worst = max(self.worst, seconds)
+        GC_PAUSE_MAX.set(self.worst)
+
+
+_gc_timer: GcTimer | None = None
+
+
+def time_gc() -> GcTimer:
+    """Install the collector's timer once per process."""
+    global _gc_timer
+    if _gc_timer is None:
+        _gc_timer = GcTimer()
+        gc.callbacks.append(_gc_timer)
+    return _gc_timer
+
+
 async def watch_loop_lag(period: float = 0.1) -> None:
-    """A late timer means handlers and reconciles are starved of the loop."""
+    """A late timer means handlers and reconciles are starved of the loop;
+    the collector's pauses, noted alongside, say whether it was the cause."""
     worst = 0.0
+    timer = time_gc()
     while True:
         start = time.perf_counter()
         await asyncio.sleep(period)
@@ -112,3 +156,4 @@ async def watch_loop_lag(period: float = 0.1) -> None:
         worst = max(worst, lag)
         LOOP_LAG.set(lag)
         LOOP_LAG_MAX.set(worst)
+        timer.flush()

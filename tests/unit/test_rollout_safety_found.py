@@ -27,3 +27,28 @@ def test_found_an_abort_under_capacity_replace_after_a_crash_looping_supersede_k
     state.operator_down_while_time_passes(seconds=30)
     state.abort_with_a_lost_status_write(code=409, then_wait=False, value='true')
     state.teardown()
+
+
+def test_found_a_pre_rollout_check_added_while_a_replace_promotion_has_moved_nothing_runs_before_any_traffic():
+    """Found by the property test on 2026-12-07 (a local run): in capacity
+    mode Replace with surge, the promote annotation started a promotion of a
+    canary with no traffic yet; a PreRollout check added to the spec then
+    was never run, and the promotion gave the canary 74% of the client
+    traffic (invariant 12)."""
+    state = RolloutSafety()
+    state.create_models(neighbour='fraud-canary', neighbour_first=False)
+    state.annotate_abort(value='true')
+    state.api_server_refuses_this_version()
+    state.api_server_refuses_this_version()
+    state.set_capacity(capacity='Replace-surge')
+    state.canary_runs_a_check_that_ends(checks='step-1', outcome='Complete', promote=False, provider='gatewayAPI',
+                                        then_wait=False)
+    state.edit_version(version='v3')
+    state.restart_with_stale_cache(passes_ago=1)
+    state.annotate_promote(value='true')
+    state.api_server_refuses_this_version()
+    state.operator_down_while_time_passes(seconds=5)
+    state.canary_runs_a_check_that_ends(checks='pre-rollout', outcome='Complete', promote=False,
+                                        provider='gatewayAPI', then_wait=False)
+    state.api_server_refuses_this_version()
+    state.teardown()

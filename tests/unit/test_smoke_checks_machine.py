@@ -499,3 +499,28 @@ def test_the_example_job_posts_the_v2_payload_and_compares_the_predictions(predi
     assert "checking v8 (revision abcdef0123)" in done.stdout
     if predicted == [0, 0]:
         assert "FAIL: predicted [0, 0], expected [0, 1]" in done.stderr
+
+
+def test_a_check_added_while_a_replace_promotion_has_given_the_canary_no_traffic_runs_before_it_does():
+    """Capacity mode Replace promotes by giving the canary the traffic first.
+    A PreRollout check the spec gains before that has begun runs first, as
+    it would have had it been there at the promote annotation; the
+    promotion then goes on by itself (found by the property test)."""
+    def spec(checks=()):
+        return spec_for("v2", replicas=4, traffic=GATEWAY, rollout={
+            "steps": STEPS, "checks": list(checks), "capacity": {"mode": "Replace", "maxSurge": 1,
+                                                                 "maxUnavailable": 0}})
+    world = settled_world(spec_for("v1", replicas=4, traffic=GATEWAY, rollout={
+        "steps": STEPS, "capacity": {"mode": "Replace", "maxSurge": 1, "maxUnavailable": 0}}))
+    world.change(spec())
+    run(world, passes=1, ready=False)
+    world.annotations[PROMOTE] = "true"
+    run(world, passes=1, ready=False)
+    assert world.rollout["stage"] == "Promoting" and weights_seen(world)[-1] == 0
+    world.change(spec([check()]))
+    run(world, passes=4, seconds=5)
+    assert world.rollout["stage"] == "Canary" and world.rollout["check"]["name"] == "smoke"
+    assert set(weights_seen(world)) == {0}, "client traffic before the PreRollout check passed"
+    world.finish_job("Complete")
+    run(world, passes=20, seconds=5)
+    assert world.results()[-1] == "Promoted"

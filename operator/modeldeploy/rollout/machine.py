@@ -297,6 +297,10 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     inputs = ctx.inputs
     if ABORT in ctx.requests:
         return _rollback(ctx, state, f"aborted by the {ABORT} annotation")
+    if _checks_added_before_promotion_moved(ctx, state):
+        # Back to the promotion gate: the checks run there, and the
+        # promotion starts again by itself once they pass.
+        return _canary(ctx, replace(state, stage=Stage.CANARY, step=len(ctx.steps), step_started_at=inputs.now))
     problem = _promotion_problem(ctx, state)
     if problem is not None:
         return _rollback(ctx, state, problem)
@@ -312,6 +316,20 @@ def _promoting(ctx: _Context, state: RolloutState) -> Decision | None:
     if ctx.provider.weighted and inputs.weights != ALL_STABLE:
         return _active_decision(ctx, state, stable_spec=inputs.spec, canary=still_serving, requeue=POLL_SECONDS)
     return _promoted(ctx, state)
+
+
+def _checks_added_before_promotion_moved(ctx: _Context, state: RolloutState) -> bool:
+    """Mode Replace: a PreRollout or PrePromotion check the spec gained while
+    promoting, as long as the canary has had no client traffic (there the
+    canary takes all the traffic first, step by step). It runs before
+    promoting, as it would have had it been in the spec when the promotion
+    began (a PreRollout check added once such a promotion had started let
+    the canary take client traffic before it ran; found by the property
+    test, invariant 12). In mode Surge the pass that starts a promotion
+    re-templates stable: any check added later comes after it."""
+    if ctx.budget is None or not smoke.outstanding(ctx.inputs.spec, state, len(ctx.steps)):
+        return False
+    return not (state.weight or state.mirror or _carried(ctx))
 
 
 def _promoting_in_place(ctx: _Context, state: RolloutState) -> Decision:

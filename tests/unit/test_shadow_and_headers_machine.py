@@ -125,6 +125,7 @@ def test_a_route_that_keeps_no_percentage_mirrors_everything_and_the_status_says
     assert decision.mirror == 100, "written as it reads back, so the route is not rewritten every pass"
     assert world.status["traffic"]["mirror"] == 100
     assert "the whole stream is copied" in world.condition_message("Reconciling")
+    assert "the whole stream is copied" in world.condition_message("Ready"), "where kubectl wait and users look"
     world.reconcile()
     assert world.rollout["step"] == 1, "the copies run: the step passes"
 

@@ -22,14 +22,31 @@ from .settings import OperatorSettings
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 # How long kopf's per-object worker outlives its last event (see start()).
 KOPF_WORKER_IDLE_SECONDS = 0.2
+
+
+class NoEssence(kopf.DiffBaseStorage):
+    """kopf builds every watch event's "essence" (a deep copy of the whole
+    object, status included) to diff it against the last handled one. Only
+    on.create/update/resume/delete handlers and daemons use that diff; this
+    operator registers event handlers only (test_handlers.py keeps it so), so
+    it builds, stores and fetches nothing. The copies were 6% of the main
+    thread's CPU while 1,000 models rolled out (py-spy)."""
+
+    def build(self, *, body, extra_fields=None):
+        return None
+
+    def fetch(self, *, body):
+        return None
+
+    def store(self, *, body, patch, essence) -> None:
+        return None
 log = logging.getLogger(__name__)
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = NoEssence()
     settings.posting.level = logging.WARNING  # routine progress is not an Event
     settings.watching.reconnect_backoff = 1.0
     settings.watching.server_timeout = 270  # re-list before the server's own timeout

@@ -181,7 +181,9 @@ def test_a_replace_rollback_gives_stable_its_pods_back_before_its_traffic(provid
     assert status["capacity"]["stable"] == 2 and status["capacity"]["canary"] == 0
 
 
-def test_a_new_revision_waits_until_the_previous_canary_is_walked_back():
+def v2_paused_at_half_on_two_pods():
+    """Room for two pods, v1 stable; v2's canary holds one of them at 50 %,
+    paused for approval."""
     cluster = FakeCluster(capacity=2)
     operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
     steps = [{"setWeight": 50}, {"pause": {}}]
@@ -189,6 +191,11 @@ def test_a_new_revision_waits_until_the_previous_canary_is_walked_back():
     drive(cluster, operator, watch, stable_at("v1"), whole=False)
     cluster.edit_spec(NAME, spec("v2", steps=steps))
     drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    return cluster, operator, watch, steps
+
+
+def test_a_new_revision_waits_until_the_previous_canary_is_walked_back():
+    cluster, operator, watch, steps = v2_paused_at_half_on_two_pods()
     cluster.edit_spec(NAME, spec("v3", steps=steps))
     seen_v3_before_v2_gone = []
 
@@ -695,13 +702,7 @@ def test_a_crash_looping_canary_pod_walked_back_stays_while_it_is_the_only_ready
     away (it was, leaving nothing ready: found by the property test, see
     test_rollout_safety_found.py). Once stable is ready again the canary
     goes and the new version's canary starts."""
-    cluster = FakeCluster(capacity=2)
-    operator, watch = Operator(cluster), Watch(cluster, 2, 0, 1)
-    steps = [{"setWeight": 50}, {"pause": {}}]
-    cluster.create_model(NAME, spec("v1", steps=steps))
-    drive(cluster, operator, watch, stable_at("v1"), whole=False)
-    cluster.edit_spec(NAME, spec("v2", steps=steps))
-    drive(cluster, operator, watch, lambda s: (s.get("rollout") or {}).get("pausedBy") == "approval")
+    cluster, operator, watch, steps = v2_paused_at_half_on_two_pods()
     cluster.behave("v1", NEVER_READY)
     cluster.behave("v2", CRASH_LOOP)
     cluster.sync()

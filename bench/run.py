@@ -30,6 +30,10 @@ For each N (BENCH_SIZES, default 100,300,1000):
              the last one's duration; a restarted operator's memory once its
              first resync is done; with BENCH_SCALE_SHARDS=K the same N in
              a fresh namespace under K shards (time, RSS and CPU per shard)
+  gc         (BENCH_PHASES=gc, largest N) N models created, then a new
+             version for all N at once, without and with full collections'
+             survivors frozen (MODELDEPLOY_GC_FREEZE=1): the longest
+             collection, event-loop stall, memory and CPU, as ratios
   argo       the peer, Argo Rollouts v1.10.1 (bench/argo_peer.py): N Rollouts
              with the same pod template and canary steps, alone and with each
              model's Service and PDB; time until all Healthy with 2 ready,
@@ -408,6 +412,42 @@ def run_queue(cluster: Cluster, n: int, env: dict[str, str], limit: int) -> dict
     return result
 
 
+def run_gc(cluster: Cluster, n: int, env: dict[str, str]) -> dict:
+    """The garbage collector's share of the event-loop stalls: N models
+    created, then a new version for all N at once, with the survivors of
+    full collections frozen out of the next ones (MODELDEPLOY_GC_FREEZE=1)
+    and without (the default, the baseline), each in a fresh namespace under
+    a fresh operator. Reported: each run's longest collection and event-loop
+    stall, and their ratios to the baseline."""
+    runs = {}
+    for label, freeze in (("gc-off", "0"), ("gc-on", "1")):
+        ns = fresh_namespace(cluster, f"bench-{label}-{n}")
+        docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}], deadline=3600)
+                for i in range(n)]
+        op = Operator(cluster, ns, {**env, "MODELDEPLOY_GC_FREEZE": freeze})
+        try:
+            with watch_mds(cluster, ns, is_ready("v1")) as ready:
+                start = time.time()
+                create_all(cluster, ns, docs)
+                wait_all(ready, n, 1800, f"{label}: ModelDeployments Ready")
+            converged = round(max(ready.seen.values()) - start, 2)
+            rollout = run_rollout(cluster, ns, n, docs, "v2")
+            summary = op.summary()
+            summary["gc_frozen_objects"] = op.metrics().get("modeldeploy_gc_frozen_objects", 0)
+            runs[label] = {"seconds_all_ready": converged, "rollout": rollout, **summary}
+            log(f"{label} N={n}: Ready in {converged}s, promoted in {rollout['seconds_all_promoted']}s; longest "
+                f"collection {summary['gc_pause_max_seconds']}s ({summary['gc_full_collections']:.0f} full), "
+                f"loop lag max {summary['event_loop_lag_max_seconds']}s, peak RSS {summary['peak_rss_mib']} MiB")
+        finally:
+            op.stop()
+        drop_namespace(cluster, ns)
+    off, on = runs["gc-off"], runs["gc-on"]
+    ratios = {key: round(on[key] / off[key], 2) if off[key] else None
+              for key in ("gc_pause_max_seconds", "event_loop_lag_max_seconds", "peak_rss_mib", "cpu_seconds")}
+    log(f"gc N={n}: frozen / not frozen: {ratios}")
+    return {"n": n, **runs, "ratio_frozen_to_not": ratios}
+
+
 def settled_rss_mib(op: Operator, what: str) -> float:
     """Resident memory once the operator's cache is filled, a full resync has
     run and its queue is idle: the largest of five samples a second apart."""
@@ -614,6 +654,9 @@ def main() -> int:
         # --max-concurrent-canaries at the largest N (BENCH_MAX_CANARIES, default 20).
         results["queue"] = run_queue(cluster, max(sizes), tuned, int(os.environ.get("BENCH_MAX_CANARIES", 20)))
     if phases == "queue":
+        return _write(results, plot_it=False)
+    if phases == "gc":
+        results["gc"] = run_gc(cluster, max(sizes), tuned)
         return _write(results, plot_it=False)
     if phases == "scale":
         # The largest N only, 1 replica per model. A pod asks for 100m of CPU

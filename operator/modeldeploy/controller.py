@@ -116,7 +116,8 @@ class Controller:
         if self.notifier is not None:
             await self.notifier.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._resync_forever()), loop.create_task(metrics.watch_loop_lag())]
+        lag = metrics.watch_loop_lag(gc_freeze=self.settings.gc_freeze, gc_thaw_seconds=self.settings.gc_thaw_seconds)
+        self._tasks = [loop.create_task(self._resync_forever()), loop.create_task(lag)]
         self.started = True
 
     async def stop(self) -> None:

@@ -28,6 +28,12 @@ class OperatorSettings:
     api_workers: int = field(default_factory=lambda: _env_int("MODELDEPLOY_API_WORKERS", 8))
     # A full pass over every ModelDeployment; in a steady state it writes nothing.
     resync_seconds: float = field(default_factory=lambda: _env_float("MODELDEPLOY_RESYNC_SECONDS", 300))
+    # Opt-in ("1"): after each full garbage collection its survivors are
+    # frozen out of the next ones (metrics.GcTimer), thawed every
+    # gc_thaw_seconds so cycles among them are still freed. Shorter stalls,
+    # more memory (README, Scale: "Event-loop lag"), so off by default.
+    gc_freeze: bool = field(default_factory=lambda: os.environ.get("MODELDEPLOY_GC_FREEZE", "0") == "1")
+    gc_thaw_seconds: float = field(default_factory=lambda: _env_float("MODELDEPLOY_GC_THAW_SECONDS", 300))
     # Off only to measure what write avoidance saves (the "naive" benchmark).
     skip_unchanged_writes: bool = field(default_factory=lambda: os.environ.get("MODELDEPLOY_NAIVE") != "1")
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)

@@ -22,6 +22,7 @@ from .settings import OperatorSettings
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 # How long kopf's per-object worker outlives its last event (see start()).
 KOPF_WORKER_IDLE_SECONDS = 0.2
+log = logging.getLogger(__name__)
 
 
 class NoEssence(kopf.DiffBaseStorage):
@@ -40,7 +41,6 @@ class NoEssence(kopf.DiffBaseStorage):
 
     def store(self, *, body, patch, essence) -> None:
         return None
-log = logging.getLogger(__name__)
 
 
 @kopf.on.startup()

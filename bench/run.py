@@ -104,6 +104,12 @@ def model(name: str, version: str = "v1", steps: list | None = None, replicas: i
                             **({"rollout": rollout} if rollout else {}))
 
 
+def canary_models(n: int, deadline: int | None = None) -> list[dict]:
+    """N models whose next version goes through a two-step canary (50 %, a 5 s pause)."""
+    return [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}], deadline=deadline)
+            for i in range(n)]
+
+
 def fresh_namespace(cluster: Cluster, name: str) -> str:
     cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=600s", timeout=660)
     cluster.kubectl("create", "namespace", name)
@@ -260,7 +266,7 @@ def run_operator(cluster: Cluster, n: int, env: dict[str, str], label: str, extr
         with watch_mds(cluster, ns, is_ready("v1")) as ready, \
                 FirstTimes(cluster.apps.list_namespaced_deployment, (ns,), lambda d: True,
                            key=lambda d: d["metadata"]["name"].removesuffix("-stable")) as first_child:
-            docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}]) for i in range(n)]
+            docs = canary_models(n)
             start = time.time()
             sent = create_all(cluster, ns, docs)
             wait_all(ready, n, 1800, f"{label}: ModelDeployments Ready")
@@ -387,8 +393,7 @@ def run_queue(cluster: Cluster, n: int, env: dict[str, str], limit: int) -> dict
     # on 2 cores the promotions' new pods took longer than the default 600 s
     # deadline and every model rolled back. The deadline is raised so the
     # baseline measures a rollout, not the deadline.
-    docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}], deadline=3600)
-            for i in range(n)]
+    docs = canary_models(n, deadline=3600)
     op = Operator(cluster, ns, env)
     try:
         with watch_mds(cluster, ns, is_ready("v1")) as ready:
@@ -422,8 +427,7 @@ def run_gc(cluster: Cluster, n: int, env: dict[str, str]) -> dict:
     runs = {}
     for label, freeze in (("gc-off", "0"), ("gc-on", "1")):
         ns = fresh_namespace(cluster, f"bench-{label}-{n}")
-        docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}], deadline=3600)
-                for i in range(n)]
+        docs = canary_models(n, deadline=3600)
         op = Operator(cluster, ns, {**env, "MODELDEPLOY_GC_FREEZE": freeze})
         try:
             with watch_mds(cluster, ns, is_ready("v1")) as ready:
@@ -462,7 +466,7 @@ def settled_rss_mib(op: Operator, what: str) -> float:
 
 def run_shards(cluster: Cluster, n: int, env: dict[str, str], shards: int) -> dict:
     """Memory per shard against one unsharded operator, on the same N models."""
-    docs = [model(f"m{i:04d}", steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}]) for i in range(n)]
+    docs = canary_models(n)
     # BENCH_SHARDS_REUSE=1: measure on the N models an earlier run left in
     # bench-shards-N (kept afterwards too), skipping their creation.
     reuse = os.environ.get("BENCH_SHARDS_REUSE") == "1"

@@ -170,7 +170,8 @@ def time_gc(*, freeze: bool | None = None, thaw_seconds: float | None = None) ->
     return _gc_timer
 
 
-async def watch_loop_lag(period: float = 0.1, *, gc_freeze: bool = False, gc_thaw_seconds: float = 300.0) -> None:
+async def watch_loop_lag(period: float = 0.1, *, gc_freeze: bool | None = None,
+                         gc_thaw_seconds: float | None = None) -> None:
     """A late timer means handlers and reconciles are starved of the loop;
     the collector's pauses, noted alongside, say whether it was the cause."""
     worst = 0.0
